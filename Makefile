@@ -1,0 +1,46 @@
+# evindex: an event-sourced index of file trees.
+#
+# Targets:
+#   make deps           install what is missing (liblmdb-dev, pkg-config) with apt-get
+#   make build          release build: .build/release/evindex
+#   make run DIR=path   deps + build + index DIR (database: $EVINDEX_DB or the XDG default)
+#   make test           deps + swift test (real LMDB in temporary directories)
+#   make bench          deps + build + benchmark against find and ncdu on a 1M-entry tree
+#   make format         swift format the sources in place
+#   make clean          remove build products
+
+SWIFT ?= swift
+APT_GET ?= apt-get
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+EVINDEX := .build/release/evindex
+
+.PHONY: deps build run test bench format clean
+
+deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists lmdb; then \
+		echo "installing liblmdb-dev and pkg-config"; \
+		$(SUDO) $(APT_GET) install -y liblmdb-dev pkg-config || \
+		{ $(SUDO) $(APT_GET) update && $(SUDO) $(APT_GET) install -y liblmdb-dev pkg-config; }; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release --product evindex
+
+run: build
+	@if [ -z "$(DIR)" ]; then echo "usage: make run DIR=path/to/tree" >&2; exit 2; fi
+	$(EVINDEX) run "$(DIR)"
+	$(EVINDEX) du "$(DIR)" --depth 1
+
+test: deps
+	@command -v python3 >/dev/null || { echo "python3 is needed by the tests (mktree.py)" >&2; exit 2; }
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: build
+	python3 Tests/Benchmarks/bench.py --evindex $(EVINDEX)
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests
+
+clean:
+	rm -rf .build

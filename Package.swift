@@ -1,0 +1,45 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "evindex",
+    products: [
+        .executable(name: "evindex", targets: ["EvindexCLI"]),
+        // The engine for embedding: index, query and replay without the CLI.
+        .library(name: "EvindexEngine", targets: ["Indexing", "Projections", "EventStore", "Events", "Traversal"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .target(name: "LMDB", dependencies: ["CLMDB"]),
+        .target(name: "Events"),
+        .target(name: "EventStore", dependencies: ["LMDB", "Events"]),
+        .target(name: "Traversal"),
+        .target(name: "Projections", dependencies: ["LMDB", "Events"]),
+        .target(name: "Indexing", dependencies: ["EventStore", "Projections", "Traversal", "Events", "LMDB"]),
+        .executableTarget(
+            name: "EvindexCLI",
+            dependencies: [
+                "Indexing", "Projections", "EventStore", "Events", "Traversal", "LMDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "EvindexTests",
+            dependencies: ["EvindexCLI", "Indexing", "EventStore", "Projections", "Events", "Traversal", "LMDB"]
+        ),
+    ]
+)
+
+// Strictness in one place: every target gets the same language mode and flags.
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    target.swiftSettings = settings
+}

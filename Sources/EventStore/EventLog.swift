@@ -1,0 +1,202 @@
+import Events
+import LMDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The append-only event log on LMDB, with the runs table and the database's metadata.
+///
+/// Key layout (named databases of one environment):
+/// - `log`:  sequence (8 bytes big-endian) → encoded record (Docs/EVENTS.md)
+/// - `runs`: run id (4 bytes big-endian) → `RunRecord`
+/// - `meta`: UTF-8 name → value (the schema version, counters)
+public final class EventLog: Sendable {
+    public let environment: Environment
+    public let directory: String
+    let log: Database
+    let runs: Database
+    let meta: Database
+
+    /// The schema version of a database this build creates and the newest it reads.
+    public static let schemaVersion: UInt64 = 1
+
+    /// Where the database lives: `--db`, else `$EVINDEX_DB`, else `$XDG_DATA_HOME/evindex`,
+    /// else `~/.local/share/evindex`.
+    public static func defaultDirectory(environment: [String: String]) -> String {
+        if let db = environment["EVINDEX_DB"], !db.isEmpty { return db }
+        if let xdg = environment["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/evindex" }
+        return (environment["HOME"] ?? "/root") + "/.local/share/evindex"
+    }
+
+    /// Opens the database in `directory`.
+    ///
+    /// - Parameter create: create the directory and the database when missing (for `run`);
+    ///   read-only commands pass false and get `.missing` instead.
+    /// - Throws: `StoreError`: not writable, not a database, written by a newer schema.
+    public init(directory: String, create: Bool) throws {
+        self.directory = directory
+        var st = stat()
+        if stat(directory, &st) != 0 {
+            guard create else { throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)") }
+            try Self.makeDirectories(directory)
+        } else if st.st_mode & S_IFMT != S_IFDIR {
+            throw StoreError(.notWritable, "database path \(directory) is not a directory")
+        }
+        if create && access(directory, W_OK) != 0 {
+            throw StoreError(.notWritable, "cannot write the database directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        if !create {
+            // Read-only commands never create a database where there is none.
+            if access(directory + "/data.mdb", F_OK) != 0 {
+                throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
+            }
+        }
+        var options = Environment.Options()
+        options.initialMapSize = 1 << 30
+        do {
+            environment = try Environment(path: directory, options: options)
+        } catch let error as LMDBError {
+            throw StoreError(error == .invalid || error == .versionMismatch ? .notADatabase : .lmdb,
+                             "\(directory) is not a usable evindex database: \(error.message)")
+        }
+        do {
+            let open = { (txn: Transaction) -> (Database, Database, Database) in
+                let log = try txn.openDatabase("log", create: create)
+                let runs = try txn.openDatabase("runs", create: create)
+                let meta = try txn.openDatabase("meta", create: create)
+                if let v = try Self.metaValue(txn, meta, "schema") {
+                    if v > Self.schemaVersion {
+                        throw StoreError(.newerSchema, "the database at \(directory) has schema version \(v), newer than this evindex reads (\(Self.schemaVersion)); upgrade evindex")
+                    }
+                } else if create {
+                    try Self.setMetaValue(txn, meta, "schema", Self.schemaVersion)
+                }
+                return (log, runs, meta)
+            }
+            // Readers open in a read transaction: they never wait for a running writer.
+            (log, runs, meta) = create ? try environment.write(open) : try environment.read(open)
+        } catch LMDBError.notFound {
+            throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
+        } catch let error as LMDBError {
+            throw StoreError(error == .corrupted || error == .invalid ? .notADatabase : .lmdb,
+                             "\(directory) is not a usable evindex database: \(error.message)")
+        }
+    }
+
+    private static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw StoreError(.notWritable, "cannot create the database directory \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    // MARK: - Metadata
+
+    static func metaValue(_ txn: Transaction, _ meta: Database, _ name: String) throws -> UInt64? {
+        try Array(name.utf8).withUnsafeBytes { key in
+            try txn.get(meta, key: key) { v -> UInt64? in
+                v.count == 8 ? UInt64(bigEndian: v.loadUnaligned(as: UInt64.self)) : nil
+            } ?? nil
+        }
+    }
+
+    static func setMetaValue(_ txn: Transaction, _ meta: Database, _ name: String, _ value: UInt64) throws {
+        var v = value.bigEndian
+        try Array(name.utf8).withUnsafeBytes { key in
+            try withUnsafeBytes(of: &v) { try txn.put(meta, key: key, value: $0) }
+        }
+    }
+
+    /// A counter or setting stored in `meta`.
+    public func metaValue(_ txn: Transaction, _ name: String) throws -> UInt64? { try Self.metaValue(txn, meta, name) }
+    public func setMetaValue(_ txn: Transaction, _ name: String, _ value: UInt64) throws {
+        try Self.setMetaValue(txn, meta, name, value)
+    }
+
+    // MARK: - Log
+
+    /// The sequence number of the last record, 0 for an empty log.
+    public func lastSequence(_ txn: Transaction) throws -> UInt64 {
+        try txn.withCursor(log) { cursor in
+            guard let (key, _) = try cursor.last() else { return 0 }
+            return UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+        }
+    }
+
+    /// Appends an encoded record under `sequence`, which must be above every stored one.
+    @inline(__always)
+    public func append(_ txn: Transaction, sequence: UInt64, value: UnsafeRawBufferPointer) throws {
+        var key = RecordFormat.key(sequence)
+        try withUnsafeBytes(of: &key) { k in try txn.put(log, key: k, value: value, flags: .append) }
+    }
+
+    /// Appends one record (rare events: lifecycle, errors).
+    public func append(_ txn: Transaction, _ record: EventRecord) throws {
+        try RecordEncoder.encoded(record).withUnsafeBytes { try append(txn, sequence: record.sequence, value: $0) }
+    }
+
+    /// Calls `body` with each record from sequence `from` on, in order, until it returns false.
+    ///
+    /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record.
+    public func forEachRecord(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
+                              _ body: (EventRecord) throws -> Bool) throws {
+        try forEachRawRecord(txn, from: from, through: through) { seq, value in
+            try body(try RecordDecoder.decode(sequence: seq, value: value))
+        }
+    }
+
+    /// Like `forEachRecord`, without decoding: the sequence and the stored bytes.
+    public func forEachRawRecord(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
+                                 _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try txn.withCursor(log) { cursor in
+            var start = RecordFormat.key(from)
+            var record = try withUnsafeBytes(of: &start) { try cursor.seek(atLeast: $0) }
+            while let (key, value) = record {
+                let seq = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+                if seq > through { return }
+                if try !body(seq, value) { return }
+                record = try cursor.next()
+            }
+        }
+    }
+
+    /// Rewrites one stored record's bytes in place. Only for tests of corruption handling.
+    public func overwriteForTesting(_ txn: Transaction, sequence: UInt64, value: [UInt8]) throws {
+        var key = RecordFormat.key(sequence)
+        try withUnsafeBytes(of: &key) { k in try value.withUnsafeBytes { try txn.put(log, key: k, value: $0) } }
+    }
+
+    // MARK: - Runs
+
+    public func nextRunID(_ txn: Transaction) throws -> UInt32 {
+        try txn.withCursor(runs) { cursor in
+            guard let (key, _) = try cursor.last() else { return 1 }
+            return UInt32(bigEndian: key.loadUnaligned(as: UInt32.self)) + 1
+        }
+    }
+
+    public func putRun(_ txn: Transaction, _ run: RunRecord) throws {
+        var key = run.id.bigEndian
+        try withUnsafeBytes(of: &key) { k in try run.encoded().withUnsafeBytes { try txn.put(runs, key: k, value: $0) } }
+    }
+
+    public func run(_ txn: Transaction, id: UInt32) throws -> RunRecord? {
+        var key = id.bigEndian
+        return try withUnsafeBytes(of: &key) { k in try txn.get(runs, key: k) { try RunRecord(id: id, decoding: $0) } }
+    }
+
+    public func allRuns(_ txn: Transaction) throws -> [RunRecord] {
+        try txn.withCursor(runs) { cursor in
+            var result: [RunRecord] = []
+            var row = try cursor.first()
+            while let (key, value) = row {
+                result.append(try RunRecord(id: UInt32(bigEndian: key.loadUnaligned(as: UInt32.self)), decoding: value))
+                row = try cursor.next()
+            }
+            return result
+        }
+    }
+}

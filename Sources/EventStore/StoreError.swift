@@ -1,0 +1,33 @@
+import Events
+import LMDB
+
+/// Why the event store could not be opened, read or written. Messages are one line and
+/// name the database directory.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public enum Code: Sendable, Equatable {
+        /// The database was written by a newer evindex.
+        case newerSchema
+        /// The directory cannot be created or written.
+        case notWritable
+        /// The files are not an LMDB database, or are damaged.
+        case notADatabase
+        /// There is no database at the path (for read-only commands).
+        case missing
+        /// Another `evindex run` holds the database.
+        case locked
+        /// A stored record or row failed its checksum or could not be decoded.
+        case corrupt
+        /// Any other LMDB failure.
+        case lmdb
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,169 @@
+/// The kind of a file-system entry, as recorded in events and views.
+public enum EntryKind: UInt8, Sendable, Hashable, CaseIterable {
+    case file = 1
+    case directory = 2
+    case symlink = 3
+    /// FIFOs, sockets, devices.
+    case other = 4
+
+    /// The word used in JSON output and docs.
+    public var name: String {
+        switch self {
+        case .file: "file"
+        case .directory: "dir"
+        case .symlink: "symlink"
+        case .other: "other"
+        }
+    }
+}
+
+/// What the walker learned about one entry from `fstatat`.
+public struct EntryMetadata: Sendable, Hashable {
+    public var kind: EntryKind
+    public var mode: UInt32
+    public var inode: UInt64
+    public var device: UInt64
+    /// `st_size` in bytes.
+    public var size: UInt64
+    public var mtimeNs: Int64
+    public var ctimeNs: Int64
+    /// For a directory, the id its children are keyed under; 0 otherwise.
+    public var dirID: UInt64
+
+    public init(kind: EntryKind, mode: UInt32, inode: UInt64, device: UInt64, size: UInt64,
+                mtimeNs: Int64, ctimeNs: Int64, dirID: UInt64 = 0) {
+        self.kind = kind; self.mode = mode; self.inode = inode; self.device = device
+        self.size = size; self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs; self.dirID = dirID
+    }
+}
+
+/// The operation a non-critical error happened in.
+public enum FileOperation: UInt8, Sendable, CaseIterable {
+    case openDirectory = 1
+    case readDirectory = 2
+    case stat = 3
+
+    public var name: String {
+        switch self {
+        case .openDirectory: "opendir"
+        case .readDirectory: "readdir"
+        case .stat: "stat"
+        }
+    }
+}
+
+/// Totals a run reports in `JobCompleted` and in the runs table.
+public struct RunCounts: Sendable, Hashable {
+    public var directories: UInt64 = 0
+    public var files: UInt64 = 0
+    public var symlinks: UInt64 = 0
+    public var others: UInt64 = 0
+    /// Sum of `st_size` of the regular files seen.
+    public var bytes: UInt64 = 0
+    public var errors: UInt64 = 0
+    public var created: UInt64 = 0
+    public var updated: UInt64 = 0
+    public var removed: UInt64 = 0
+    public var moved: UInt64 = 0
+    public init() {}
+
+    public var entries: UInt64 { directories + files + symlinks + others }
+
+    /// Counts one entry seen by the walker.
+    public mutating func add(_ kind: EntryKind, size: UInt64) {
+        switch kind {
+        case .file: files += 1; bytes &+= size
+        case .directory: directories += 1
+        case .symlink: symlinks += 1
+        case .other: others += 1
+        }
+    }
+}
+
+/// A typed fact appended to the log. The vocabulary is documented in Docs/EVENTS.md.
+///
+/// Entries are named by the id of the directory that holds them (`parent`, a `dirID`
+/// from an earlier `entryCreated`) and their raw name bytes; the root directory's id is
+/// given by `jobStarted`.
+public enum Event: Sendable, Hashable {
+    case jobStarted(root: [UInt8], rootDirID: UInt64, options: String, version: String)
+    case jobPaused(reason: String)
+    case jobResumed
+    case jobCompleted(RunCounts)
+    case jobFailed(message: String)
+    case directoryListed(dirID: UInt64, children: UInt64)
+    case pathRejected(parent: UInt64, name: [UInt8], rule: String)
+    case entryCreated(parent: UInt64, name: [UInt8], EntryMetadata)
+    case entryUpdated(parent: UInt64, name: [UInt8], old: EntryMetadata, new: EntryMetadata)
+    case entryRemoved(parent: UInt64, name: [UInt8])
+    case entryMoved(fromParent: UInt64, fromName: [UInt8], toParent: UInt64, toName: [UInt8], EntryMetadata)
+    case nonCriticalError(parent: UInt64, name: [UInt8], errno: Int32, operation: FileOperation)
+
+    public var type: EventType {
+        switch self {
+        case .jobStarted: .jobStarted
+        case .jobPaused: .jobPaused
+        case .jobResumed: .jobResumed
+        case .jobCompleted: .jobCompleted
+        case .jobFailed: .jobFailed
+        case .directoryListed: .directoryListed
+        case .pathRejected: .pathRejected
+        case .entryCreated: .entryCreated
+        case .entryUpdated: .entryUpdated
+        case .entryRemoved: .entryRemoved
+        case .entryMoved: .entryMoved
+        case .nonCriticalError: .nonCriticalError
+        }
+    }
+}
+
+/// The type byte of a record. Values are part of the on-disk format: never renumber.
+public enum EventType: UInt8, Sendable, CaseIterable {
+    case jobStarted = 1
+    case jobPaused = 2
+    case jobResumed = 3
+    case jobCompleted = 4
+    case jobFailed = 5
+    case directoryListed = 10
+    case pathRejected = 11
+    case entryCreated = 20
+    case entryUpdated = 21
+    case entryRemoved = 22
+    case entryMoved = 23
+    case nonCriticalError = 30
+
+    public var name: String {
+        switch self {
+        case .jobStarted: "JobStarted"
+        case .jobPaused: "JobPaused"
+        case .jobResumed: "JobResumed"
+        case .jobCompleted: "JobCompleted"
+        case .jobFailed: "JobFailed"
+        case .directoryListed: "DirectoryListed"
+        case .pathRejected: "PathRejected"
+        case .entryCreated: "EntryCreated"
+        case .entryUpdated: "EntryUpdated"
+        case .entryRemoved: "EntryRemoved"
+        case .entryMoved: "EntryMoved"
+        case .nonCriticalError: "NonCriticalError"
+        }
+    }
+
+    public init?(name: String) {
+        guard let t = EventType.allCases.first(where: { $0.name.lowercased() == name.lowercased() }) else { return nil }
+        self = t
+    }
+}
+
+/// An event with its envelope: where it sits in the log, which run wrote it, and when.
+public struct EventRecord: Sendable, Hashable {
+    public var sequence: UInt64
+    public var run: UInt32
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    public var timeMs: Int64
+    public var event: Event
+
+    public init(sequence: UInt64, run: UInt32, timeMs: Int64, event: Event) {
+        self.sequence = sequence; self.run = run; self.timeMs = timeMs; self.event = event
+    }
+}

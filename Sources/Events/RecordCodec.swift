@@ -1,0 +1,376 @@
+/// The versioned binary form of a log record. Layout in Docs/EVENTS.md:
+///
+///     key:   sequence, 8 bytes big-endian
+///     value: u8 schema version | u8 type | varint run | varint time_ms | payload | u32le crc32c
+///
+/// The checksum covers the key and every value byte before it, so a record copied under
+/// the wrong key is caught too.
+public enum RecordFormat {
+    /// The schema version this build writes. Older versions are read; newer ones refused.
+    public static let schemaVersion: UInt8 = 1
+    public static let checksumSize = 4
+
+    /// The 8-byte big-endian key of a sequence number.
+    @inline(__always)
+    public static func key(_ sequence: UInt64) -> UInt64 { sequence.bigEndian }
+}
+
+/// Why a stored record could not be read.
+public struct DecodeError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Reason: Hashable, Sendable {
+        case checksumMismatch(stored: UInt32, computed: UInt32)
+        case truncated
+        case newerSchema(UInt8)
+        case unknownType(UInt8)
+        case invalidValue(String)
+    }
+    public var sequence: UInt64
+    public var reason: Reason
+
+    public init(sequence: UInt64, reason: Reason) { self.sequence = sequence; self.reason = reason }
+
+    public var description: String {
+        switch reason {
+        case let .checksumMismatch(stored, computed):
+            "record \(sequence) is corrupt: checksum \(hex(stored)) stored, \(hex(computed)) computed"
+        case .truncated:
+            "record \(sequence) is truncated"
+        case let .newerSchema(v):
+            "record \(sequence) has schema version \(v), newer than this evindex reads (\(RecordFormat.schemaVersion)); upgrade evindex"
+        case let .unknownType(t):
+            "record \(sequence) has an unknown event type \(t)"
+        case let .invalidValue(what):
+            "record \(sequence) has an invalid \(what)"
+        }
+    }
+}
+
+private func hex(_ v: UInt32) -> String {
+    let s = String(v, radix: 16)
+    return "0x" + String(repeating: "0", count: 8 - s.count) + s
+}
+
+/// A growable byte buffer reused across records, so encoding allocates nothing per event.
+public struct ByteWriter: ~Copyable {
+    @usableFromInline var base: UnsafeMutableRawPointer
+    @usableFromInline var capacity: Int
+    public private(set) var count = 0
+
+    public init(capacity: Int = 4096) {
+        self.capacity = capacity
+        self.base = .allocate(byteCount: capacity, alignment: 8)
+    }
+
+    deinit { base.deallocate() }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    public mutating func reset() { count = 0 }
+
+    @inline(__always)
+    mutating func reserve(_ n: Int) {
+        if count + n > capacity {
+            var newCapacity = capacity * 2
+            while newCapacity < count + n { newCapacity *= 2 }
+            let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
+            newBase.copyMemory(from: base, byteCount: count)
+            base.deallocate()
+            base = newBase
+            capacity = newCapacity
+        }
+    }
+
+    @inline(__always)
+    public mutating func byte(_ b: UInt8) {
+        reserve(1)
+        base.storeBytes(of: b, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always)
+    public mutating func varint(_ value: UInt64) {
+        reserve(10)
+        var v = value
+        while v >= 0x80 {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: count, as: UInt8.self)
+            count += 1
+            v >>= 7
+        }
+        base.storeBytes(of: UInt8(v), toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always)
+    public mutating func zigzag(_ value: Int64) {
+        varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+    }
+
+    @inline(__always)
+    public mutating func bytes(_ raw: UnsafeRawBufferPointer) {
+        varint(UInt64(raw.count))
+        reserve(raw.count)
+        if raw.count > 0 { (base + count).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+        count += raw.count
+    }
+
+    public mutating func bytes(_ raw: [UInt8]) { raw.withUnsafeBytes { bytes($0) } }
+    public mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+
+    /// Entry metadata as records and the file-path view store it.
+    @inline(__always)
+    public mutating func metadata(_ m: EntryMetadata) {
+        byte(m.kind.rawValue)
+        varint(UInt64(m.mode))
+        varint(m.inode)
+        varint(m.device)
+        varint(m.size)
+        zigzag(m.mtimeNs)
+        zigzag(m.ctimeNs)
+        if m.kind == .directory { varint(m.dirID) }
+    }
+
+    @inline(__always)
+    mutating func uint32LE(_ v: UInt32) {
+        reserve(4)
+        (base + count).storeBytes(of: v.littleEndian, as: UInt32.self)
+        count += 4
+    }
+}
+
+/// Reads a record's bytes; every read is bounds-checked and throws on truncation.
+public struct ByteReader {
+    public let buffer: UnsafeRawBufferPointer
+    public var offset = 0
+    /// The record being read, named in errors (0 outside the log).
+    public let sequence: UInt64
+
+    public init(buffer: UnsafeRawBufferPointer, sequence: UInt64 = 0) {
+        self.buffer = buffer
+        self.sequence = sequence
+    }
+
+    public var isAtEnd: Bool { offset >= buffer.count }
+
+    public mutating func byte() throws(DecodeError) -> UInt8 {
+        guard offset < buffer.count else { throw DecodeError(sequence: sequence, reason: .truncated) }
+        defer { offset += 1 }
+        return buffer[offset]
+    }
+
+    public mutating func varint() throws(DecodeError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try byte()
+            if shift == 63 && b > 1 { throw DecodeError(sequence: sequence, reason: .invalidValue("varint")) }
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw DecodeError(sequence: sequence, reason: .invalidValue("varint")) }
+        }
+    }
+
+    public mutating func zigzag() throws(DecodeError) -> Int64 {
+        let u = try varint()
+        return Int64(bitPattern: u >> 1) ^ -Int64(bitPattern: u & 1)
+    }
+
+    public mutating func uint32() throws(DecodeError) -> UInt32 {
+        let v = try varint()
+        guard v <= UInt32.max else { throw DecodeError(sequence: sequence, reason: .invalidValue("32-bit field")) }
+        return UInt32(v)
+    }
+
+    public mutating func bytes() throws(DecodeError) -> [UInt8] {
+        let n = try varint()
+        guard n <= UInt64(buffer.count - offset) else { throw DecodeError(sequence: sequence, reason: .truncated) }
+        defer { offset += Int(n) }
+        return Array(UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + Int(n)]))
+    }
+
+    public mutating func metadata() throws(DecodeError) -> EntryMetadata {
+        let k = try byte()
+        guard let kind = EntryKind(rawValue: k) else { throw DecodeError(sequence: sequence, reason: .invalidValue("kind")) }
+        var m = EntryMetadata(kind: kind, mode: try uint32(), inode: try varint(), device: try varint(),
+                              size: try varint(), mtimeNs: try zigzag(), ctimeNs: try zigzag())
+        if kind == .directory { m.dirID = try varint() }
+        return m
+    }
+
+    public mutating func string() throws(DecodeError) -> String {
+        let b = try bytes()
+        guard let s = String(validating: b, as: UTF8.self) else {
+            throw DecodeError(sequence: sequence, reason: .invalidValue("string"))
+        }
+        return s
+    }
+}
+
+/// Encodes records into a reused buffer.
+public struct RecordEncoder: ~Copyable {
+    public var writer = ByteWriter()
+
+    public init() {}
+
+    /// The encoded value of the last record.
+    public var bytes: UnsafeRawBufferPointer { writer.bytes }
+
+    @inline(__always)
+    mutating func begin(_ type: EventType, run: UInt32, timeMs: Int64) {
+        writer.reset()
+        writer.byte(RecordFormat.schemaVersion)
+        writer.byte(type.rawValue)
+        writer.varint(UInt64(run))
+        writer.varint(UInt64(bitPattern: timeMs))
+    }
+
+    @inline(__always)
+    mutating func finish(sequence: UInt64) {
+        var key = RecordFormat.key(sequence)
+        let crc = withUnsafeBytes(of: &key) { k in CRC32C.update(CRC32C.update(0, k), writer.bytes) }
+        writer.uint32LE(crc)
+    }
+
+    @inline(__always)
+    mutating func metadata(_ m: EntryMetadata) { writer.metadata(m) }
+
+    /// The hot path: an `EntryCreated` record from a name that lives in a batch buffer.
+    @inline(__always)
+    public mutating func encodeEntryCreated(sequence: UInt64, run: UInt32, timeMs: Int64,
+                                            parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata) {
+        begin(.entryCreated, run: run, timeMs: timeMs)
+        writer.varint(parent)
+        writer.bytes(name)
+        metadata(m)
+        finish(sequence: sequence)
+    }
+
+    /// Encodes any record.
+    public mutating func encode(_ record: EventRecord) {
+        begin(record.event.type, run: record.run, timeMs: record.timeMs)
+        switch record.event {
+        case let .jobStarted(root, rootDirID, options, version):
+            writer.bytes(root); writer.varint(rootDirID); writer.string(options); writer.string(version)
+        case let .jobPaused(reason):
+            writer.string(reason)
+        case .jobResumed:
+            break
+        case let .jobCompleted(c):
+            for v in [c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
+                      c.created, c.updated, c.removed, c.moved] { writer.varint(v) }
+        case let .jobFailed(message):
+            writer.string(message)
+        case let .directoryListed(dirID, children):
+            writer.varint(dirID); writer.varint(children)
+        case let .pathRejected(parent, name, rule):
+            writer.varint(parent); writer.bytes(name); writer.string(rule)
+        case let .entryCreated(parent, name, m):
+            writer.varint(parent); writer.bytes(name); metadata(m)
+        case let .entryUpdated(parent, name, old, new):
+            writer.varint(parent); writer.bytes(name); metadata(old); metadata(new)
+        case let .entryRemoved(parent, name):
+            writer.varint(parent); writer.bytes(name)
+        case let .entryMoved(fromParent, fromName, toParent, toName, m):
+            writer.varint(fromParent); writer.bytes(fromName); writer.varint(toParent); writer.bytes(toName); metadata(m)
+        case let .nonCriticalError(parent, name, errno, operation):
+            writer.varint(parent); writer.bytes(name); writer.zigzag(Int64(errno)); writer.byte(operation.rawValue)
+        }
+        finish(sequence: record.sequence)
+    }
+
+    /// Encodes one record into a fresh array (tests, fixtures, rare events).
+    public static func encoded(_ record: EventRecord) -> [UInt8] {
+        var e = RecordEncoder()
+        e.encode(record)
+        return Array(e.bytes)
+    }
+}
+
+/// Decodes stored records, checking version and checksum first.
+public enum RecordDecoder {
+    /// The schema version and type byte of a record, without decoding or verifying it.
+    public static func peekType(_ value: UnsafeRawBufferPointer) -> EventType? {
+        value.count >= 2 ? EventType(rawValue: value[1]) : nil
+    }
+
+    /// Verifies the checksum of the record stored under `sequence`.
+    public static func verify(sequence: UInt64, value: UnsafeRawBufferPointer) throws(DecodeError) {
+        guard value.count >= 2 + RecordFormat.checksumSize else {
+            throw DecodeError(sequence: sequence, reason: .truncated)
+        }
+        if value[0] > RecordFormat.schemaVersion || value[0] == 0 {
+            throw DecodeError(sequence: sequence, reason: .newerSchema(value[0]))
+        }
+        let body = UnsafeRawBufferPointer(rebasing: value[0..<value.count - RecordFormat.checksumSize])
+        var key = RecordFormat.key(sequence)
+        let computed = withUnsafeBytes(of: &key) { k in CRC32C.update(CRC32C.update(0, k), body) }
+        let stored = value.loadUnaligned(fromByteOffset: value.count - RecordFormat.checksumSize, as: UInt32.self).littleEndian
+        if stored != computed {
+            throw DecodeError(sequence: sequence, reason: .checksumMismatch(stored: stored, computed: computed))
+        }
+    }
+
+    /// Decodes the record stored under `sequence`.
+    ///
+    /// - Throws: `DecodeError` naming the sequence: checksum mismatch, truncation, a
+    ///   newer schema version, an unknown type. Never traps, whatever the bytes.
+    public static func decode(sequence: UInt64, value: UnsafeRawBufferPointer) throws(DecodeError) -> EventRecord {
+        try verify(sequence: sequence, value: value)
+        var r = ByteReader(buffer: UnsafeRawBufferPointer(rebasing: value[0..<value.count - RecordFormat.checksumSize]),
+                           sequence: sequence)
+        _ = try r.byte()
+        let typeByte = try r.byte()
+        guard let type = EventType(rawValue: typeByte) else {
+            throw DecodeError(sequence: sequence, reason: .unknownType(typeByte))
+        }
+        let run = try r.uint32()
+        let time = Int64(bitPattern: try r.varint())
+        let event: Event
+        switch type {
+        case .jobStarted:
+            event = .jobStarted(root: try r.bytes(), rootDirID: try r.varint(), options: try r.string(), version: try r.string())
+        case .jobPaused:
+            event = .jobPaused(reason: try r.string())
+        case .jobResumed:
+            event = .jobResumed
+        case .jobCompleted:
+            var c = RunCounts()
+            c.directories = try r.varint(); c.files = try r.varint(); c.symlinks = try r.varint()
+            c.others = try r.varint(); c.bytes = try r.varint(); c.errors = try r.varint()
+            c.created = try r.varint(); c.updated = try r.varint(); c.removed = try r.varint(); c.moved = try r.varint()
+            event = .jobCompleted(c)
+        case .jobFailed:
+            event = .jobFailed(message: try r.string())
+        case .directoryListed:
+            event = .directoryListed(dirID: try r.varint(), children: try r.varint())
+        case .pathRejected:
+            event = .pathRejected(parent: try r.varint(), name: try r.bytes(), rule: try r.string())
+        case .entryCreated:
+            event = .entryCreated(parent: try r.varint(), name: try r.bytes(), try metadata(&r))
+        case .entryUpdated:
+            event = .entryUpdated(parent: try r.varint(), name: try r.bytes(), old: try metadata(&r), new: try metadata(&r))
+        case .entryRemoved:
+            event = .entryRemoved(parent: try r.varint(), name: try r.bytes())
+        case .entryMoved:
+            event = .entryMoved(fromParent: try r.varint(), fromName: try r.bytes(), toParent: try r.varint(),
+                                toName: try r.bytes(), try metadata(&r))
+        case .nonCriticalError:
+            let parent = try r.varint(), name = try r.bytes()
+            let errno = try r.zigzag()
+            guard let e = Int32(exactly: errno) else { throw DecodeError(sequence: sequence, reason: .invalidValue("errno")) }
+            guard let op = FileOperation(rawValue: try r.byte()) else {
+                throw DecodeError(sequence: sequence, reason: .invalidValue("operation"))
+            }
+            event = .nonCriticalError(parent: parent, name: name, errno: e, operation: op)
+        }
+        guard r.isAtEnd else { throw DecodeError(sequence: sequence, reason: .invalidValue("record length")) }
+        return EventRecord(sequence: sequence, run: run, timeMs: time, event: event)
+    }
+
+    public static func decode(sequence: UInt64, value: [UInt8]) throws(DecodeError) -> EventRecord {
+        let result = value.withUnsafeBytes { v in Result { () throws(DecodeError) in try decode(sequence: sequence, value: v) } }
+        return try result.get()
+    }
+
+    static func metadata(_ r: inout ByteReader) throws(DecodeError) -> EntryMetadata { try r.metadata() }
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import EventStore
+import Indexing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Evindex: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evindex",
+        abstract: "An event-sourced index of file trees, kept in an LMDB event log.",
+        discussion: """
+            Every fact evindex learns about a tree is an event appended to one log; the
+            file-path and directory-size views are folds of that log.
+
+            Examples:
+              evindex run ~/Photos          index a tree (again later: only changes are written)
+              evindex ls ~/Photos -R        list what the index holds below a path
+              evindex du ~/Photos --depth 2 directory sizes from the index
+              evindex log --run 3           the events of run 3
+              evindex runs                  every run, its status and counts
+
+            Exit codes: 0 done (non-critical errors are counted in the summary), 1 the job
+            failed, 2 bad usage or input.
+            """,
+        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self]
+    )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as IndexError {
+            printError(error.message)
+            exitProcess(error.code == .badRoot ? 2 : 1)
+        } catch let error as StoreError {
+            printError(error.message)
+            exitProcess(error.code == .lmdb || error.code == .corrupt ? 1 : 2)
+        } catch let error as CommandFailure {
+            printError(error.message)
+            exitProcess(error.exitCode)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || code == .failure {
+                exit(withError: error)
+            }
+            // Usage errors: the parser's message, then exit 2 as documented.
+            writeAll(2, Array((fullMessage(for: error) + "\n").utf8))
+            exitProcess(2)
+        }
+    }
+}
+
+func exitProcess(_ code: Int32) -> Never {
+    Glibc.exit(code)
+}
+
+/// A failure a command reports in one line, with its exit code.
+struct CommandFailure: Error {
+    var message: String
+    var exitCode: Int32 = 2
+}
+
+/// Where the database is: `--db`, else `$EVINDEX_DB`, else the XDG data directory.
+struct DatabaseOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The database directory (default: $EVINDEX_DB, else $XDG_DATA_HOME/evindex, else ~/.local/share/evindex).",
+        valueName: "dir"))
+    var db: String?
+
+    var directory: String {
+        if let db { return db }
+        var environment: [String: String] = [:]
+        for name in ["EVINDEX_DB", "XDG_DATA_HOME", "HOME"] {
+            if let v = getenv(name) { environment[name] = String(cString: v) }
+        }
+        return EventLog.defaultDirectory(environment: environment)
+    }
+}
+
+/// The exact bytes the user typed for an argument: argv, not the String the parser made
+/// of it (which would have replaced bytes that are not UTF-8).
+func rawArgument(_ parsed: String) -> [UInt8] {
+    for i in 1..<Int(CommandLine.argc) {
+        guard let arg = CommandLine.unsafeArgv[i] else { continue }
+        let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(arg), count: strlen(arg)))
+        if String(decoding: bytes, as: UTF8.self) == parsed { return bytes }
+    }
+    return Array(parsed.utf8)
+}
+
+/// An absolute, normalized form of a path the user gave: resolved on disk when it
+/// exists (as the index stores roots), else made absolute and cleaned lexically.
+func absolutePath(_ given: [UInt8]) -> [UInt8] {
+    let resolved: [UInt8]? = (given + [0]).withUnsafeBufferPointer { p in
+        p.withMemoryRebound(to: CChar.self) { c in
+            guard let r = realpath(c.baseAddress!, nil) else { return nil }
+            defer { free(r) }
+            return Array(UnsafeRawBufferPointer(start: r, count: strlen(r)))
+        }
+    }
+    if let resolved { return resolved }
+    var path = given
+    if path.first != UInt8(ascii: "/") {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        if getcwd(&buffer, buffer.count) != nil {
+            let cwd = buffer.withUnsafeBytes { Array($0[0..<strlen(buffer)]) }
+            path = cwd + [UInt8(ascii: "/")] + path
+        }
+    }
+    var parts: [ArraySlice<UInt8>] = []
+    for part in path.split(separator: UInt8(ascii: "/")) {
+        if part == [UInt8(ascii: ".")] { continue }
+        if part == [UInt8(ascii: "."), UInt8(ascii: ".")] { _ = parts.popLast(); continue }
+        parts.append(part)
+    }
+    var out: [UInt8] = []
+    for part in parts { out.append(UInt8(ascii: "/")); out.append(contentsOf: part) }
+    return out.isEmpty ? [UInt8(ascii: "/")] : out
+}

@@ -1,0 +1,251 @@
+import ArgumentParser
+import EventStore
+import Events
+import LMDB
+import Projections
+import Traversal
+
+struct LogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log",
+        abstract: "Print events from the log, oldest first.",
+        discussion: """
+            Each event: its sequence number, run, time, type and fields. Entry events name
+            their path (resolved through the current index; an entry since removed shows its
+            directory id). A record whose checksum fails stops the listing with an error
+            naming its sequence number.
+
+            Examples:
+              evindex log --run 2 --limit 20
+              evindex log --from 1500 --json
+            """
+    )
+
+    @Option(name: .customLong("run"), help: ArgumentHelp("Only events of this run.", valueName: "id"))
+    var runID: UInt32?
+
+    @Option(name: .long, help: ArgumentHelp("Start at this sequence number.", valueName: "seq"))
+    var from: UInt64 = 1
+
+    @Option(name: .long, help: ArgumentHelp("Print at most this many events.", valueName: "n"))
+    var limit: Int?
+
+    @Flag(name: .long, help: "One JSON object per event: seq, run, time_ms, type and the event's fields.")
+    var json = false
+
+    @OptionGroup var database: DatabaseOption
+
+    func run() throws {
+        let index = try ReadOnlyIndex(database)
+        var out = Output()
+        try index.log.environment.read { txn in
+            var start = from
+            var end = UInt64.max
+            if let runID {
+                guard let record = try index.log.run(txn, id: runID) else {
+                    throw CommandFailure(message: "no run \(runID) in \(database.directory)")
+                }
+                start = max(start, record.firstSequence)
+                end = record.lastSequence
+            }
+            var paths = PathResolver(views: index.views)
+            var printed = 0
+            do {
+                try index.log.forEachRecord(txn, from: start, through: end) { record in
+                    if let runID, record.run != runID { return true }
+                    if let limit, printed >= limit { return false }
+                    printed += 1
+                    out.line(json ? try eventJSON(record, txn, &paths) : try eventLine(record, txn, &paths))
+                    return true
+                }
+            } catch let error as DecodeError {
+                out.flush()
+                throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
+            }
+        }
+        out.flush()
+    }
+}
+
+/// Turns (directory id, name) into paths, caching directory paths.
+struct PathResolver {
+    let views: Views
+    private var cache: [UInt64: [UInt8]] = [:]
+
+    init(views: Views) { self.views = views }
+
+    mutating func directory(_ txn: Transaction, _ id: UInt64) throws -> [UInt8]? {
+        if let p = cache[id] { return p }
+        let p = try views.path(txn, of: id)
+        if cache.count > 100_000 { cache.removeAll() }
+        cache[id] = p
+        return p
+    }
+
+    mutating func entry(_ txn: Transaction, _ parent: UInt64, _ name: [UInt8]) throws -> [UInt8]? {
+        guard let dir = try directory(txn, parent) else { return nil }
+        return name.isEmpty ? dir : name.withUnsafeBytes { joinPath(dir, $0) }
+    }
+}
+
+private func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMetadata) {
+    o.add(prefix + "kind", m.kind.name)
+    o.add(prefix + "size", m.size)
+    o.add(prefix + "inode", m.inode)
+    o.add(prefix + "dev", m.device)
+    o.add(prefix + "mode", m.mode)
+    o.add(prefix + "mtime_ns", m.mtimeNs)
+    o.add(prefix + "ctime_ns", m.ctimeNs)
+    if m.kind == .directory { o.add(prefix + "dir_id", m.dirID) }
+}
+
+private func countsFields(_ o: inout JSONObject, _ c: RunCounts) {
+    o.add("entries", c.entries)
+    o.add("dirs", c.directories)
+    o.add("files", c.files)
+    o.add("symlinks", c.symlinks)
+    o.add("others", c.others)
+    o.add("bytes", c.bytes)
+    o.add("errors", c.errors)
+    o.add("created", c.created)
+    o.add("updated", c.updated)
+    o.add("removed", c.removed)
+    o.add("moved", c.moved)
+}
+
+private func entryFields(_ o: inout JSONObject, _ key: String, _ parent: UInt64, _ name: [UInt8],
+                         _ txn: Transaction, _ paths: inout PathResolver) throws {
+    o.add(key == "path" ? "parent" : key + "_parent", parent)
+    o.addPath(key == "path" ? "name" : key + "_name", name)
+    if let p = try paths.entry(txn, parent, name) { o.addPath(key, p) }
+}
+
+func eventJSON(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver) throws -> String {
+    var o = JSONObject()
+    o.add("seq", r.sequence)
+    o.add("run", r.run)
+    o.add("time_ms", r.timeMs)
+    o.add("type", r.event.type.name)
+    switch r.event {
+    case let .jobStarted(root, rootDirID, options, version):
+        o.addPath("root", root); o.add("root_dir_id", rootDirID); o.add("options", options); o.add("version", version)
+    case let .jobPaused(reason):
+        o.add("reason", reason)
+    case .jobResumed:
+        break
+    case let .jobCompleted(c):
+        countsFields(&o, c)
+    case let .jobFailed(message):
+        o.add("message", message)
+    case let .directoryListed(dirID, children):
+        o.add("dir_id", dirID); o.add("children", children)
+        if let p = try paths.directory(txn, dirID) { o.addPath("path", p) }
+    case let .pathRejected(parent, name, rule):
+        try entryFields(&o, "path", parent, name, txn, &paths); o.add("rule", rule)
+    case let .entryCreated(parent, name, m):
+        try entryFields(&o, "path", parent, name, txn, &paths); metadataFields(&o, "", m)
+    case let .entryUpdated(parent, name, old, new):
+        try entryFields(&o, "path", parent, name, txn, &paths)
+        o.addRaw("changed", "[" + changedFields(old, new).map { "\"\($0)\"" }.joined(separator: ",") + "]")
+        metadataFields(&o, "old_", old); metadataFields(&o, "", new)
+    case let .entryRemoved(parent, name):
+        try entryFields(&o, "path", parent, name, txn, &paths)
+    case let .entryMoved(fromParent, fromName, toParent, toName, m):
+        try entryFields(&o, "from", fromParent, fromName, txn, &paths)
+        try entryFields(&o, "path", toParent, toName, txn, &paths)
+        metadataFields(&o, "", m)
+    case let .nonCriticalError(parent, name, errno, operation):
+        try entryFields(&o, "path", parent, name, txn, &paths)
+        o.add("errno", errno); o.add("error", Errno(rawValue: errno).name); o.add("operation", operation.name)
+    }
+    return o.json
+}
+
+/// The names of the fields an update changed, in a fixed order.
+func changedFields(_ old: EntryMetadata, _ new: EntryMetadata) -> [String] {
+    var f: [String] = []
+    if old.kind != new.kind { f.append("kind") }
+    if old.inode != new.inode { f.append("inode") }
+    if old.device != new.device { f.append("dev") }
+    if old.mode != new.mode { f.append("mode") }
+    if old.size != new.size { f.append("size") }
+    if old.mtimeNs != new.mtimeNs { f.append("mtime_ns") }
+    if old.ctimeNs != new.ctimeNs { f.append("ctime_ns") }
+    return f
+}
+
+func eventLine(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver) throws -> String {
+    func path(_ parent: UInt64, _ name: [UInt8]) throws -> String {
+        if let p = try paths.entry(txn, parent, name) { return displayPath(p) }
+        return "dir#\(parent)/" + displayPath(name)
+    }
+    let detail: String
+    switch r.event {
+    case let .jobStarted(root, _, _, version): detail = "\(displayPath(root)) (evindex \(version))"
+    case let .jobPaused(reason): detail = reason
+    case .jobResumed: detail = ""
+    case let .jobCompleted(c): detail = "\(c.entries) entries, \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.errors) errors"
+    case let .jobFailed(message): detail = message
+    case let .directoryListed(dirID, children):
+        detail = (try paths.directory(txn, dirID).map(displayPath) ?? "dir#\(dirID)") + " (\(children) entries)"
+    case let .pathRejected(parent, name, rule): detail = "\(try path(parent, name)) by \(rule)"
+    case let .entryCreated(parent, name, m): detail = "\(try path(parent, name)) \(m.kind.name) \(m.size)"
+    case let .entryUpdated(parent, name, old, new): detail = "\(try path(parent, name)) \(changedFields(old, new).joined(separator: ","))"
+    case let .entryRemoved(parent, name): detail = try path(parent, name)
+    case let .entryMoved(fromParent, fromName, toParent, toName, _): detail = "\(try path(fromParent, fromName)) -> \(try path(toParent, toName))"
+    case let .nonCriticalError(parent, name, errno, operation):
+        detail = "\(try path(parent, name)): \(operation.name): \(Errno(rawValue: errno).name) (\(Errno(rawValue: errno)))"
+    }
+    return "\(r.sequence)  run \(r.run)  \(timestamp(seconds: r.timeMs / 1000))  \(r.event.type.name)  \(detail)"
+}
+
+struct RunsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runs",
+        abstract: "List every run: status, root, events and counts.",
+        discussion: """
+            Examples:
+              evindex runs
+              evindex runs --json | jq 'select(.status == "failed")'
+            """
+    )
+
+    @Flag(name: .long, help: "One JSON object per run: run, root, status, first_seq, last_seq, started_ms, ended_ms and counts.")
+    var json = false
+
+    @OptionGroup var database: DatabaseOption
+
+    func run() throws {
+        let index = try ReadOnlyIndex(database)
+        var out = Output()
+        try index.log.environment.read { txn in
+            let runs = try index.log.allRuns(txn)
+            if !json {
+                out.line("RUN  STATUS     EVENTS           ENTRIES   CREATED   UPDATED   REMOVED   ERRORS  STARTED              ROOT")
+            }
+            for r in runs {
+                let c = r.counts
+                if json {
+                    var o = JSONObject()
+                    o.add("run", r.id)
+                    o.addPath("root", r.root)
+                    o.add("status", r.status.name)
+                    o.add("first_seq", r.firstSequence)
+                    o.add("last_seq", r.lastSequence)
+                    o.add("started_ms", r.startedMs)
+                    o.add("ended_ms", r.endedMs)
+                    countsFields(&o, c)
+                    if !r.message.isEmpty { o.add("message", r.message) }
+                    out.line(o.json)
+                } else {
+                    func col(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(1, w - s.count)) }
+                    func num(_ v: UInt64, _ w: Int) -> String { String(repeating: " ", count: max(0, w - String(v).count)) + String(v) + "  " }
+                    out.line(col(String(r.id), 5) + col(r.status.name, 11) + col("\(r.firstSequence)-\(r.lastSequence)", 15)
+                             + num(c.entries, 9) + num(c.created, 8) + num(c.updated, 8) + num(c.removed, 8) + num(c.errors, 7)
+                             + col(timestamp(seconds: r.startedMs / 1000), 21) + displayPath(r.root))
+                }
+            }
+        }
+        out.flush()
+    }
+}

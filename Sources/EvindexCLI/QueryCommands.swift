@@ -1,0 +1,184 @@
+import ArgumentParser
+import EventStore
+import Events
+import LMDB
+import Projections
+
+/// The log and views of a database, opened for reading.
+struct ReadOnlyIndex {
+    let log: EventLog
+    let views: Views
+
+    init(_ option: DatabaseOption) throws {
+        log = try EventLog(directory: option.directory, create: false)
+        views = try Views(environment: log.environment, create: false)
+    }
+
+    /// Finds a path the user gave in the index, or fails with one line.
+    func locate(_ txn: Transaction, _ given: String) throws -> (path: [UInt8], location: Views.Location) {
+        let path = absolutePath(rawArgument(given))
+        guard let location = try views.locate(txn, path: path) else {
+            throw CommandFailure(message: "\(displayPath(path)) is not in the index (indexed roots: \(try rootList(txn)))")
+        }
+        return (path, location)
+    }
+
+    func rootList(_ txn: Transaction) throws -> String {
+        let roots = try views.roots(txn).map { displayPath($0.path) }
+        return roots.isEmpty ? "none" : roots.joined(separator: ", ")
+    }
+}
+
+func joinPath(_ dir: [UInt8], _ name: UnsafeRawBufferPointer) -> [UInt8] {
+    var p = dir
+    if p.last != UInt8(ascii: "/") { p.append(UInt8(ascii: "/")) }
+    p.append(contentsOf: name)
+    return p
+}
+
+struct LsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List what the index holds at a path.",
+        discussion: """
+            Lists the children of an indexed directory in name (byte) order, from the index,
+            not from the disk. With -R, everything below it, depth first.
+
+            Examples:
+              evindex ls ~/Photos
+              evindex ls ~/Photos -R --json | jq -r .path
+            """
+    )
+
+    @Argument(help: ArgumentHelp("An indexed directory or entry.", valueName: "path"))
+    var path: String
+
+    @Flag(name: [.short, .customLong("recursive")], help: "List every entry below the path.")
+    var recursive = false
+
+    @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns.")
+    var json = false
+
+    @OptionGroup var database: DatabaseOption
+
+    func run() throws {
+        let index = try ReadOnlyIndex(database)
+        var out = Output()
+        try index.log.environment.read { txn in
+            let (path, location) = try index.locate(txn, path)
+            switch location {
+            case let .entry(_, _, m):
+                print(path, m, &out)
+            case let .directory(dirID, _):
+                try list(txn, index.views, dirID, path, &out)
+            }
+        }
+        out.flush()
+    }
+
+    private func list(_ txn: Transaction, _ views: Views, _ dirID: UInt64, _ dirPath: [UInt8], _ out: inout Output) throws {
+        var subdirectories: [([UInt8], UInt64)] = []
+        try views.forEachChild(txn, of: dirID) { name, m in
+            let path = joinPath(dirPath, name)
+            print(path, m, &out)
+            if recursive && m.kind == .directory && m.dirID != 0 { subdirectories.append((path, m.dirID)) }
+            return true
+        }
+        for (path, id) in subdirectories { try list(txn, views, id, path, &out) }
+    }
+
+    private func print(_ path: [UInt8], _ m: EntryMetadata, _ out: inout Output) {
+        if json {
+            var o = JSONObject()
+            o.addPath("path", path)
+            o.add("kind", m.kind.name)
+            o.add("size", m.size)
+            o.add("inode", m.inode)
+            o.add("dev", m.device)
+            o.add("mode", m.mode)
+            o.add("mtime_ns", m.mtimeNs)
+            o.add("ctime_ns", m.ctimeNs)
+            out.line(o.json)
+        } else {
+            let kind: String
+            switch m.kind {
+            case .file: kind = "-"
+            case .directory: kind = "d"
+            case .symlink: kind = "l"
+            case .other: kind = "?"
+            }
+            let size = String(m.size)
+            let pad = String(repeating: " ", count: max(0, 14 - size.count))
+            out.line("\(kind) \(pad)\(size)  \(timestamp(seconds: m.mtimeNs / 1_000_000_000))  \(displayPath(path))")
+        }
+    }
+}
+
+struct DuCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "du",
+        abstract: "Directory sizes from the index.",
+        discussion: """
+            For each directory: size (the sum of st_size of the regular files below it, at
+            any depth), files (regular files below it) and dirs (directories below it, itself
+            not counted). Read from the directory-size view: no walk of the disk.
+
+            Examples:
+              evindex du ~/Photos
+              evindex du ~/Photos --depth 3 --json
+            """
+    )
+
+    @Argument(help: ArgumentHelp("An indexed directory.", valueName: "path"))
+    var path: String
+
+    @Option(name: .long, help: ArgumentHelp("How many levels below the path to show (0: the path only).", valueName: "n"))
+    var depth: Int = 1
+
+    @Flag(name: .long, help: "One JSON object per directory: path, size, files, dirs.")
+    var json = false
+
+    @OptionGroup var database: DatabaseOption
+
+    func validate() throws {
+        if depth < 0 { throw ValidationError("--depth must be 0 or more") }
+    }
+
+    func run() throws {
+        let index = try ReadOnlyIndex(database)
+        var out = Output()
+        try index.log.environment.read { txn in
+            let (path, location) = try index.locate(txn, path)
+            guard case let .directory(dirID, _) = location else {
+                throw CommandFailure(message: "\(displayPath(path)) is not a directory")
+            }
+            try show(txn, index.views, dirID, path, level: 0, &out)
+        }
+        out.flush()
+    }
+
+    private func show(_ txn: Transaction, _ views: Views, _ dirID: UInt64, _ path: [UInt8], level: Int, _ out: inout Output) throws {
+        guard let row = try views.directory(txn, dirID) else {
+            throw CommandFailure(message: "\(displayPath(path)) has no row in the directory-size view", exitCode: 1)
+        }
+        let t = row.totals
+        if json {
+            var o = JSONObject()
+            o.addPath("path", path)
+            o.add("size", t.size)
+            o.add("files", t.files)
+            o.add("dirs", t.directories)
+            out.line(o.json)
+        } else {
+            let size = humanSize(t.size)
+            out.line(size + String(repeating: " ", count: max(1, 9 - size.count)) + "\(t.files) files, \(t.directories) dirs  \(displayPath(path))")
+        }
+        guard level < depth else { return }
+        var children: [([UInt8], UInt64)] = []
+        try views.forEachChild(txn, of: dirID) { name, m in
+            if m.kind == .directory && m.dirID != 0 { children.append((joinPath(path, name), m.dirID)) }
+            return true
+        }
+        for (childPath, id) in children { try show(txn, views, id, childPath, level: level + 1, &out) }
+    }
+}

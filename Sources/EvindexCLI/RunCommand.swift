@@ -1,0 +1,68 @@
+import ArgumentParser
+import Events
+import Indexing
+import Traversal
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Index a tree: walk it and append what changed to the event log.",
+        discussion: """
+            The first run of a path records every entry; later runs of it record only what
+            changed. Symlinks are recorded, never followed; the walk stays on the root's
+            filesystem. Entries that cannot be read are recorded as NonCriticalError events,
+            counted in the summary, and the run goes on. Only one run at a time may write
+            a database; a second is refused at once.
+
+            Examples:
+              evindex run ~/Documents
+              evindex run /srv/share --db /var/lib/evindex --json
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The directory to index.", valueName: "path"))
+    var path: String
+
+    @OptionGroup var database: DatabaseOption
+
+    @Flag(name: .long, help: "Print the summary as one JSON object.")
+    var json = false
+
+    func run() throws {
+        let options = RunOptions(root: rawArgument(path), databaseDirectory: database.directory)
+        let summary = try IndexJob.run(options, fileSystem: PosixFileSystem())
+        let c = summary.counts
+        var out = Output()
+        if json {
+            var o = JSONObject()
+            o.add("run", summary.run)
+            o.addPath("root", summary.root)
+            o.add("status", summary.status.name)
+            o.add("entries", c.entries)
+            o.add("dirs", c.directories)
+            o.add("files", c.files)
+            o.add("symlinks", c.symlinks)
+            o.add("others", c.others)
+            o.add("bytes", c.bytes)
+            o.add("errors", c.errors)
+            o.add("created", c.created)
+            o.add("updated", c.updated)
+            o.add("removed", c.removed)
+            o.add("moved", c.moved)
+            o.add("first_seq", summary.firstSequence)
+            o.add("last_seq", summary.lastSequence)
+            o.addRaw("seconds", String(format3(summary.seconds)))
+            out.line(o.json)
+        } else {
+            out.line("indexed \(displayPath(summary.root)): \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))")
+            out.line("run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.errors) errors; events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s")
+        }
+        out.flush()
+    }
+}
+
+func format3(_ v: Double) -> String {
+    let ms = Int64((v * 1000).rounded())
+    let frac = ms % 1000
+    return "\(ms / 1000)." + (frac < 10 ? "00" : frac < 100 ? "0" : "") + "\(frac)"
+}

@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking FIFO of bounded length between the walker and the writer: a full queue
+/// stalls the walker, so memory stays flat whatever the tree.
+final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
+    // @unchecked: `items` is only touched with `mutex` held.
+    private var items: [Element] = []
+    private var head = 0
+    private let capacity: Int
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let notEmpty = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let notFull = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(notEmpty, nil)
+        pthread_cond_init(notFull, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(notFull)
+        pthread_cond_destroy(notEmpty)
+        pthread_mutex_destroy(mutex)
+        notFull.deallocate(); notEmpty.deallocate(); mutex.deallocate()
+    }
+
+    private var count: Int { items.count - head }
+
+    func push(_ element: Element) {
+        pthread_mutex_lock(mutex)
+        while count >= capacity { pthread_cond_wait(notFull, mutex) }
+        items.append(element)
+        pthread_cond_signal(notEmpty)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func pop() -> Element {
+        pthread_mutex_lock(mutex)
+        while count == 0 { pthread_cond_wait(notEmpty, mutex) }
+        let element = items[head]
+        head += 1
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        pthread_cond_signal(notFull)
+        pthread_mutex_unlock(mutex)
+        return element
+    }
+}

@@ -1,0 +1,185 @@
+import EventStore
+import Events
+import LMDB
+import Projections
+import Traversal
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a run could not start or could not finish. One line for the user, naming the path.
+public struct IndexError: Error, CustomStringConvertible, Sendable {
+    public enum Code: Sendable, Equatable {
+        /// Bad input: the root is missing, not a directory, unreadable.
+        case badRoot
+        /// The job failed part-way; JobFailed was written when possible.
+        case failed
+    }
+    public var code: Code
+    public var message: String
+    public var description: String { message }
+    public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
+}
+
+/// How a run went.
+public struct RunSummary: Sendable {
+    public var run: UInt32
+    public var root: [UInt8]
+    public var status: RunRecord.Status
+    public var counts: RunCounts
+    public var firstSequence: UInt64
+    public var lastSequence: UInt64
+    public var seconds: Double
+}
+
+/// Settings of one `evindex run`.
+public struct RunOptions: Sendable {
+    /// The root as the user gave it (bytes, not a String).
+    public var root: [UInt8]
+    public var databaseDirectory: String
+    /// Commit after this many events…
+    public var commitEvents = 10_000
+    /// …or this many milliseconds, whichever comes first: every commit is a sync.
+    public var commitIntervalMs: Int64 = 100
+    public init(root: [UInt8], databaseDirectory: String) {
+        self.root = root
+        self.databaseDirectory = databaseDirectory
+    }
+}
+
+/// An index run: walk the tree, detect changes, append events and fold the views.
+public enum IndexJob {
+    static let version = "0.1.0"
+
+    /// Runs one job to completion.
+    ///
+    /// - Throws: `IndexError.badRoot` before anything is written; `StoreError` for a
+    ///   database that cannot be used or is locked; `IndexError.failed` after JobFailed.
+    public static func run<FS: FileSystem>(_ options: RunOptions, fileSystem: FS) throws -> RunSummary {
+        let started = monotonicSeconds()
+        let root = try canonicalRoot(options.root)
+        let log = try EventLog(directory: options.databaseDirectory, create: true)
+        let lock = try WriterLock(directory: options.databaseDirectory,
+                                  holder: "pid \(getpid()), indexing \(String(decoding: root, as: UTF8.self))")
+        defer { withExtendedLifetime(lock) {} }
+        let views = try Views(environment: log.environment)
+        raiseDescriptorLimit()
+
+        let writer = try Writer(log: log, views: views, options: options)
+        let (rootDirID, rootIsNew) = try writer.start(root: root)
+
+        let queue = BoundedQueue<WriterMessage>(capacity: 64)
+        let stop = StopFlag()
+        let walkerStart = writer.nextDirID
+        let thread = try WalkerThread {
+            var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
+                                          rootIsNew: rootIsNew, rootDirID: rootDirID)
+            var failure: (any Error & Sendable)?
+            do {
+                try root.withUnsafeBufferPointer { bytes in
+                    var path = Array(bytes) + [0]
+                    _ = try path.withUnsafeMutableBytes { p in
+                        try Walker(fileSystem: fileSystem).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                                                rootID: rootDirID, delegate: &detector)
+                    }
+                }
+            } catch let error as Errno {
+                failure = IndexError(.failed, "cannot read \(String(decoding: root, as: UTF8.self)): \(error)")
+            } catch {
+                failure = IndexError(.failed, "walk of \(String(decoding: root, as: UTF8.self)) failed: \(error)")
+            }
+            queue.push(.finished(detector.counts, failure))
+        }
+
+        var summary: RunSummary
+        do {
+            summary = try writer.consume(queue)
+        } catch {
+            stop.set()
+            // Unblock the walker so it can end, then record the failure.
+            if !writer.walkerFinished {
+                while case .batch = queue.pop() {}
+            }
+            thread.join()
+            let message = "\(error)"
+            try? writer.fail(message)
+            throw IndexError(.failed, "run \(writer.runID) of \(String(decoding: root, as: UTF8.self)) failed: \(message)")
+        }
+        thread.join()
+        summary.seconds = monotonicSeconds() - started
+        return summary
+    }
+
+    /// The absolute, symlink-free form of the root; refuses what cannot be indexed.
+    static func canonicalRoot(_ given: [UInt8]) throws -> [UInt8] {
+        let shown = String(decoding: given, as: UTF8.self)
+        guard !given.isEmpty else { throw IndexError(.badRoot, "no path given to index") }
+        let resolved: [UInt8]? = (given + [0]).withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { c in
+                guard let r = realpath(c.baseAddress!, nil) else { return nil }
+                defer { free(r) }
+                return Array(UnsafeRawBufferPointer(start: r, count: strlen(r)))
+            }
+        }
+        guard let resolved else {
+            throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)")
+        }
+        var st = stat()
+        let rc = (resolved + [0]).withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { stat($0.baseAddress!, &st) }
+        }
+        if rc != 0 { throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)") }
+        if st.st_mode & S_IFMT != S_IFDIR { throw IndexError(.badRoot, "cannot index \(shown): not a directory") }
+        return resolved
+    }
+
+    /// A deep tree holds one descriptor per level: allow as many as the hard limit.
+    static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func wallClockMs() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// A joinable thread for the walker (the writer keeps the calling thread).
+final class WalkerThread {
+    private var thread = pthread_t()
+
+    private final class Box {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    init(_ body: @escaping @Sendable () -> Void) throws {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 8 << 20)
+        let rc = pthread_create(&thread, &attributes, { arg in
+            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        if rc != 0 {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw IndexError(.failed, "cannot start the walker thread: \(Errno(rawValue: rc))")
+        }
+    }
+
+    func join() { pthread_join(thread, nil) }
+}

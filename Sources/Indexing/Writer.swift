@@ -1,0 +1,192 @@
+import EventStore
+import Events
+import LMDB
+import Projections
+import Traversal
+
+/// The single writer: owns every write transaction, assigns sequence numbers, appends
+/// events and folds them into the views in the same transaction, so the views never run
+/// ahead of the log nor lag behind it.
+final class Writer {
+    let log: EventLog
+    let views: Views
+    let fold: ViewFold
+    let options: RunOptions
+    private(set) var runID: UInt32 = 0
+    private var run: RunRecord!
+    /// The next sequence to assign.
+    private var sequence: UInt64 = 1
+    private(set) var nextDirID: UInt64 = 1
+    private var counts = RunCounts()
+    private var encoder = RecordEncoder()
+    /// The walker sent its last message: nothing more will arrive on the queue.
+    private(set) var walkerFinished = false
+
+    init(log: EventLog, views: Views, options: RunOptions) throws {
+        self.log = log
+        self.views = views
+        self.fold = ViewFold(views: views)
+        self.options = options
+    }
+
+    /// Appends JobStarted and the run's row; returns the root's dir id and whether it is new.
+    func start(root: [UInt8]) throws -> (UInt64, Bool) {
+        let now = wallClockMs()
+        return try write { txn in
+            self.runID = try log.nextRunID(txn)
+            self.sequence = try log.lastSequence(txn) + 1
+            self.nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
+            var rootDirID: UInt64
+            var isNew = false
+            if case let .directory(id, _)? = try views.locate(txn, path: root) {
+                rootDirID = id
+            } else {
+                rootDirID = self.nextDirID
+                self.nextDirID += 1
+                isNew = true
+            }
+            self.run = RunRecord(id: runID, root: root, rootDirID: rootDirID, status: .running,
+                                 firstSequence: sequence, lastSequence: sequence, startedMs: now)
+            try appendRare(txn, .jobStarted(root: root, rootDirID: rootDirID, options: "", version: IndexJob.version), timeMs: now)
+            try log.setMetaValue(txn, "nextDirID", nextDirID)
+            try log.putRun(txn, run)
+            try fold.flush(txn, lastSequence: sequence - 1)
+            return (rootDirID, isNew)
+        }
+    }
+
+    /// Runs `body` in a write transaction; on a retry (the map grew) the fold and the
+    /// counters go back to where the transaction began.
+    private func write<R>(_ body: (Transaction) throws -> R) throws -> R {
+        let savedSequence = sequence, savedCounts = counts, savedDirID = nextDirID
+        let result = try views.environment.write(onRetry: {
+            fold.rollBack()
+            sequence = savedSequence
+            counts = savedCounts
+            nextDirID = savedDirID
+        }, body)
+        fold.didCommit()
+        return result
+    }
+
+    private func appendRare(_ txn: Transaction, _ event: Event, timeMs: Int64) throws {
+        let record = EventRecord(sequence: sequence, run: runID, timeMs: timeMs, event: event)
+        try log.append(txn, record)
+        try fold.apply(txn, record)
+        sequence += 1
+    }
+
+    /// Drains the queue until the walker finishes, committing every `commitEvents`
+    /// events or `commitIntervalMs`, then appends JobCompleted.
+    func consume(_ queue: BoundedQueue<WriterMessage>) throws -> RunSummary {
+        var group: [WriterBatch] = []
+        var groupEvents = 0
+        var lastCommit = wallClockMs()
+        while true {
+            switch queue.pop() {
+            case let .batch(batch):
+                group.append(batch)
+                groupEvents += batch.eventCount
+                let now = wallClockMs()
+                if groupEvents >= options.commitEvents || now - lastCommit >= options.commitIntervalMs {
+                    try commit(group, final: nil)
+                    group.removeAll(keepingCapacity: true)
+                    groupEvents = 0
+                    lastCommit = now
+                }
+            case let .finished(walked, failure):
+                walkerFinished = true
+                if let failure {
+                    try commit(group, final: nil)
+                    throw failure
+                }
+                try commit(group, final: walked)
+                return RunSummary(run: runID, root: run.root, status: .completed, counts: counts,
+                                  firstSequence: run.firstSequence, lastSequence: sequence - 1, seconds: 0)
+            }
+        }
+    }
+
+    /// Applies a group of batches in one transaction; with `final`, ends the run too.
+    private func commit(_ group: [WriterBatch], final walked: RunCounts?) throws {
+        try write { txn in
+            let now = wallClockMs()
+            for batch in group { try apply(txn, batch, timeMs: now) }
+            if let walked {
+                var c = walked
+                c.errors = counts.errors
+                c.created = counts.created; c.updated = counts.updated
+                c.removed = counts.removed; c.moved = counts.moved
+                counts = c
+                try appendRare(txn, .jobCompleted(c), timeMs: now)
+                run.status = .completed
+                run.endedMs = now
+                run.counts = c
+            }
+            try log.setMetaValue(txn, "nextDirID", nextDirID)
+            run.lastSequence = sequence - 1
+            try log.putRun(txn, run)
+            try fold.flush(txn, lastSequence: sequence - 1)
+        }
+    }
+
+    private func apply(_ txn: Transaction, _ batch: WriterBatch, timeMs: Int64) throws {
+        let parent = batch.directoryID
+        try batch.names.withUnsafeBytes { names in
+            for change in batch.changes {
+                let name = UnsafeRawBufferPointer(rebasing: names[Int(change.nameStart)..<Int(change.nameStart + change.nameLength)])
+                if change.metadata.kind == .directory { nextDirID = max(nextDirID, change.metadata.dirID + 1) }
+                switch change.kind {
+                case .created:
+                    encoder.encodeEntryCreated(sequence: sequence, run: runID, timeMs: timeMs, parent: parent,
+                                               name: name, metadata: change.metadata)
+                    try log.append(txn, sequence: sequence, value: encoder.bytes)
+                    try fold.applyCreated(txn, parent: parent, name: name, metadata: change.metadata)
+                    sequence += 1
+                    counts.created += 1
+                case .updated:
+                    try appendRare(txn, .entryUpdated(parent: parent, name: Array(name), old: change.old!, new: change.metadata),
+                                   timeMs: timeMs)
+                    counts.updated += 1
+                case .removed:
+                    try appendRare(txn, .entryRemoved(parent: parent, name: Array(name)), timeMs: timeMs)
+                    counts.removed += 1
+                }
+            }
+        }
+        for error in batch.errors {
+            try appendRare(txn, .nonCriticalError(parent: error.directoryID, name: error.name, errno: error.errno.rawValue,
+                                                  operation: FileOperation(error.operation)), timeMs: timeMs)
+            counts.errors += 1
+        }
+        if let children = batch.listedChildren {
+            try appendRare(txn, .directoryListed(dirID: parent, children: children), timeMs: timeMs)
+        }
+    }
+
+    /// Records that the run failed (JobFailed and the run's status), best effort.
+    func fail(_ message: String) throws {
+        guard run != nil else { return }
+        try write { txn in
+            let now = wallClockMs()
+            try appendRare(txn, .jobFailed(message: message), timeMs: now)
+            run.status = .failed
+            run.endedMs = now
+            run.message = message
+            run.lastSequence = sequence - 1
+            run.counts = counts
+            try log.putRun(txn, run)
+            try fold.flush(txn, lastSequence: sequence - 1)
+        }
+    }
+}
+
+extension FileOperation {
+    init(_ operation: WalkOperation) {
+        switch operation {
+        case .openDirectory: self = .openDirectory
+        case .readDirectory: self = .readDirectory
+        case .stat: self = .stat
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import CLMDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An LMDB environment: one memory-mapped database directory holding named databases.
+///
+/// LMDB environments are thread-safe; transactions are not and stay on the thread that
+/// began them (the closures below are synchronous). The environment is opened with
+/// `MDB_NOTLS` so read transactions do not occupy a reader slot per thread.
+public final class Environment: @unchecked Sendable {
+    // @unchecked: the MDB_env pointer is safe to share (LMDB documents it as thread-safe);
+    // `currentMapSize` is only touched under `resizeLock`.
+    let env: OpaquePointer
+    private let resizeLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var currentMapSize = 0
+    public let path: String
+
+    /// Options for opening an environment.
+    public struct Options: Sendable {
+        public var maxDatabases: UInt32 = 16
+        public var maxReaders: UInt32 = 126
+        public var initialMapSize: Int = 1 << 30
+        public var readOnly = false
+        /// `MDB_NOSYNC`: commits are not flushed; a crash can lose recent commits.
+        public var noSync = false
+        public init() {}
+    }
+
+    /// Opens (creating if needed) the environment in directory `path`.
+    ///
+    /// - Throws: `LMDBError` with LMDB's message, e.g. `.invalid` for a file that is not LMDB.
+    public init(path: String, options: Options = Options()) throws {
+        let opened = try Self.open(path: path, options: options)
+        self.env = opened.env
+        self.currentMapSize = opened.mapSize
+        self.path = path
+        pthread_mutex_init(resizeLock, nil)
+    }
+
+    private static func open(path: String, options: Options) throws(LMDBError) -> (env: OpaquePointer, mapSize: Int) {
+        var envp: OpaquePointer?
+        try check(mdb_env_create(&envp))
+        guard let env = envp else { throw LMDBError(rawValue: ENOMEM) }
+        do {
+            try check(mdb_env_set_maxdbs(env, options.maxDatabases))
+            try check(mdb_env_set_maxreaders(env, options.maxReaders))
+            try check(mdb_env_set_mapsize(env, options.initialMapSize))
+            var flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD)
+            if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            if options.noSync { flags |= UInt32(MDB_NOSYNC) }
+            try check(mdb_env_open(env, path, flags, 0o644))
+            // Another process may have grown the map: adopt the larger of the two.
+            var info = MDB_envinfo()
+            try check(mdb_env_info(env, &info))
+            return (env, info.me_mapsize)
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+    }
+
+    deinit {
+        mdb_env_close(env)
+        pthread_mutex_destroy(resizeLock)
+        resizeLock.deallocate()
+    }
+
+    private func locked<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(resizeLock)
+        defer { pthread_mutex_unlock(resizeLock) }
+        return try body()
+    }
+
+    /// The current size of the memory map in bytes.
+    public var mapSize: Int { locked { currentMapSize } }
+
+    /// Doubles the map. LMDB requires that no transaction of this process is active.
+    func grow() throws {
+        try locked {
+            let newSize = currentMapSize * 2
+            try check(mdb_env_set_mapsize(env, newSize))
+            currentMapSize = newSize
+        }
+    }
+
+    /// Adopts a map size grown by another process (after `MDB_MAP_RESIZED`).
+    func adoptResizedMap() throws {
+        try locked {
+            try check(mdb_env_set_mapsize(env, 0))
+            var info = MDB_envinfo()
+            try check(mdb_env_info(env, &info))
+            currentMapSize = info.me_mapsize
+        }
+    }
+
+    /// Runs `body` in a read-write transaction that commits when it returns and aborts
+    /// when it throws.
+    ///
+    /// When the map is full the transaction is aborted, the map doubled and `body` run
+    /// again from the start, so `body` must not keep effects outside the transaction
+    /// (or must undo them in `onRetry`).
+    /// - Important: Only one write transaction exists at a time per environment; LMDB
+    ///   blocks a second writer until the first ends.
+    public func write<R>(onRetry: () -> Void = {}, _ body: (Transaction) throws -> R) throws -> R {
+        while true {
+            let outcome = try attemptWrite(body)
+            switch outcome {
+            case .done(let result):
+                return result
+            case .retry(let error):
+                onRetry()
+                if error == .mapFull { try grow() } else { try adoptResizedMap() }
+            }
+        }
+    }
+
+    private enum WriteOutcome<R> {
+        case done(R)
+        case retry(LMDBError)
+    }
+
+    /// One attempt: the transaction is aborted on any error; map errors ask for a retry.
+    private func attemptWrite<R>(_ body: (Transaction) throws -> R) throws -> WriteOutcome<R> {
+        let txn = try Transaction(env: self, readOnly: false)
+        let result: R
+        do {
+            result = try body(txn)
+        } catch {
+            txn.abort()
+            if let e = error as? LMDBError, e == .mapFull || e == .mapResized { return .retry(e) }
+            throw error
+        }
+        do {
+            try txn.commit()
+        } catch {
+            if error == .mapFull || error == .mapResized { return .retry(error) }
+            throw error
+        }
+        return .done(result)
+    }
+
+    /// Runs `body` in a read-only snapshot of the database.
+    public func read<R>(_ body: (Transaction) throws -> R) throws -> R {
+        let txn = try beginRead()
+        do {
+            let result = try body(txn)
+            // Commit, not abort: databases opened in this transaction stay open only if it commits.
+            try txn.commit()
+            return result
+        } catch {
+            txn.abort()
+            throw error
+        }
+    }
+
+    private func beginRead() throws -> Transaction {
+        for _ in 0..<3 {
+            do {
+                return try Transaction(env: self, readOnly: true)
+            } catch {
+                guard error == .mapResized else { throw error }
+                try adoptResizedMap()
+            }
+        }
+        return try Transaction(env: self, readOnly: true)
+    }
+
+    /// Opens (or with `create`, creates) a named database. Call once at start-up.
+    public func openDatabase(_ name: String, create: Bool) throws -> Database {
+        if create {
+            return try write { txn in try txn.openDatabase(name, create: true) }
+        }
+        return try read { txn in try txn.openDatabase(name, create: false) }
+    }
+
+    /// Bytes used by the data file (pages in use × page size).
+    public func usedBytes() throws -> Int {
+        var stat = MDB_stat()
+        try check(mdb_env_stat(env, &stat))
+        var info = MDB_envinfo()
+        try check(mdb_env_info(env, &info))
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
+}

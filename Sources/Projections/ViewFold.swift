@@ -1,0 +1,245 @@
+import Events
+import LMDB
+
+/// Folds events into the file-path and directory-size views inside the writer's
+/// transaction. The same events give the same views, folded live or replayed.
+///
+/// Size deltas are gathered per parent directory and carried up the ancestor chain once
+/// per flush (not once per file); directory rows are cached across commits and written
+/// back, in key order, when the transaction is flushed.
+/// - Important: One fold per writer. After a transaction aborts, call `rollBack()`.
+public final class ViewFold {
+    public let views: Views
+    /// Rows as committed.
+    private var committed: [UInt64: DirectoryRecord] = [:]
+    /// Rows changed in the open transaction; `nil` marks a deleted row.
+    private var dirty: [UInt64: DirectoryRecord?] = [:]
+    /// Totals not yet carried up from each directory.
+    private var pendingDeltas: [UInt64: DirectoryTotals] = [:]
+    /// Directories created by this fold: their children need no lookup before insertion.
+    private var fresh: Set<UInt64> = []
+    private var freshInTransaction: [UInt64] = []
+    private var valueBuffer = ByteWriter(capacity: 256)
+
+    public init(views: Views) { self.views = views }
+
+    // MARK: - Transaction boundaries
+
+    /// Carries pending deltas up, writes changed directory rows and the last sequence.
+    public func flush(_ txn: Transaction, lastSequence: UInt64) throws {
+        try carryDeltas(txn)
+        for id in dirty.keys.sorted() {
+            try Views.withIDKey(id) { key in
+                if let record = dirty[id]!  {
+                    record.encoded(into: &valueBuffer)
+                    try txn.put(views.dirs, key: key, value: valueBuffer.bytes)
+                } else {
+                    try txn.delete(views.dirs, key: key)
+                }
+            }
+        }
+        try views.setLastSequence(txn, lastSequence)
+    }
+
+    /// The transaction committed: its rows become the committed cache.
+    public func didCommit() {
+        if committed.count > 500_000 { committed.removeAll(keepingCapacity: true) }
+        for (id, record) in dirty { committed[id] = record }
+        dirty.removeAll(keepingCapacity: true)
+        freshInTransaction.removeAll(keepingCapacity: true)
+    }
+
+    /// The transaction aborted: forget everything it changed.
+    public func rollBack() {
+        dirty.removeAll(keepingCapacity: true)
+        pendingDeltas.removeAll(keepingCapacity: true)
+        for id in freshInTransaction { fresh.remove(id) }
+        freshInTransaction.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: - Directory rows
+
+    private func record(_ txn: Transaction, _ id: UInt64) throws -> DirectoryRecord? {
+        if let row = dirty[id] { return row }
+        if let row = committed[id] { return row }
+        let row = try views.directory(txn, id)
+        if let row { committed[id] = row }
+        return row
+    }
+
+    private func carryDeltas(_ txn: Transaction) throws {
+        guard !pendingDeltas.isEmpty else { return }
+        for (start, delta) in pendingDeltas where !delta.isZero {
+            var id = start
+            var steps = 0
+            while id != 0 {
+                guard var row = try record(txn, id) else {
+                    throw ViewError.corrupt("directory \(id) is missing from the directory-size view")
+                }
+                row.totals += delta
+                dirty[id] = row
+                id = row.parent
+                steps += 1
+                if steps > 1_000_000 { throw ViewError.corrupt("directory \(start) has a parent cycle") }
+            }
+        }
+        pendingDeltas.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    private func addDelta(_ parent: UInt64, _ delta: DirectoryTotals) {
+        pendingDeltas[parent, default: DirectoryTotals()] += delta
+    }
+
+    /// What an entry adds to its ancestors' totals (its own subtree excluded).
+    @inline(__always)
+    private static func ownContribution(_ m: EntryMetadata) -> DirectoryTotals {
+        switch m.kind {
+        case .file: DirectoryTotals(size: Int64(bitPattern: m.size), files: 1, directories: 0)
+        case .directory: DirectoryTotals(size: 0, files: 0, directories: 1)
+        case .symlink, .other: DirectoryTotals()
+        }
+    }
+
+    // MARK: - Events
+
+    /// Folds any record (replay, rare live events).
+    public func apply(_ txn: Transaction, _ record: EventRecord) throws {
+        switch record.event {
+        case let .jobStarted(root, rootDirID, _, _):
+            try applyJobStarted(txn, root: root, rootDirID: rootDirID)
+        case let .entryCreated(parent, name, m):
+            try name.withUnsafeBytes { try applyCreated(txn, parent: parent, name: $0, metadata: m) }
+        case let .entryUpdated(parent, name, _, new):
+            try name.withUnsafeBytes { try applyCreated(txn, parent: parent, name: $0, metadata: new) }
+        case let .entryRemoved(parent, name):
+            try name.withUnsafeBytes { try applyRemoved(txn, parent: parent, name: $0) }
+        case let .entryMoved(fromParent, fromName, toParent, toName, m):
+            try applyMoved(txn, fromParent: fromParent, fromName: fromName, toParent: toParent, toName: toName, metadata: m)
+        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .directoryListed, .pathRejected, .nonCriticalError:
+            break
+        }
+    }
+
+    /// A run starts at `root`: the first run of a root creates its row.
+    public func applyJobStarted(_ txn: Transaction, root: [UInt8], rootDirID: UInt64) throws {
+        guard try record(txn, rootDirID) == nil else { return }
+        dirty[rootDirID] = DirectoryRecord(parent: 0, name: root)
+        markFresh(rootDirID)
+        var id = rootDirID.bigEndian
+        try root.withUnsafeBytes { k in try withUnsafeBytes(of: &id) { try txn.put(views.roots, key: k, value: $0) } }
+    }
+
+    private func markFresh(_ id: UInt64) {
+        if fresh.insert(id).inserted { freshInTransaction.append(id) }
+    }
+
+    /// An entry appeared (`EntryCreated`) or changed (`EntryUpdated`): its row becomes
+    /// `metadata`, and the totals above it move by the difference.
+    @inline(__always)
+    public func applyCreated(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata) throws {
+        try Views.withEntryKey(parent, name) { key in
+            if !fresh.contains(parent), let old = try txn.get(views.entries, key: key, { v in
+                var r = ByteReader(buffer: v)
+                return try r.metadata()
+            }) {
+                try retract(txn, parent: parent, old, keepingDirectory: old.kind == .directory && m.kind == .directory && old.dirID == m.dirID)
+            }
+            valueBuffer.reset()
+            valueBuffer.metadata(m)
+            try txn.put(views.entries, key: key, value: valueBuffer.bytes)
+        }
+        if m.kind == .directory, m.dirID != 0, try record(txn, m.dirID) == nil {
+            dirty[m.dirID] = DirectoryRecord(parent: parent, name: Array(name))
+            markFresh(m.dirID)
+        }
+        addDelta(parent, Self.ownContribution(m))
+    }
+
+    /// Takes an old row's contribution out of its ancestors; drops its subtree unless the
+    /// same directory stays (a metadata update of a directory).
+    private func retract(_ txn: Transaction, parent: UInt64, _ old: EntryMetadata, keepingDirectory: Bool) throws {
+        addDelta(parent, DirectoryTotals() - Self.ownContribution(old))
+        if old.kind == .directory && !keepingDirectory {
+            try carryDeltas(txn)
+            if let row = try record(txn, old.dirID) {
+                addDelta(parent, DirectoryTotals() - row.totals)
+            }
+            try removeSubtree(txn, old.dirID)
+        }
+    }
+
+    /// `EntryRemoved`: the entry and, for a directory, everything below it leave the views.
+    public func applyRemoved(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer) throws {
+        try Views.withEntryKey(parent, name) { key in
+            guard let old = try txn.get(views.entries, key: key, { v in
+                var r = ByteReader(buffer: v)
+                return try r.metadata()
+            }) else { return }
+            try retract(txn, parent: parent, old, keepingDirectory: false)
+            try txn.delete(views.entries, key: key)
+        }
+    }
+
+    /// `EntryMoved`: the row is re-keyed; a directory keeps its id, so its subtree stays.
+    public func applyMoved(_ txn: Transaction, fromParent: UInt64, fromName: [UInt8], toParent: UInt64,
+                           toName: [UInt8], metadata m: EntryMetadata) throws {
+        guard let old = try views.entry(txn, parent: fromParent, name: fromName) else { return }
+        try carryDeltas(txn)
+        var moved = Self.ownContribution(old)
+        if old.kind == .directory, let row = try record(txn, old.dirID) { moved += row.totals }
+        try fromName.withUnsafeBytes { n in
+            try Views.withEntryKey(fromParent, n) { key in _ = try txn.delete(views.entries, key: key) }
+        }
+        addDelta(fromParent, DirectoryTotals() - moved)
+        try carryDeltas(txn)
+        // Whatever sat at the destination is replaced.
+        try toName.withUnsafeBytes { n in
+            try Views.withEntryKey(toParent, n) { key in
+                if let existing = try txn.get(views.entries, key: key, { v in
+                    var r = ByteReader(buffer: v)
+                    return try r.metadata()
+                }) {
+                    try retract(txn, parent: toParent, existing, keepingDirectory: false)
+                }
+                valueBuffer.reset()
+                valueBuffer.metadata(m)
+                try txn.put(views.entries, key: key, value: valueBuffer.bytes)
+            }
+        }
+        var added = Self.ownContribution(m)
+        if m.kind == .directory, var row = try record(txn, m.dirID) {
+            added += row.totals
+            row.parent = toParent
+            row.name = toName
+            dirty[m.dirID] = row
+        }
+        addDelta(toParent, added)
+    }
+
+    /// Deletes every row below directory `id`, and its own directory row.
+    private func removeSubtree(_ txn: Transaction, _ id: UInt64) throws {
+        var children: [([UInt8], EntryMetadata)] = []
+        try views.forEachChild(txn, of: id) { name, m in
+            children.append((Array(name), m))
+            return true
+        }
+        for (name, m) in children {
+            if m.kind == .directory { try removeSubtree(txn, m.dirID) }
+            try name.withUnsafeBytes { n in
+                try Views.withEntryKey(id, n) { key in _ = try txn.delete(views.entries, key: key) }
+            }
+        }
+        pendingDeltas[id] = nil
+        dirty[id] = .some(nil)
+        fresh.remove(id)
+    }
+}
+
+extension DirectoryTotals {
+    static func - (a: DirectoryTotals, b: DirectoryTotals) -> DirectoryTotals {
+        var r = a
+        r -= b
+        return r
+    }
+}

@@ -1,0 +1,223 @@
+import Events
+import LMDB
+
+/// The totals of a directory in the directory-size view.
+public struct DirectoryTotals: Sendable, Hashable {
+    /// Sum of `st_size` of the regular files below, at any depth.
+    public var size: Int64 = 0
+    /// Regular files below, at any depth.
+    public var files: Int64 = 0
+    /// Directories below, at any depth (the directory itself not counted).
+    public var directories: Int64 = 0
+
+    public init(size: Int64 = 0, files: Int64 = 0, directories: Int64 = 0) {
+        self.size = size; self.files = files; self.directories = directories
+    }
+
+    public static func += (a: inout DirectoryTotals, b: DirectoryTotals) {
+        a.size &+= b.size; a.files &+= b.files; a.directories &+= b.directories
+    }
+    public static func -= (a: inout DirectoryTotals, b: DirectoryTotals) {
+        a.size &-= b.size; a.files &-= b.files; a.directories &-= b.directories
+    }
+    public var isZero: Bool { size == 0 && files == 0 && directories == 0 }
+}
+
+/// A directory's row in the directory-size view: where it sits and what is below it.
+public struct DirectoryRecord: Sendable, Hashable {
+    /// The id of the directory holding it; 0 for a root.
+    public var parent: UInt64
+    /// Its name in the parent; for a root, its absolute path.
+    public var name: [UInt8]
+    public var totals: DirectoryTotals
+
+    public init(parent: UInt64, name: [UInt8], totals: DirectoryTotals = DirectoryTotals()) {
+        self.parent = parent; self.name = name; self.totals = totals
+    }
+
+    func encoded(into w: inout ByteWriter) {
+        w.reset()
+        w.varint(parent)
+        w.bytes(name)
+        w.zigzag(totals.size)
+        w.zigzag(totals.files)
+        w.zigzag(totals.directories)
+    }
+
+    init(decoding bytes: UnsafeRawBufferPointer) throws {
+        var r = ByteReader(buffer: bytes)
+        self.init(parent: try r.varint(), name: try r.bytes(),
+                  totals: DirectoryTotals(size: try r.zigzag(), files: try r.zigzag(), directories: try r.zigzag()))
+    }
+}
+
+/// The file-path view and the directory-size view, stored in LMDB next to the log.
+///
+/// Key layout:
+/// - `entries`: parent dir id (8 bytes big-endian) + name bytes → entry metadata. The
+///   children of a directory are one key range, in name (byte) order.
+/// - `dirs`:    dir id (8 bytes big-endian) → `DirectoryRecord` (parent, name, totals)
+/// - `roots`:   absolute root path bytes → root dir id (8 bytes big-endian)
+/// - `state`:   "lastSequence" → the last sequence folded into the views
+///
+/// A `prefix` gives a second, independent set of views in the same environment (replay
+/// builds into one and compares).
+public final class Views: Sendable {
+    public let environment: Environment
+    let entries: Database
+    let dirs: Database
+    let roots: Database
+    let state: Database
+
+    /// Opens the views; `create` (the writer) creates them, readers never write.
+    public init(environment: Environment, prefix: String = "", create: Bool = true) throws {
+        self.environment = environment
+        let open = { (txn: Transaction) in
+            (try txn.openDatabase(prefix + "entries", create: create),
+             try txn.openDatabase(prefix + "dirs", create: create),
+             try txn.openDatabase(prefix + "roots", create: create),
+             try txn.openDatabase(prefix + "state", create: create))
+        }
+        (entries, dirs, roots, state) = create ? try environment.write(open) : try environment.read(open)
+    }
+
+    // MARK: - Keys
+
+    @inline(__always)
+    static func withEntryKey<R>(_ parent: UInt64, _ name: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 8 + name.count, alignment: 8) { key in
+            key.storeBytes(of: parent.bigEndian, toByteOffset: 0, as: UInt64.self)
+            if name.count > 0 { (key.baseAddress! + 8).copyMemory(from: name.baseAddress!, byteCount: name.count) }
+            return try body(UnsafeRawBufferPointer(key))
+        }
+    }
+
+    @inline(__always)
+    static func withIDKey<R>(_ id: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var key = id.bigEndian
+        return try withUnsafeBytes(of: &key, body)
+    }
+
+    // MARK: - Reads
+
+    /// The last sequence folded into these views (0 when empty).
+    public func lastSequence(_ txn: Transaction) throws -> UInt64 {
+        try Array("lastSequence".utf8).withUnsafeBytes { k in
+            try txn.get(state, key: k) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) } ?? 0
+        }
+    }
+
+    func setLastSequence(_ txn: Transaction, _ seq: UInt64) throws {
+        var v = seq.bigEndian
+        try Array("lastSequence".utf8).withUnsafeBytes { k in
+            try withUnsafeBytes(of: &v) { try txn.put(state, key: k, value: $0) }
+        }
+    }
+
+    /// The metadata of `name` in directory `parent`.
+    public func entry(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer) throws -> EntryMetadata? {
+        try Self.withEntryKey(parent, name) { key in
+            try txn.get(entries, key: key) { v in
+                var r = ByteReader(buffer: v)
+                return try r.metadata()
+            }
+        }
+    }
+
+    public func entry(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> EntryMetadata? {
+        try name.withUnsafeBytes { try entry(txn, parent: parent, name: $0) }
+    }
+
+    /// Calls `body` with each child of directory `dirID`, in name order, until it returns false.
+    public func forEachChild(_ txn: Transaction, of dirID: UInt64,
+                             _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws {
+        try txn.withCursor(entries) { cursor in
+            var record = try Self.withIDKey(dirID) { try cursor.seek(atLeast: $0) }
+            let prefix = dirID.bigEndian
+            while let (key, value) = record, key.count >= 8, key.loadUnaligned(as: UInt64.self) == prefix {
+                var r = ByteReader(buffer: value)
+                let metadata = try r.metadata()
+                if try !body(UnsafeRawBufferPointer(rebasing: key[8...]), metadata) { return }
+                record = try cursor.next()
+            }
+        }
+    }
+
+    /// The directory-size row of `dirID`.
+    public func directory(_ txn: Transaction, _ dirID: UInt64) throws -> DirectoryRecord? {
+        try Self.withIDKey(dirID) { k in try txn.get(dirs, key: k) { try DirectoryRecord(decoding: $0) } }
+    }
+
+    /// Every indexed root: absolute path bytes and dir id, in path order.
+    public func roots(_ txn: Transaction) throws -> [(path: [UInt8], dirID: UInt64)] {
+        try txn.withCursor(roots) { cursor in
+            var result: [(path: [UInt8], dirID: UInt64)] = []
+            var row = try cursor.first()
+            while let (key, value) = row {
+                result.append((Array(key), UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))))
+                row = try cursor.next()
+            }
+            return result
+        }
+    }
+
+    /// The absolute path of directory `dirID`, rebuilt from the parent chain.
+    public func path(_ txn: Transaction, of dirID: UInt64) throws -> [UInt8]? {
+        var components: [[UInt8]] = []
+        var id = dirID
+        while id != 0 {
+            guard let record = try directory(txn, id) else { return nil }
+            components.append(record.name)
+            id = record.parent
+            if components.count > 100_000 { throw ViewError.corrupt("directory \(dirID) has a parent cycle") }
+        }
+        var path: [UInt8] = []
+        for (i, c) in components.reversed().enumerated() {
+            if i > 0 && path.last != UInt8(ascii: "/") { path.append(UInt8(ascii: "/")) }
+            path.append(contentsOf: c)
+        }
+        return path
+    }
+
+    /// Where an absolute path is in the index.
+    public enum Location: Sendable, Equatable {
+        /// An indexed root, or a directory inside one.
+        case directory(dirID: UInt64, metadata: EntryMetadata?)
+        /// A non-directory entry inside a root.
+        case entry(parent: UInt64, name: [UInt8], metadata: EntryMetadata)
+    }
+
+    /// Finds `path` (absolute, normalized, without a trailing slash) in the index.
+    public func locate(_ txn: Transaction, path: [UInt8]) throws -> Location? {
+        let slash = UInt8(ascii: "/")
+        // The longest root that is `path` or a parent of it.
+        var best: (path: [UInt8], dirID: UInt64)?
+        for root in try roots(txn) {
+            let isPrefix = path.count >= root.path.count && path.starts(with: root.path)
+                && (path.count == root.path.count || root.path == [slash] || path[root.path.count] == slash)
+            if isPrefix && root.path.count > (best?.path.count ?? -1) { best = root }
+        }
+        guard let root = best else { return nil }
+        var location = Location.directory(dirID: root.dirID, metadata: nil)
+        let rest = path[root.path.count...].split(separator: slash, omittingEmptySubsequences: true)
+        for component in rest {
+            guard case let .directory(dirID, _) = location else { return nil }
+            let name = Array(component)
+            guard let m = try entry(txn, parent: dirID, name: name) else { return nil }
+            location = m.kind == .directory && m.dirID != 0
+                ? .directory(dirID: m.dirID, metadata: m) : .entry(parent: dirID, name: name, metadata: m)
+        }
+        return location
+    }
+
+    /// Number of entries in the file-path view.
+    public func entryCount(_ txn: Transaction) throws -> Int { try txn.count(entries) }
+}
+
+/// A view that contradicts itself (a parent cycle, a missing row).
+public enum ViewError: Error, CustomStringConvertible {
+    case corrupt(String)
+    public var description: String {
+        switch self { case let .corrupt(s): "the index is inconsistent: \(s); run `evindex replay --verify`" }
+    }
+}

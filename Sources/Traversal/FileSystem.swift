@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A POSIX error number. The name of the C constant is kept in the text.
+public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    public static let permissionDenied = Errno(rawValue: EACCES)
+    public static let noSuchFileOrDirectory = Errno(rawValue: ENOENT)
+    public static let notDirectory = Errno(rawValue: ENOTDIR)
+    public static let tooManySymbolicLinkLevels = Errno(rawValue: ELOOP)
+    public static let ioError = Errno(rawValue: EIO)
+    public static let nameTooLong = Errno(rawValue: ENAMETOOLONG)
+
+    /// `strerror` text, e.g. "Permission denied".
+    public var description: String { String(cString: strerror(rawValue)) }
+
+    /// The C name when known, e.g. "EACCES".
+    public var name: String {
+        switch rawValue {
+        case EACCES: "EACCES"
+        case EPERM: "EPERM"
+        case ENOENT: "ENOENT"
+        case ENOTDIR: "ENOTDIR"
+        case ELOOP: "ELOOP"
+        case EIO: "EIO"
+        case ENAMETOOLONG: "ENAMETOOLONG"
+        case EMFILE: "EMFILE"
+        case ENFILE: "ENFILE"
+        case ENOMEM: "ENOMEM"
+        case EISDIR: "EISDIR"
+        case ESTALE: "ESTALE"
+        default: "errno \(rawValue)"
+        }
+    }
+
+    /// The calling thread's `errno`.
+    public static var current: Errno { Errno(rawValue: errno) }
+}
+
+/// What `fstatat` tells about one entry, in the units evindex records.
+public struct EntryStat: Sendable, Hashable {
+    public var mode: UInt32
+    public var inode: UInt64
+    public var device: UInt64
+    public var size: UInt64
+    public var mtimeNs: Int64
+    public var ctimeNs: Int64
+
+    public init(mode: UInt32, inode: UInt64, device: UInt64, size: UInt64, mtimeNs: Int64, ctimeNs: Int64) {
+        self.mode = mode; self.inode = inode; self.device = device; self.size = size
+        self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs
+    }
+
+    public init(_ st: stat) {
+        self.init(mode: st.st_mode, inode: UInt64(st.st_ino), device: UInt64(st.st_dev),
+                  size: UInt64(max(0, st.st_size)),
+                  mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                  ctimeNs: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+    }
+
+    public var isDirectory: Bool { mode & S_IFMT == S_IFDIR }
+    public var isRegularFile: Bool { mode & S_IFMT == S_IFREG }
+    public var isSymlink: Bool { mode & S_IFMT == S_IFLNK }
+}
+
+/// An open directory: a file descriptor the walker reads and opens children relative to.
+public struct DirectoryHandle: Sendable {
+    public let fd: Int32
+    public init(fd: Int32) { self.fd = fd }
+}
+
+/// The filesystem capability the walker reads through.
+///
+/// Every call is relative to an open directory (no full-path lookups on the hot path).
+/// Tests wrap `PosixFileSystem` to inject EACCES, ENOENT races, EIO and the like.
+public protocol FileSystem: Sendable {
+    /// Opens the root of a walk. Follows a symlink at the root itself, as `find -H` does.
+    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle
+    /// Opens `name` inside `parent` as a directory, never following a symlink.
+    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle
+    /// Reads every name of `directory` (without "." and ".."), passing each with its length.
+    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno)
+    /// `lstat` of `name` inside `directory`.
+    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat
+    /// `fstat` of an open directory.
+    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat
+    func close(_ directory: DirectoryHandle)
+}
+
+/// The real filesystem: openat, fdopendir, readdir, fstatat.
+public struct PosixFileSystem: FileSystem {
+    public init() {}
+
+    public func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw Errno.current }
+        return DirectoryHandle(fd: fd)
+    }
+
+    public func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        while true {
+            let fd = openat(parent.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if fd >= 0 { return DirectoryHandle(fd: fd) }
+            if errno != EINTR { throw Errno.current }
+        }
+    }
+
+    public func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
+        // fdopendir takes ownership of the fd it is given; the walker keeps its own.
+        let copy = dup(directory.fd)
+        if copy < 0 { throw Errno.current }
+        guard let dir = fdopendir(copy) else {
+            let e = Errno.current
+            Glibc.close(copy)
+            throw e
+        }
+        defer { closedir(dir) }
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw Errno.current }
+                return
+            }
+            try withUnsafePointer(to: &entry.pointee.d_name) { (tuple) throws(Errno) in
+                try tuple.withMemoryRebound(to: CChar.self, capacity: 256) { (name) throws(Errno) in
+                    let length = strlen(name)
+                    if name[0] == 0x2E && (length == 1 || (length == 2 && name[1] == 0x2E)) { return }
+                    body(name, length)
+                }
+            }
+        }
+    }
+
+    public func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat {
+        var st = Glibc.stat()
+        if fstatat(directory.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 { throw Errno.current }
+        return EntryStat(st)
+    }
+
+    public func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat {
+        var st = Glibc.stat()
+        if fstat(directory.fd, &st) != 0 { throw Errno.current }
+        return EntryStat(st)
+    }
+
+    public func close(_ directory: DirectoryHandle) {
+        Glibc.close(directory.fd)
+    }
+}

@@ -1,0 +1,196 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a walk step failed.
+public enum WalkOperation: UInt8, Sendable {
+    case openDirectory = 1
+    case readDirectory = 2
+    case stat = 3
+}
+
+/// A non-critical error met during a walk: the walk records it and goes on.
+public struct WalkError: Error, Sendable, Hashable {
+    /// The id of the directory holding `name`.
+    public var directoryID: UInt64
+    /// The entry's name; empty when the error concerns the directory `directoryID` itself.
+    public var name: [UInt8]
+    public var errno: Errno
+    public var operation: WalkOperation
+
+    public init(directoryID: UInt64, name: [UInt8], errno: Errno, operation: WalkOperation) {
+        self.directoryID = directoryID; self.name = name; self.errno = errno; self.operation = operation
+    }
+}
+
+/// One entry of a listing: its name is `names[nameStart ..< nameStart + nameLength]`
+/// (followed by a NUL so it can be handed to a syscall as is).
+public struct ListedEntry: Sendable {
+    public var nameStart: Int32
+    public var nameLength: Int32
+    public var stat: EntryStat
+    /// For a directory the walker will descend into, the id its own listing carries; else 0.
+    public var directoryID: UInt64
+}
+
+/// Everything the walker learned reading one directory.
+public struct DirectoryListing: Sendable {
+    public var directoryID: UInt64
+    /// The directory's own metadata (from `fstat` on its descriptor).
+    public var stat: EntryStat
+    /// Names back to back, each followed by a NUL byte.
+    public var names: [UInt8] = []
+    /// Entries whose stat succeeded, in the order `readdir` returned them.
+    public var entries: [ListedEntry] = []
+    /// Entries that could not be read, and a failed `readdir` of the directory itself.
+    public var errors: [WalkError] = []
+
+    public init(directoryID: UInt64, stat: EntryStat) {
+        self.directoryID = directoryID
+        self.stat = stat
+    }
+
+    /// The name of `entry`, valid while `body` runs.
+    @inline(__always)
+    public func withName<R>(_ entry: ListedEntry, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try names.withUnsafeBytes { all in
+            try body(UnsafeRawBufferPointer(rebasing: all[Int(entry.nameStart)..<Int(entry.nameStart + entry.nameLength)]))
+        }
+    }
+
+    public func name(_ entry: ListedEntry) -> [UInt8] { withName(entry) { Array($0) } }
+}
+
+/// What the walker hands its results to, and asks where it goes.
+public protocol WalkDelegate {
+    /// The id for a subdirectory the walker is about to descend into (new or already known).
+    mutating func directoryID(parent: UInt64, name: UnsafeRawBufferPointer, stat: EntryStat) -> UInt64
+    /// Takes a directory's complete listing.
+    mutating func directoryListed(_ listing: DirectoryListing) throws
+    /// Takes an error that concerns an entry of an already listed directory.
+    mutating func walkFailed(_ error: WalkError) throws
+    /// Asked before each directory: true stops the walk at that point.
+    var shouldStop: Bool { get }
+}
+
+/// Walks a tree depth-first, reading every directory by file descriptor.
+///
+/// Stages per directory, as Spacedrive's walker: read the names (`readdir`), collect
+/// metadata (`fstatat` relative to the directory), hand the listing over, then descend
+/// into subdirectories. Symlinks are recorded and never followed; directories on another
+/// device are recorded and not entered. Only the descriptors of the current path are
+/// open, so depth is limited by the descriptor limit, not by PATH_MAX.
+public struct Walker<FS: FileSystem> {
+    public let fileSystem: FS
+
+    public init(fileSystem: FS) { self.fileSystem = fileSystem }
+
+    private struct Frame {
+        var handle: DirectoryHandle
+        var names: [UInt8]
+        /// (nameStart, directoryID) of the subdirectories still to enter.
+        var subdirectories: [(Int32, UInt64)]
+        var next = 0
+        /// The id of this directory, which its subdirectories' errors are filed under.
+        var parentID: UInt64 = 0
+    }
+
+    /// Walks the tree at `root`, whose listing carries `rootID`.
+    ///
+    /// - Returns: false when `delegate.shouldStop` ended the walk early.
+    /// - Throws: `Errno` when the root cannot be opened; whatever the delegate throws.
+    @discardableResult
+    public func walk<D: WalkDelegate>(root: UnsafePointer<CChar>, rootID: UInt64, delegate: inout D) throws -> Bool {
+        let rootHandle = try fileSystem.openRoot(root)
+        let rootStat: EntryStat
+        do {
+            rootStat = try fileSystem.stat(rootHandle)
+        } catch {
+            fileSystem.close(rootHandle)
+            throw error
+        }
+        var stack: [Frame] = []
+        defer { for frame in stack { fileSystem.close(frame.handle) } }
+        stack.append(try list(rootHandle, id: rootID, stat: rootStat, device: rootStat.device, delegate: &delegate))
+
+        while !stack.isEmpty {
+            let top = stack.count - 1
+            guard stack[top].next < stack[top].subdirectories.count else {
+                fileSystem.close(stack.removeLast().handle)
+                continue
+            }
+            if delegate.shouldStop { return false }
+            let (nameStart, childID) = stack[top].subdirectories[stack[top].next]
+            stack[top].next += 1
+            let opened: Result<(DirectoryHandle, EntryStat), Errno> = stack[top].names.withUnsafeBytes { names in
+                let name = names.baseAddress!.advanced(by: Int(nameStart)).assumingMemoryBound(to: CChar.self)
+                do throws(Errno) {
+                    let handle = try fileSystem.openDirectory(stack[top].handle, name)
+                    do throws(Errno) {
+                        return .success((handle, try fileSystem.stat(handle)))
+                    } catch {
+                        fileSystem.close(handle)
+                        return .failure(error)
+                    }
+                } catch {
+                    return .failure(error)
+                }
+            }
+            switch opened {
+            case let .success((handle, stat)):
+                stack.append(try list(handle, id: childID, stat: stat, device: rootStat.device, delegate: &delegate))
+            case let .failure(errno):
+                let name = Self.name(in: stack[top].names, at: nameStart)
+                try delegate.walkFailed(WalkError(directoryID: stack[top].parentID, name: name,
+                                                  errno: errno, operation: .openDirectory))
+            }
+        }
+        return true
+    }
+
+    private static func name(in names: [UInt8], at start: Int32) -> [UInt8] {
+        var end = Int(start)
+        while names[end] != 0 { end += 1 }
+        return Array(names[Int(start)..<end])
+    }
+
+    /// Reads, stats and hands over one directory; returns its frame for the descent.
+    private func list<D: WalkDelegate>(_ handle: DirectoryHandle, id: UInt64, stat: EntryStat, device: UInt64,
+                                       delegate: inout D) throws -> Frame {
+        var listing = DirectoryListing(directoryID: id, stat: stat)
+        var starts: [(Int32, Int32)] = []
+        do throws(Errno) {
+            try fileSystem.readDirectory(handle) { name, length in
+                starts.append((Int32(listing.names.count), Int32(length)))
+                listing.names.append(contentsOf: UnsafeRawBufferPointer(start: name, count: length + 1))
+            }
+        } catch {
+            listing.errors.append(WalkError(directoryID: id, name: [], errno: error, operation: .readDirectory))
+        }
+        listing.entries.reserveCapacity(starts.count)
+        var subdirectories: [(Int32, UInt64)] = []
+        listing.names.withUnsafeBytes { names in
+            for (start, length) in starts {
+                let name = names.baseAddress!.advanced(by: Int(start)).assumingMemoryBound(to: CChar.self)
+                do throws(Errno) {
+                    let st = try fileSystem.stat(handle, name)
+                    var entry = ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0)
+                    if st.isDirectory && st.device == device {
+                        entry.directoryID = delegate.directoryID(
+                            parent: id, name: UnsafeRawBufferPointer(rebasing: names[Int(start)..<Int(start + length)]), stat: st)
+                        subdirectories.append((start, entry.directoryID))
+                    }
+                    listing.entries.append(entry)
+                } catch {
+                    listing.errors.append(WalkError(directoryID: id,
+                                                    name: Array(names[Int(start)..<Int(start + length)]),
+                                                    errno: error, operation: .stat))
+                }
+            }
+        }
+        var frame = Frame(handle: handle, names: listing.names, subdirectories: subdirectories)
+        frame.parentID = id
+        try delegate.directoryListed(listing)
+        return frame
+    }
+}
