@@ -53,7 +53,7 @@ struct LsCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("An indexed directory or entry.", valueName: "path"))
     var path: String
 
-    @Flag(name: [.short, .customLong("recursive")], help: "List every entry below the path.")
+    @Flag(name: [.customShort("R"), .customLong("recursive")], help: "List every entry below the path.")
     var recursive = false
 
     @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns.")

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+/// The built `evindex` binary against independent oracles (`find`), on mktree trees.
+@Suite(.serialized)
+struct EndToEndTests {
+    /// `ls -R --json` lists exactly what `find` lists; `du --json` equals sums over `find`'s
+    /// output; a second run of the unchanged tree leaves both views as they were.
+    @Test func indexMatchesFindAndDuOnA50kTree() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 50_000, seed: 11)
+            let first = try Support.evindex(["run", root, "--db", db, "--json"])
+            #expect(first.status == 0, "run failed: \(first.stderr)")
+
+            let found = try FindOracle.entries(root)
+            #expect(found.count >= 50_000)
+            let listing = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
+            #expect(listing.status == 0, "\(listing.stderr)")
+            let listed = try Support.objects(listing.stdout).map { o in
+                FindEntry(path: Support.pathBytes(o), kind: o["kind"] as! String,
+                          size: (o["size"] as! NSNumber).uint64Value, inode: (o["inode"] as! NSNumber).uint64Value,
+                          mtimeNs: (o["mtime_ns"] as! NSNumber).int64Value)
+            }
+            #expect(listed.count == found.count)
+            let missing = Set(found).subtracting(listed), extra = Set(listed).subtracting(found)
+            #expect(missing.isEmpty, "not in the index: \(missing.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })")
+            #expect(extra.isEmpty, "not found by find: \(extra.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })")
+
+            // The awkward names of mktree are there, byte for byte, and links are not followed.
+            let paths = Set(listed.map { String(decoding: $0.path, as: UTF8.self) })
+            #expect(paths.contains(root + "/awkward/line\nbreak.txt"))
+            #expect(listed.contains { $0.path == Array((root + "/awkward/latin1-").utf8) + [0xE9, 0x74, 0xE9] + Array(".txt".utf8) })
+            #expect(listed.contains { String(decoding: $0.path, as: UTF8.self) == root + "/awkward/loop-link" && $0.kind == "symlink" })
+            #expect(!paths.contains(root + "/awkward/loop-link/loop-link"))
+            #expect(listed.contains { String(decoding: $0.path, as: UTF8.self) == root + "/awkward/dangling-link" && $0.kind == "symlink" })
+
+            // du: every directory's totals equal the sums over find's entries.
+            let oracle = FindOracle.totals(root: Array(root.utf8), entries: found)
+            let du = try Support.evindex(["du", root, "--depth", "1000", "--json", "--db", db])
+            #expect(du.status == 0, "\(du.stderr)")
+            let rows = try Support.objects(du.stdout)
+            #expect(rows.count == oracle.count)
+            var mismatches = 0
+            for row in rows {
+                let path = Support.pathBytes(row)
+                let got = ((row["size"] as! NSNumber).int64Value, (row["files"] as! NSNumber).int64Value,
+                           (row["dirs"] as! NSNumber).int64Value)
+                guard let want = oracle[path], want == got else {
+                    mismatches += 1
+                    if mismatches < 4 { Issue.record("du of \(String(decoding: path, as: UTF8.self)): \(got) vs \(String(describing: oracle[path]))") }
+                    continue
+                }
+            }
+            #expect(mismatches == 0)
+
+            // A second run of the same tree changes neither view and records no entry events.
+            let second = try Support.evindex(["run", root, "--db", db, "--json"])
+            #expect(second.status == 0, "\(second.stderr)")
+            let summary = try Support.objects(second.stdout)[0]
+            #expect(summary["created"] as? Int == 0)
+            #expect(summary["updated"] as? Int == 0)
+            #expect(summary["removed"] as? Int == 0)
+            #expect(try Support.evindex(["ls", root, "-R", "--json", "--db", db]).stdout == listing.stdout)
+            #expect(try Support.evindex(["du", root, "--depth", "1000", "--json", "--db", db]).stdout == du.stdout)
+            let events = try Support.objects(try Support.evindex(["log", "--run", "2", "--json", "--db", db]).stdout)
+            #expect(events.map { $0["type"] as! String } == ["JobStarted", "JobCompleted"])
+        }
+    }
+
+    /// A rescan after changes on disk records them, and the views follow.
+    @Test func rescanRecordsCreatedUpdatedAndRemovedEntries() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/sub/deeper", withIntermediateDirectories: true)
+            try Data(count: 100).write(to: URL(fileURLWithPath: root + "/a.txt"))
+            try Data(count: 200).write(to: URL(fileURLWithPath: root + "/sub/b.txt"))
+            try Data(count: 300).write(to: URL(fileURLWithPath: root + "/sub/deeper/c.txt"))
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+
+            try Data(count: 150).write(to: URL(fileURLWithPath: root + "/a.txt"))
+            try FileManager.default.removeItem(atPath: root + "/sub/deeper")
+            try Data(count: 7).write(to: URL(fileURLWithPath: root + "/new.txt"))
+            let r = try Support.evindex(["run", root, "--db", db, "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let s = try Support.objects(r.stdout)[0]
+            #expect(s["created"] as? Int == 1)
+            #expect(s["removed"] as? Int == 1)
+
+            let found = try FindOracle.entries(root)
+            let listed = try Support.objects(try Support.evindex(["ls", root, "-R", "--json", "--db", db]).stdout)
+            #expect(Set(listed.map { Support.pathBytes($0) }) == Set(found.map(\.path)))
+            let du = try Support.objects(try Support.evindex(["du", root, "--depth", "9", "--json", "--db", db]).stdout)
+            let oracle = FindOracle.totals(root: Array(root.utf8), entries: found)
+            for row in du {
+                let want = oracle[Support.pathBytes(row)]!
+                #expect((row["size"] as! NSNumber).int64Value == want.0)
+                #expect((row["files"] as! NSNumber).int64Value == want.1)
+                #expect((row["dirs"] as! NSNumber).int64Value == want.2)
+            }
+        }
+    }
+
+    /// Bad input: one line on stderr, a non-zero exit, nothing written.
+    @Test(arguments: ["missing root", "root is a file", "db not writable"])
+    func badInputIsRefusedWithOneLine(_ situation: String) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            _ = FileManager.default.createFile(atPath: tmp + "/file", contents: Data("x".utf8))
+            let arguments: [String]
+            switch situation {
+            case "missing root": arguments = ["run", tmp + "/no-such-dir", "--db", db]
+            case "root is a file": arguments = ["run", tmp + "/file", "--db", db]
+            default: arguments = ["run", tmp, "--db", tmp + "/file/db"]
+            }
+            let r = try Support.evindex(arguments)
+            #expect(r.status == 2)
+            #expect(r.stderr.split(separator: "\n").count == 1, "stderr: \(r.stderr)")
+            #expect(r.stderr.hasPrefix("evindex: "))
+            #expect(r.stdout.isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: db))
+        }
+    }
+
+    /// Read-only commands on a database that does not exist say so and create nothing.
+    @Test func queriesOfAMissingDatabaseCreateNothing() throws {
+        try Support.withTemporaryDirectory { tmp in
+            for command in [["ls", tmp], ["du", tmp], ["log"], ["runs"]] {
+                let r = try Support.evindex(command + ["--db", tmp + "/none"])
+                #expect(r.status == 2)
+                #expect(r.stderr.contains("no evindex database"))
+            }
+            #expect(!FileManager.default.fileExists(atPath: tmp + "/none"))
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+
+/// Helpers shared by the suites: temporary directories, the mktree generator, the built
+/// `evindex` binary and the `find` oracle.
+enum Support {
+    static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static let fixtures = repositoryRoot.appendingPathComponent("Fixtures")
+
+    /// The `evindex` executable built next to the test bundle.
+    static var evindex: String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [beside, beside.deletingLastPathComponent(), repositoryRoot.appendingPathComponent(".build/debug")] {
+            let candidate = dir.appendingPathComponent("evindex").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return repositoryRoot.appendingPathComponent(".build/debug/evindex").path
+    }
+
+    /// A fresh directory removed when `body` returns.
+    static func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
+        var template = Array("/tmp/evindex-test-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
+        let path = String(cString: made)
+        defer { _ = try? run(["/bin/rm", "-rf", path]) }
+        return try body(path)
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: Data
+        var stderr: String
+        var text: String { String(decoding: stdout, as: UTF8.self) }
+    }
+
+    /// Runs a command to completion, capturing its output.
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        if let environment { process.environment = environment }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes while the child runs, so a large output cannot block it.
+        let errData = LockedData()
+        let errThread = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        errThread.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !errData.isSet { usleep(1000) }
+        return Result(status: process.terminationStatus, stdout: outData, stderr: String(decoding: errData.value, as: UTF8.self))
+    }
+
+    /// Runs `evindex` with the arguments.
+    @discardableResult
+    static func evindex(_ arguments: [String]) throws -> Result {
+        try run([evindex] + arguments)
+    }
+
+    /// Builds a tree with mktree.py; returns the summary it printed.
+    @discardableResult
+    static func makeTree(_ dest: String, entries: Int, seed: Int) throws -> [String: Any] {
+        let r = try run(["/usr/bin/env", "python3", fixtures.appendingPathComponent("mktree.py").path, dest,
+                         "--entries", String(entries), "--seed", String(seed)])
+        #expect(r.status == 0, "mktree failed: \(r.stderr)")
+        return (try? JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]) ?? [:]
+    }
+
+    /// Parses NDJSON output.
+    static func objects(_ data: Data) throws -> [[String: Any]] {
+        try data.split(separator: UInt8(ascii: "\n")).map { line in
+            try JSONSerialization.jsonObject(with: Data(line)) as! [String: Any]
+        }
+    }
+
+    /// The exact bytes of a path in evindex JSON: `path_b64` when present, else `path`.
+    static func pathBytes(_ object: [String: Any], key: String = "path") -> [UInt8] {
+        if let b64 = object[key + "_b64"] as? String, let data = Data(base64Encoded: b64) { return Array(data) }
+        return Array((object[key] as! String).utf8)
+    }
+}
+
+final class LockedData: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var data = Data()
+    private var done = false
+    func set(_ d: Data) { lock.lock(); data = d; done = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return done }
+    var value: Data { lock.lock(); defer { lock.unlock() }; return data }
+}
+
+/// What `find` sees below a root: the independent oracle for `ls` and `du`.
+struct FindEntry: Hashable {
+    var path: [UInt8]
+    var kind: String
+    var size: UInt64
+    var inode: UInt64
+    var mtimeNs: Int64
+}
+
+enum FindOracle {
+    /// Every entry below `root` (not the root itself), as `find -printf` reports it.
+    static func entries(_ root: String) throws -> [FindEntry] {
+        let r = try Support.run(["/usr/bin/find", root, "-mindepth", "1", "-printf", "%p\\0%y\\0%s\\0%i\\0%T@\\0"])
+        #expect(r.status == 0, "find failed: \(r.stderr)")
+        let fields = r.stdout.split(separator: 0, omittingEmptySubsequences: false)
+        var result: [FindEntry] = []
+        var i = 0
+        while i + 5 <= fields.count {
+            let kind: String
+            switch String(decoding: fields[i + 1], as: UTF8.self) {
+            case "f": kind = "file"
+            case "d": kind = "dir"
+            case "l": kind = "symlink"
+            default: kind = "other"
+            }
+            result.append(FindEntry(path: Array(fields[i]), kind: kind,
+                                    size: UInt64(String(decoding: fields[i + 2], as: UTF8.self))!,
+                                    inode: UInt64(String(decoding: fields[i + 3], as: UTF8.self))!,
+                                    mtimeNs: nanoseconds(String(decoding: fields[i + 4], as: UTF8.self))))
+            i += 5
+        }
+        return result
+    }
+
+    /// "1600000000.1234567890" → nanoseconds, exactly (no floating point).
+    static func nanoseconds(_ text: String) -> Int64 {
+        let parts = text.split(separator: ".")
+        let seconds = Int64(parts[0])!
+        var fraction = parts.count > 1 ? String(parts[1]) : ""
+        fraction = String((fraction + "000000000").prefix(9))
+        return seconds * 1_000_000_000 + Int64(fraction)!
+    }
+
+    /// For every directory (root included): (size of regular files below, files, dirs).
+    static func totals(root: [UInt8], entries: [FindEntry]) -> [[UInt8]: (Int64, Int64, Int64)] {
+        var totals: [[UInt8]: (Int64, Int64, Int64)] = [root: (0, 0, 0)]
+        for e in entries where e.kind == "dir" { totals[e.path] = (0, 0, 0) }
+        for e in entries {
+            var dir = e.path
+            while dir.count > root.count {
+                dir = Array(dir[..<dir.lastIndex(of: UInt8(ascii: "/"))!])
+                guard var t = totals[dir] else { break }
+                if e.kind == "file" { t.0 += Int64(e.size); t.1 += 1 }
+                if e.kind == "dir" { t.2 += 1 }
+                totals[dir] = t
+            }
+        }
+        return totals
+    }
+}
