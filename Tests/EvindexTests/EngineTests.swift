@@ -1,0 +1,252 @@
+import EventStore
+import Events
+import Foundation
+import Indexing
+import LMDB
+import Projections
+import Testing
+import Traversal
+
+/// A filesystem that fails chosen calls, so faults are tested without root or races.
+struct FaultyFileSystem: FileSystem {
+    let real = PosixFileSystem()
+    /// Failures by (operation, entry name).
+    let faults: [String: Errno]
+    /// Names of directories opened, by descriptor, so `readDirectory` can fail by name.
+    let opened = OpenedNames()
+
+    final class OpenedNames: @unchecked Sendable {
+        // @unchecked: every access holds `lock`.
+        private let lock = NSLock()
+        private var names: [Int32: String] = [:]
+        subscript(fd: Int32) -> String? {
+            get { lock.lock(); defer { lock.unlock() }; return names[fd] }
+            set { lock.lock(); names[fd] = newValue; lock.unlock() }
+        }
+    }
+
+    func fault(_ operation: String, _ name: UnsafePointer<CChar>) -> Errno? { faults[operation + ":" + String(cString: name)] }
+
+    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
+
+    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        if let e = fault("open", name) { throw e }
+        let handle = try real.openDirectory(parent, name)
+        opened[handle.fd] = String(cString: name)
+        return handle
+    }
+
+    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
+        if let name = opened[directory.fd], let e = faults["read:" + name] {
+            // Fail part-way, as a disk error would: one name is delivered first.
+            var first = true
+            try real.readDirectory(directory) { n, l in if first { body(n, l); first = false } }
+            throw e
+        }
+        try real.readDirectory(directory, body)
+    }
+
+    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat {
+        if let e = fault("stat", name) { throw e }
+        return try real.stat(directory, name)
+    }
+
+    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
+
+    func close(_ directory: DirectoryHandle) {
+        opened[directory.fd] = nil
+        real.close(directory)
+    }
+}
+
+@Suite(.serialized)
+struct EngineTests {
+    static func write(_ path: String, bytes: Int) throws {
+        try Data(count: bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func events(_ db: String) throws -> [EventRecord] {
+        let log = try EventLog(directory: db, create: false)
+        var records: [EventRecord] = []
+        try log.environment.read { txn in
+            try log.forEachRecord(txn) { records.append($0); return true }
+        }
+        return records
+    }
+
+    /// EACCES, ENOENT between readdir and stat, ELOOP, and EIO part-way through a listing
+    /// each become one NonCriticalError; the job completes and the views hold the rest.
+    @Test func filesystemFaultsAreRecordedAndTheJobGoesOn() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            for dir in ["locked/inner", "loopy", "broken", "fine"] {
+                try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
+            }
+            try Self.write(root + "/locked/inner/x", bytes: 1)
+            try Self.write(root + "/vanishing.txt", bytes: 5)
+            try Self.write(root + "/fine/kept.txt", bytes: 10)
+            for i in 0..<3 { try Self.write(root + "/broken/f\(i)", bytes: 100) }
+
+            let fs = FaultyFileSystem(faults: ["open:locked": .permissionDenied, "stat:vanishing.txt": .noSuchFileOrDirectory,
+                                               "open:loopy": .tooManySymbolicLinkLevels, "read:broken": .ioError])
+            let summary = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: fs)
+            #expect(summary.status == .completed)
+            #expect(summary.counts.errors == 4)
+
+            let errors = try Self.events(db).compactMap { r -> (String, Int32, FileOperation)? in
+                guard case let .nonCriticalError(_, name, errno, op) = r.event else { return nil }
+                return (String(decoding: name, as: UTF8.self), errno, op)
+            }.sorted { $0.0 < $1.0 }
+            #expect(errors.map(\.0) == ["", "locked", "loopy", "vanishing.txt"])
+            #expect(errors.map(\.1) == [EIO, EACCES, ELOOP, ENOENT])
+            #expect(errors.map(\.2) == [.readDirectory, .openDirectory, .openDirectory, .stat])
+
+            let log = try EventLog(directory: db, create: false)
+            let views = try Views(environment: log.environment, create: false)
+            try log.environment.read { txn in
+                // The unreadable directories are entries; what is inside them is not.
+                guard case let .directory(lockedID, _)? = try views.locate(txn, path: Array((root + "/locked").utf8)) else {
+                    Issue.record("locked/ is not in the index"); return
+                }
+                var inside = 0
+                try views.forEachChild(txn, of: lockedID) { _, _ in inside += 1; return true }
+                #expect(inside == 0)
+                #expect(try views.locate(txn, path: Array((root + "/vanishing.txt").utf8)) == nil)
+                #expect(try views.locate(txn, path: Array((root + "/fine/kept.txt").utf8)) != nil)
+                // The partial listing of broken/ is kept: one of its three files made it.
+                guard case let .directory(brokenID, _)? = try views.locate(txn, path: Array((root + "/broken").utf8)) else {
+                    Issue.record("broken/ is not in the index"); return
+                }
+                #expect(try views.directory(txn, brokenID)?.totals == DirectoryTotals(size: 100, files: 1, directories: 0))
+            }
+
+            // A rescan with the faults gone picks up what was missed, and removes nothing.
+            let second = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            #expect(second.counts.errors == 0)
+            #expect(second.counts.removed == 0)
+            let totals = try log.environment.read { txn in try views.directory(txn, 1)?.totals }
+            #expect(totals == DirectoryTotals(size: 316, files: 6, directories: 5))
+        }
+    }
+
+    /// A failed readdir must not be read as "everything else was deleted".
+    @Test func partialListingOnRescanRemovesNothing() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/broken", withIntermediateDirectories: true)
+            for i in 0..<5 { try Self.write(root + "/broken/f\(i)", bytes: 1) }
+            _ = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            let fs = FaultyFileSystem(faults: ["read:broken": .ioError])
+            let second = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: fs)
+            #expect(second.counts.removed == 0)
+            #expect(second.counts.errors == 1)
+        }
+    }
+
+    /// The map grows by itself: a 64 KiB map takes megabytes of writes without failing.
+    @Test func mapGrowsWhenFull() throws {
+        try Support.withTemporaryDirectory { tmp in
+            var options = Environment.Options()
+            options.initialMapSize = 64 * 1024
+            let env = try Environment(path: tmp, options: options)
+            let db = try env.openDatabase("data", create: true)
+            var retries = 0
+            for batch in 0..<20 {
+                try env.write(onRetry: { retries += 1 }) { txn in
+                    for i in 0..<2_000 {
+                        var key = UInt64(batch * 2_000 + i).bigEndian
+                        let value = [UInt8](repeating: UInt8(i & 0xFF), count: 100)
+                        try withUnsafeBytes(of: &key) { k in try value.withUnsafeBytes { try txn.put(db, key: k, value: $0) } }
+                    }
+                }
+            }
+            #expect(retries > 0)
+            #expect(env.mapSize > 64 * 1024)
+            #expect(try env.read { try $0.count(db) } == 40_000)
+        }
+    }
+
+    /// Readers (ls, du, log) open and read while a writer holds its transaction.
+    @Test func readersWorkWhileARunIsWriting() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/d", withIntermediateDirectories: true)
+            try Self.write(root + "/d/f", bytes: 3)
+            _ = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+
+            let writerHolds = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+            let writer = Thread {
+                let log = try! EventLog(directory: db, create: true)
+                try! log.environment.write { _ in
+                    writerHolds.signal()
+                    release.wait()
+                }
+            }
+            writer.start()
+            writerHolds.wait()
+            defer { release.signal() }
+            let listing = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
+            #expect(listing.status == 0, "\(listing.stderr)")
+            #expect(try Support.objects(listing.stdout).count == 2)
+            #expect(try Support.evindex(["du", root, "--db", db]).status == 0)
+            #expect(try Support.evindex(["log", "--db", db]).status == 0)
+        }
+    }
+
+    /// A second run on a database is refused at once, naming the holder; nothing is written.
+    @Test func concurrentRunIsRefused() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            _ = try IndexJob.run(RunOptions(root: Array(tmp.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            let before = try Self.events(db).count
+            let lock = try WriterLock(directory: db, holder: "pid 4242, indexing /somewhere")
+            let r = try Support.evindex(["run", tmp, "--db", db])
+            withExtendedLifetime(lock) {}
+            #expect(r.status == 2)
+            #expect(r.stderr.split(separator: "\n").count == 1)
+            #expect(r.stderr.contains("pid 4242"))
+            #expect(try Self.events(db).count == before)
+        }
+    }
+
+    /// A database of a newer schema is refused by every command; nothing is written.
+    @Test func newerSchemaDatabaseIsRefused() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            do {
+                let log = try EventLog(directory: db, create: true)
+                try log.environment.write { txn in try log.setMetaValue(txn, "schema", EventLog.schemaVersion + 1) }
+            }
+            let sizeBefore = try FileManager.default.attributesOfItem(atPath: db + "/data.mdb")[.size] as! Int
+            for command in [["run", tmp], ["ls", tmp], ["runs"], ["log"]] {
+                let r = try Support.evindex(command + ["--db", db])
+                #expect(r.status == 2, "\(command): \(r.stderr)")
+                #expect(r.stderr.contains("newer"), "\(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").count == 1)
+            }
+            #expect(try FileManager.default.attributesOfItem(atPath: db + "/data.mdb")[.size] as! Int == sizeBefore)
+            let log = try? EventLog(directory: db, create: false)
+            #expect(log == nil)
+        }
+    }
+
+    /// A flipped byte in a stored record is reported by `evindex log` with its sequence.
+    @Test func corruptStoredRecordIsReportedWithItsSequence() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            try Self.write(tmp + "/f", bytes: 1)
+            _ = try IndexJob.run(RunOptions(root: Array(tmp.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            let log = try EventLog(directory: db, create: true)
+            try log.environment.write { txn in
+                var value: [UInt8] = []
+                try log.forEachRawRecord(txn, from: 2, through: 2) { _, v in value = Array(v); return false }
+                value[value.count / 2] ^= 0x01
+                try log.overwriteForTesting(txn, sequence: 2, value: value)
+            }
+            let r = try Support.evindex(["log", "--db", db])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("record 2 is corrupt"), "\(r.stderr)")
+            #expect(r.text.hasPrefix("1 "))
+        }
+    }
+}
