@@ -20,7 +20,9 @@ let package = Package(
         .target(name: "LMDB", dependencies: ["CLMDB"]),
         .target(name: "Events"),
         .target(name: "EventStore", dependencies: ["LMDB", "Events"]),
-        .target(name: "Traversal"),
+        // System calls glibc hides from Swift (getdents64), for the walker's hot path.
+        .target(name: "CLinux"),
+        .target(name: "Traversal", dependencies: ["CLinux"]),
         .target(name: "Projections", dependencies: ["LMDB", "Events"]),
         .target(name: "Indexing", dependencies: ["EventStore", "Projections", "Traversal", "Events", "LMDB"]),
         .executableTarget(
@@ -38,7 +40,7 @@ let package = Package(
 )
 
 // Strictness in one place: every target gets the same language mode and flags.
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.name != "CLinux" {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     target.swiftSettings = settings

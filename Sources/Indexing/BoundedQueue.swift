@@ -6,7 +6,9 @@ import Glibc
 /// stalls the walker, so memory stays flat whatever the tree.
 final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     // @unchecked: `items` is only touched with `mutex` held.
-    private var items: [Element] = []
+    /// Popped slots are set to nil at once, so a consumed batch is freed when popped,
+    /// not when the array is next compacted.
+    private var items: [Element?] = []
     private var head = 0
     private let capacity: Int
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -40,9 +42,9 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     func pop() -> Element {
         pthread_mutex_lock(mutex)
         while count == 0 { pthread_cond_wait(notEmpty, mutex) }
-        let element = items[head]
+        let element = items[head].take()!
         head += 1
-        if head > 1024 && head * 2 > items.count {
+        if head >= 64 && head * 2 > items.count {
             items.removeFirst(head)
             head = 0
         }

@@ -29,7 +29,9 @@ struct WriterBatch: Sendable {
 }
 
 enum WriterMessage: Sendable {
-    case batch(WriterBatch)
+    /// Changes of one or more directories, about `batchLimit` in all: small directories
+    /// travel together so the queue hand-off (a futex wake) is paid per thousand entries.
+    case batches([WriterBatch])
     /// The walk ended: what it saw, and the error that stopped it, if any.
     case finished(RunCounts, (any Error & Sendable)?)
 }
@@ -53,6 +55,9 @@ struct ChangeDetector: WalkDelegate {
     /// The rows of the directory being listed, by name.
     private var oldChildren: [[UInt8]: EntryMetadata] = [:]
     private var oldChildrenOf: UInt64 = 0
+    /// Batches not yet handed over, and how many changes they hold.
+    private var pending: [WriterBatch] = []
+    private var pendingChanges = 0
 
     init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, rootIsNew: Bool, rootDirID: UInt64) {
         self.views = views
@@ -125,20 +130,35 @@ struct ChangeDetector: WalkDelegate {
         oldChildrenOf = 0
         if changed {
             batch.listedChildren = UInt64(listing.entries.count)
-            queue.push(.batch(batch))
+            send(batch)
         }
     }
 
     mutating func walkFailed(_ error: WalkError) throws {
         var batch = WriterBatch(directoryID: error.directoryID, names: [])
         batch.errors = [error]
-        queue.push(.batch(batch))
+        send(batch)
     }
 
-    private func flush(_ batch: inout WriterBatch) {
-        queue.push(.batch(batch))
-        batch.changes.removeAll(keepingCapacity: true)
+    /// Hands a full batch over and starts the next one for the same directory.
+    private mutating func flush(_ batch: inout WriterBatch) {
+        send(batch)
+        batch.changes.removeAll(keepingCapacity: false)
         batch.errors.removeAll()
+    }
+
+    private mutating func send(_ batch: WriterBatch) {
+        pending.append(batch)
+        pendingChanges += batch.eventCount
+        if pendingChanges >= batchLimit { handOver() }
+    }
+
+    /// Pushes what is pending to the writer (also called once the walk ends).
+    mutating func handOver() {
+        guard !pending.isEmpty else { return }
+        queue.push(.batches(pending))
+        pending.removeAll(keepingCapacity: true)
+        pendingChanges = 0
     }
 }
 

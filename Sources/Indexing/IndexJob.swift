@@ -88,6 +88,7 @@ public enum IndexJob {
             } catch {
                 failure = IndexError(.failed, "walk of \(String(decoding: root, as: UTF8.self)) failed: \(error)")
             }
+            detector.handOver()
             queue.push(.finished(detector.counts, failure))
         }
 
@@ -98,7 +99,7 @@ public enum IndexJob {
             stop.set()
             // Unblock the walker so it can end, then record the failure.
             if !writer.walkerFinished {
-                while case .batch = queue.pop() {}
+                while case .batches = queue.pop() {}
             }
             thread.join()
             let message = "\(error)"

@@ -84,9 +84,9 @@ final class Writer {
         var lastCommit = wallClockMs()
         while true {
             switch queue.pop() {
-            case let .batch(batch):
-                group.append(batch)
-                groupEvents += batch.eventCount
+            case let .batches(batches):
+                group.append(contentsOf: batches)
+                groupEvents += batches.reduce(0) { $0 + $1.eventCount }
                 let now = wallClockMs()
                 if groupEvents >= options.commitEvents || now - lastCommit >= options.commitIntervalMs {
                     try commit(group, final: nil)

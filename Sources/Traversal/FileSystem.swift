@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,6 +83,7 @@ public protocol FileSystem: Sendable {
     /// Opens `name` inside `parent` as a directory, never following a symlink.
     func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle
     /// Reads every name of `directory` (without "." and ".."), passing each with its length.
+    /// Names delivered before an error stay delivered.
     func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno)
     /// `lstat` of `name` inside `directory`.
     func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat
@@ -109,30 +111,46 @@ public struct PosixFileSystem: FileSystem {
     }
 
     public func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
-        // fdopendir takes ownership of the fd it is given; the walker keeps its own.
-        let copy = dup(directory.fd)
-        if copy < 0 { throw Errno.current }
-        guard let dir = fdopendir(copy) else {
-            let e = Errno.current
-            Glibc.close(copy)
-            throw e
-        }
-        defer { closedir(dir) }
+        // getdents64 straight on the walker's descriptor: no dup, fdopendir or closedir per
+        // directory. The buffer is per thread and reused.
+        let buffer = Self.readBuffer
         while true {
-            errno = 0
-            guard let entry = readdir(dir) else {
-                if errno != 0 { throw Errno.current }
-                return
+            let n = evindex_getdents64(directory.fd, buffer, Self.readBufferSize)
+            if n == 0 { return }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Errno.current
             }
-            try withUnsafePointer(to: &entry.pointee.d_name) { (tuple) throws(Errno) in
-                try tuple.withMemoryRebound(to: CChar.self, capacity: 256) { (name) throws(Errno) in
-                    let length = strlen(name)
-                    if name[0] == 0x2E && (length == 1 || (length == 2 && name[1] == 0x2E)) { return }
-                    body(name, length)
+            var offset = 0
+            while offset < n {
+                // struct linux_dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, char d_name[]
+                let record = buffer + offset
+                let length = Int(record.loadUnaligned(fromByteOffset: 16, as: UInt16.self))
+                let name = (record + 19).assumingMemoryBound(to: CChar.self)
+                let nameLength = strlen(name)
+                if !(name[0] == 0x2E && (nameLength == 1 || (nameLength == 2 && name[1] == 0x2E))) {
+                    body(name, nameLength)
                 }
+                offset += length
             }
         }
     }
+
+    static let readBufferSize = 128 * 1024
+
+    /// One getdents64 buffer per thread, allocated on first use and kept.
+    private static var readBuffer: UnsafeMutableRawPointer {
+        if let existing = pthread_getspecific(readBufferKey) { return existing }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: readBufferSize, alignment: 16)
+        pthread_setspecific(readBufferKey, buffer)
+        return buffer
+    }
+
+    private static let readBufferKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { $0?.deallocate() }
+        return key
+    }()
 
     public func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat {
         var st = Glibc.stat()

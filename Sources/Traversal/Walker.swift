@@ -36,7 +36,7 @@ public struct ListedEntry: Sendable {
 /// Everything the walker learned reading one directory.
 public struct DirectoryListing: Sendable {
     public var directoryID: UInt64
-    /// The directory's own metadata (from `fstat` on its descriptor).
+    /// The directory's own metadata (as its parent's listing saw it; `fstat` for the root).
     public var stat: EntryStat
     /// Names back to back, each followed by a NUL byte.
     public var names: [UInt8] = []
@@ -88,8 +88,8 @@ public struct Walker<FS: FileSystem> {
     private struct Frame {
         var handle: DirectoryHandle
         var names: [UInt8]
-        /// (nameStart, directoryID) of the subdirectories still to enter.
-        var subdirectories: [(Int32, UInt64)]
+        /// (nameStart, directoryID, stat) of the subdirectories still to enter.
+        var subdirectories: [(Int32, UInt64, EntryStat)]
         var next = 0
         /// The id of this directory, which its subdirectories' errors are filed under.
         var parentID: UInt64 = 0
@@ -120,24 +120,19 @@ public struct Walker<FS: FileSystem> {
                 continue
             }
             if delegate.shouldStop { return false }
-            let (nameStart, childID) = stack[top].subdirectories[stack[top].next]
+            let (nameStart, childID, stat) = stack[top].subdirectories[stack[top].next]
             stack[top].next += 1
-            let opened: Result<(DirectoryHandle, EntryStat), Errno> = stack[top].names.withUnsafeBytes { names in
+            // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
+            let opened: Result<DirectoryHandle, Errno> = stack[top].names.withUnsafeBytes { names in
                 let name = names.baseAddress!.advanced(by: Int(nameStart)).assumingMemoryBound(to: CChar.self)
                 do throws(Errno) {
-                    let handle = try fileSystem.openDirectory(stack[top].handle, name)
-                    do throws(Errno) {
-                        return .success((handle, try fileSystem.stat(handle)))
-                    } catch {
-                        fileSystem.close(handle)
-                        return .failure(error)
-                    }
+                    return .success(try fileSystem.openDirectory(stack[top].handle, name))
                 } catch {
                     return .failure(error)
                 }
             }
             switch opened {
-            case let .success((handle, stat)):
+            case let .success(handle):
                 stack.append(try list(handle, id: childID, stat: stat, device: rootStat.device, delegate: &delegate))
             case let .failure(errno):
                 let name = Self.name(in: stack[top].names, at: nameStart)
@@ -168,7 +163,7 @@ public struct Walker<FS: FileSystem> {
             listing.errors.append(WalkError(directoryID: id, name: [], errno: error, operation: .readDirectory))
         }
         listing.entries.reserveCapacity(starts.count)
-        var subdirectories: [(Int32, UInt64)] = []
+        var subdirectories: [(Int32, UInt64, EntryStat)] = []
         listing.names.withUnsafeBytes { names in
             for (start, length) in starts {
                 let name = names.baseAddress!.advanced(by: Int(start)).assumingMemoryBound(to: CChar.self)
@@ -178,7 +173,7 @@ public struct Walker<FS: FileSystem> {
                     if st.isDirectory && st.device == device {
                         entry.directoryID = delegate.directoryID(
                             parent: id, name: UnsafeRawBufferPointer(rebasing: names[Int(start)..<Int(start + length)]), stat: st)
-                        subdirectories.append((start, entry.directoryID))
+                        subdirectories.append((start, entry.directoryID, st))
                     }
                     listing.entries.append(entry)
                 } catch {
