@@ -33,7 +33,9 @@ public final class EventLog: Sendable {
     /// - Parameter create: create the directory and the database when missing (for `run`);
     ///   read-only commands pass false and get `.missing` instead.
     /// - Throws: `StoreError`: not writable, not a database, written by a newer schema.
-    public init(directory: String, create: Bool) throws {
+    /// - Parameter initialMapSize: the first size of the memory map; it doubles whenever
+    ///   a write finds it full.
+    public init(directory: String, create: Bool, initialMapSize: Int = 1 << 30) throws {
         self.directory = directory
         var st = stat()
         if stat(directory, &st) != 0 {
@@ -52,7 +54,7 @@ public final class EventLog: Sendable {
             }
         }
         var options = Environment.Options()
-        options.initialMapSize = 1 << 30
+        options.initialMapSize = initialMapSize
         do {
             environment = try Environment(path: directory, options: options)
         } catch let error as LMDBError {

@@ -41,6 +41,8 @@ public struct RunOptions: Sendable {
     public var commitEvents = 10_000
     /// …or this many milliseconds, whichever comes first: every commit is a sync.
     public var commitIntervalMs: Int64 = 100
+    /// The first size of the LMDB map (it grows by doubling when full).
+    public var initialMapSize = 1 << 30
     public init(root: [UInt8], databaseDirectory: String) {
         self.root = root
         self.databaseDirectory = databaseDirectory
@@ -58,7 +60,7 @@ public enum IndexJob {
     public static func run<FS: FileSystem>(_ options: RunOptions, fileSystem: FS) throws -> RunSummary {
         let started = monotonicSeconds()
         let root = try canonicalRoot(options.root)
-        let log = try EventLog(directory: options.databaseDirectory, create: true)
+        let log = try EventLog(directory: options.databaseDirectory, create: true, initialMapSize: options.initialMapSize)
         let lock = try WriterLock(directory: options.databaseDirectory,
                                   holder: "pid \(getpid()), indexing \(String(decoding: root, as: UTF8.self))")
         defer { withExtendedLifetime(lock) {} }

@@ -166,6 +166,30 @@ struct EngineTests {
         }
     }
 
+    /// A run whose map fills up many times still completes, and its views equal `find`:
+    /// each retried transaction starts again from a clean fold, sequence and counters.
+    @Test func runSurvivesAFullMapAgainAndAgain() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 5_000, seed: 5)
+            var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
+            options.initialMapSize = 128 * 1024
+            let summary = try IndexJob.run(options, fileSystem: PosixFileSystem())
+            #expect(summary.status == .completed)
+            let records = try Self.events(db)
+            #expect(records.map(\.sequence) == Array(1...UInt64(records.count)))
+            #expect(records.filter { $0.event.type == .entryCreated }.count == Int(summary.counts.entries))
+            let found = try FindOracle.entries(root)
+            #expect(UInt64(found.count) == summary.counts.entries)
+            let du = try Support.objects(try Support.evindex(["du", root, "--depth", "0", "--json", "--db", db]).stdout)
+            let oracle = FindOracle.totals(root: Array(root.utf8), entries: found)[Array(root.utf8)]!
+            #expect((du[0]["size"] as! NSNumber).int64Value == oracle.0)
+            #expect((du[0]["files"] as! NSNumber).int64Value == oracle.1)
+            #expect((du[0]["dirs"] as! NSNumber).int64Value == oracle.2)
+            #expect(try FileManager.default.attributesOfItem(atPath: db + "/data.mdb")[.size] as! Int > 128 * 1024)
+        }
+    }
+
     /// Readers (ls, du, log) open and read while a writer holds its transaction.
     @Test func readersWorkWhileARunIsWriting() throws {
         try Support.withTemporaryDirectory { tmp in
