@@ -3,10 +3,19 @@ import LMDB
 import Projections
 import Synchronization
 import Traversal
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a moved entry was.
+struct MoveSource: Sendable {
+    var parent: UInt64
+    var name: [UInt8]
+}
 
 /// One change the writer turns into an event.
 struct Change: Sendable {
-    enum Kind: UInt8, Sendable { case created, updated, removed }
+    enum Kind: UInt8, Sendable { case created, updated, removed, moved }
     var kind: Kind
     /// The name, in the batch's `names`.
     var nameStart: Int32
@@ -14,6 +23,8 @@ struct Change: Sendable {
     var metadata: EntryMetadata
     /// For an update: the row it replaces.
     var old: EntryMetadata?
+    /// For a move: where it was.
+    var from: MoveSource?
 }
 
 /// What the walker side hands the writer: the changes of (part of) one directory.
@@ -39,105 +50,239 @@ enum WriterMessage: Sendable {
 /// Maximum changes per batch handed to the writer (Spacedrive's saver/updater unit).
 let batchLimit = 1000
 
+/// An entry held back until the end of a rescan, when creations and removals of the same
+/// inode pair up as moves.
+struct DeferredEntry {
+    var parent: UInt64
+    var name: [UInt8]
+    var metadata: EntryMetadata
+}
+
+struct InodeKey: Hashable {
+    var device: UInt64
+    var inode: UInt64
+}
+
 /// The walker's delegate: compares each listing with the file-path view and hands only
 /// what changed to the writer, in batches.
 ///
-/// A directory first seen in this run has no rows to compare with; for the others the
-/// rows are read once, in one read transaction per directory.
+/// A listing is sorted by name and merged with the directory's rows (which LMDB keeps in
+/// name order), read from a snapshot of the views that is refreshed as the writer
+/// commits. On a rescan, files that appear and disappear are held until the walk ends,
+/// then paired by (device, inode): a pair is one move. A directory that appears under a
+/// new name is looked up by inode at once, so a moved directory is one move and its
+/// subtree is compared in place instead of being indexed again.
 struct ChangeDetector: WalkDelegate {
     let views: Views
     let queue: BoundedQueue<WriterMessage>
     let stop: StopFlag
     var nextDirID: UInt64
+    /// The root was indexed before: entries can vanish and move.
+    let isRescan: Bool
     /// Directories first seen in this run: nothing in the view to compare with.
     var fresh: Set<UInt64> = []
     var counts = RunCounts()
-    /// The rows of the directory being listed, by name.
-    private var oldChildren: [[UInt8]: EntryMetadata] = [:]
-    private var oldChildrenOf: UInt64 = 0
     /// Batches not yet handed over, and how many changes they hold.
     private var pending: [WriterBatch] = []
     private var pendingChanges = 0
+    private var reader: Transaction?
+    private var listingsSinceRefresh = 0
+    private var deferredCreations: [DeferredEntry] = []
+    private var deferredRemovals: [DeferredEntry] = []
+    /// Directories moved in this run: their old place is not a removal.
+    private var movedDirectories: Set<UInt64> = []
 
-    init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, rootIsNew: Bool, rootDirID: UInt64) {
+    init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64) {
         self.views = views
         self.queue = queue
         self.stop = stop
         self.nextDirID = nextDirID
-        if rootIsNew { fresh.insert(rootDirID) }
+        self.isRescan = isRescan
+        if !isRescan { fresh.insert(rootDirID) }
     }
 
     var shouldStop: Bool { stop.isSet }
 
-    private mutating func loadOldChildren(of dirID: UInt64) throws {
-        guard oldChildrenOf != dirID else { return }
-        oldChildren.removeAll(keepingCapacity: true)
-        oldChildrenOf = dirID
-        guard !fresh.contains(dirID) else { return }
-        try views.environment.read { txn in
-            try views.forEachChild(txn, of: dirID) { name, m in
-                oldChildren[Array(name)] = m
-                return true
+    /// The snapshot of the views, refreshed every few dozen listings so it follows the
+    /// writer's commits and does not pin old pages.
+    private mutating func snapshot() throws -> Transaction {
+        if let reader {
+            listingsSinceRefresh += 1
+            if listingsSinceRefresh >= 64 {
+                try reader.refresh()
+                listingsSinceRefresh = 0
             }
+            return reader
         }
+        let r = try views.environment.makeReader()
+        reader = r
+        return r
     }
 
-    mutating func directoryID(parent: UInt64, name: UnsafeRawBufferPointer, stat: EntryStat) -> UInt64 {
-        if !fresh.contains(parent) {
-            // A read failure here only costs a new id: the directory is then indexed anew.
-            try? loadOldChildren(of: parent)
-            if let old = oldChildren[Array(name)], old.kind == .directory, old.dirID != 0 { return old.dirID }
-        }
+    private mutating func newDirectoryID() -> UInt64 {
         let id = nextDirID
         nextDirID += 1
         fresh.insert(id)
         return id
     }
 
-    mutating func directoryListed(_ listing: DirectoryListing) throws {
+    mutating func directoryListed(_ listing: inout DirectoryListing) throws {
         let dirID = listing.directoryID
-        try loadOldChildren(of: dirID)
+        let txn = try snapshot()
         var batch = WriterBatch(directoryID: dirID, names: listing.names)
         batch.errors = listing.errors
-        var changed = fresh.contains(dirID) || !listing.errors.isEmpty
-        for entry in listing.entries {
-            let m = EntryMetadata(entry.stat, dirID: entry.directoryID)
-            counts.add(m.kind, size: m.size)
-            let old: EntryMetadata? = oldChildren.isEmpty ? nil : listing.withName(entry) { oldChildren.removeValue(forKey: Array($0)) }
-            if let old {
+        var changed = !listing.errors.isEmpty
+        for entry in listing.entries { counts.add(EntryKind(mode: entry.stat.mode), size: entry.stat.size) }
+
+        // Names in byte order, as the view keeps them.
+        var order = Array(listing.entries.indices)
+        listing.names.withUnsafeBytes { names in
+            let base = names.baseAddress!
+            order.sort { a, b in
+                let x = listing.entries[a], y = listing.entries[b]
+                let n = min(Int(x.nameLength), Int(y.nameLength))
+                let c = memcmp(base + Int(x.nameStart), base + Int(y.nameStart), n)
+                return c != 0 ? c < 0 : x.nameLength < y.nameLength
+            }
+        }
+
+        var olds: [(name: [UInt8], metadata: EntryMetadata)] = []
+        if !fresh.contains(dirID) {
+            try views.forEachChild(txn, of: dirID) { name, m in
+                olds.append((Array(name), m))
+                return true
+            }
+        }
+        let unreadable = Set(listing.errors.lazy.filter { !$0.name.isEmpty }.map(\.name))
+        let listingComplete = !listing.errors.contains { $0.operation == .readDirectory }
+
+        var oldIndex = 0
+        for index in order {
+            let entry = listing.entries[index]
+            let name = listing.name(entry)
+            // Rows before this name are gone from the directory.
+            while oldIndex < olds.count && olds[oldIndex].name.lexicographicallyPrecedes(name) {
+                if listingComplete && !unreadable.contains(olds[oldIndex].name) {
+                    deferredRemovals.append(DeferredEntry(parent: dirID, name: olds[oldIndex].name, metadata: olds[oldIndex].metadata))
+                }
+                oldIndex += 1
+            }
+            var m = EntryMetadata(entry.stat, dirID: 0)
+            if oldIndex < olds.count && olds[oldIndex].name == name {
+                let old = olds[oldIndex].metadata
+                oldIndex += 1
+                if entry.canDescend {
+                    m.dirID = old.kind == .directory && old.dirID != 0 ? old.dirID : newDirectoryID()
+                    listing.entries[index].directoryID = m.dirID
+                }
                 guard old.differs(from: m) else { continue }
                 batch.changes.append(Change(kind: .updated, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m, old: old))
+            } else if entry.canDescend {
+                if isRescan, let source = try movedDirectory(txn, m, into: dirID) {
+                    m.dirID = source.dirID
+                    movedDirectories.insert(source.dirID)
+                    batch.changes.append(Change(kind: .moved, nameStart: entry.nameStart, nameLength: entry.nameLength,
+                                                metadata: m, from: MoveSource(parent: source.parent, name: source.name)))
+                } else {
+                    m.dirID = newDirectoryID()
+                    batch.changes.append(Change(kind: .created, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m))
+                }
+                listing.entries[index].directoryID = m.dirID
+            } else if isRescan && m.kind != .directory {
+                deferredCreations.append(DeferredEntry(parent: dirID, name: name, metadata: m))
+                continue
             } else {
                 batch.changes.append(Change(kind: .created, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m))
             }
             changed = true
             if batch.changes.count >= batchLimit { flush(&batch) }
         }
-        // Names that could not be stat'ed still exist; a failed readdir leaves the rest unknown.
-        let listingComplete = !listing.errors.contains { $0.operation == .readDirectory }
-        for error in listing.errors where !error.name.isEmpty { oldChildren[error.name] = nil }
         if listingComplete {
-            for (name, old) in oldChildren.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                let start = Int32(batch.names.count)
-                batch.names.append(contentsOf: name)
-                batch.names.append(0)
-                batch.changes.append(Change(kind: .removed, nameStart: start, nameLength: Int32(name.count), metadata: old))
-                changed = true
-                if batch.changes.count >= batchLimit { flush(&batch) }
+            while oldIndex < olds.count {
+                if !unreadable.contains(olds[oldIndex].name) {
+                    deferredRemovals.append(DeferredEntry(parent: dirID, name: olds[oldIndex].name, metadata: olds[oldIndex].metadata))
+                }
+                oldIndex += 1
             }
         }
-        oldChildren.removeAll(keepingCapacity: true)
-        oldChildrenOf = 0
-        if changed {
+        if changed || fresh.contains(dirID) {
             batch.listedChildren = UInt64(listing.entries.count)
             send(batch)
         }
+    }
+
+    /// The indexed directory that a directory newly seen at `into` is, by inode, if it
+    /// moved there: it must still be indexed at its old place, not be `into` or one of its
+    /// ancestors, and not have moved already in this run.
+    private func movedDirectory(_ txn: Transaction, _ m: EntryMetadata, into dirID: UInt64)
+        throws -> (dirID: UInt64, parent: UInt64, name: [UInt8])? {
+        guard let id = try views.directoryID(txn, device: m.device, inode: m.inode),
+              !movedDirectories.contains(id), !fresh.contains(id),
+              let row = try views.directory(txn, id), row.parent != 0,
+              let atOldPlace = try views.entry(txn, parent: row.parent, name: row.name),
+              atOldPlace.dirID == id else { return nil }
+        var ancestor = dirID
+        while ancestor != 0 {
+            if ancestor == id { return nil }
+            ancestor = try views.directory(txn, ancestor)?.parent ?? 0
+        }
+        return (id, row.parent, row.name)
     }
 
     mutating func walkFailed(_ error: WalkError) throws {
         var batch = WriterBatch(directoryID: error.directoryID, names: [])
         batch.errors = [error]
         send(batch)
+    }
+
+    /// The walk is over: pairs held-back creations and removals by inode into moves,
+    /// hands everything over, and ends the snapshot.
+    mutating func finishWalk(completed: Bool) {
+        reader = nil
+        guard completed else { return }
+        var removedByInode: [InodeKey: [Int]] = [:]
+        for (i, r) in deferredRemovals.enumerated() where r.metadata.kind != .directory {
+            removedByInode[InodeKey(device: r.metadata.device, inode: r.metadata.inode), default: []].append(i)
+        }
+        var taken = Set<Int>()
+        var changes: [(parent: UInt64, name: [UInt8], change: Change)] = []
+        for c in deferredCreations {
+            let key = InodeKey(device: c.metadata.device, inode: c.metadata.inode)
+            // A rename keeps size and mtime; a new file that got a freed inode back has its own.
+            if let i = removedByInode[key]?.first(where: { i in
+                let r = deferredRemovals[i].metadata
+                return !taken.contains(i) && r.kind == c.metadata.kind && r.size == c.metadata.size && r.mtimeNs == c.metadata.mtimeNs
+            }) {
+                taken.insert(i)
+                let r = deferredRemovals[i]
+                changes.append((c.parent, c.name, Change(kind: .moved, nameStart: 0, nameLength: 0, metadata: c.metadata,
+                                                         from: MoveSource(parent: r.parent, name: r.name))))
+            } else {
+                changes.append((c.parent, c.name, Change(kind: .created, nameStart: 0, nameLength: 0, metadata: c.metadata)))
+            }
+        }
+        for (i, r) in deferredRemovals.enumerated() where !taken.contains(i) {
+            if r.metadata.kind == .directory && movedDirectories.contains(r.metadata.dirID) { continue }
+            changes.append((r.parent, r.name, Change(kind: .removed, nameStart: 0, nameLength: 0, metadata: r.metadata)))
+        }
+        deferredCreations = []
+        deferredRemovals = []
+        // One batch per parent directory, names in order: the same changes give the same events.
+        changes.sort { $0.parent != $1.parent ? $0.parent < $1.parent : $0.name.lexicographicallyPrecedes($1.name) }
+        var batch = WriterBatch(directoryID: changes.first?.parent ?? 0, names: [])
+        for item in changes {
+            if item.parent != batch.directoryID || batch.changes.count >= batchLimit {
+                send(batch)
+                batch = WriterBatch(directoryID: item.parent, names: [])
+            }
+            var change = item.change
+            change.nameStart = Int32(batch.names.count)
+            change.nameLength = Int32(item.name.count)
+            batch.names.append(contentsOf: item.name)
+            batch.names.append(0)
+            batch.changes.append(change)
+        }
+        if !batch.changes.isEmpty { send(batch) }
     }
 
     /// Hands a full batch over and starts the next one for the same directory.
@@ -169,22 +314,28 @@ final class StopFlag: Sendable {
     func set() { flag.store(true, ordering: .relaxed) }
 }
 
+extension EntryKind {
+    /// The kind of an `st_mode`.
+    init(mode: UInt32) {
+        switch mode & 0o170000 {
+        case 0o100000: self = .file
+        case 0o040000: self = .directory
+        case 0o120000: self = .symlink
+        default: self = .other
+        }
+    }
+}
+
 extension EntryMetadata {
     /// Metadata from a stat; `dirID` is the id the walker gave a directory it enters.
     init(_ st: EntryStat, dirID: UInt64) {
-        let kind: EntryKind
-        switch st.mode & 0o170000 {
-        case 0o100000: kind = .file
-        case 0o040000: kind = .directory
-        case 0o120000: kind = .symlink
-        default: kind = .other
-        }
+        let kind = EntryKind(mode: st.mode)
         self.init(kind: kind, mode: st.mode, inode: st.inode, device: st.device, size: st.size,
                   mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, dirID: kind == .directory ? dirID : 0)
     }
 
     /// Whether a rescan must record a change: any of (inode, dev, mode, size, mtime, ctime)
-    /// differs. The directory id is the view's own bookkeeping, not a fact about the file.
+    /// differs, or the directory id (a directory replaced by a new one).
     func differs(from new: EntryMetadata) -> Bool {
         kind != new.kind || inode != new.inode || device != new.device || mode != new.mode
             || size != new.size || mtimeNs != new.mtimeNs || ctimeNs != new.ctimeNs || dirID != new.dirID

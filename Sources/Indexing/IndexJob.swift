@@ -75,7 +75,7 @@ public enum IndexJob {
         let walkerStart = writer.nextDirID
         let thread = try WalkerThread {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
-                                          rootIsNew: rootIsNew, rootDirID: rootDirID)
+                                          isRescan: !rootIsNew, rootDirID: rootDirID)
             var failure: (any Error & Sendable)?
             do {
                 try root.withUnsafeBufferPointer { bytes in
@@ -90,6 +90,7 @@ public enum IndexJob {
             } catch {
                 failure = IndexError(.failed, "walk of \(String(decoding: root, as: UTF8.self)) failed: \(error)")
             }
+            detector.finishWalk(completed: failure == nil && !stop.isSet)
             detector.handOver()
             queue.push(.finished(detector.counts, failure))
         }

@@ -151,6 +151,11 @@ final class Writer {
                 case .removed:
                     try appendRare(txn, .entryRemoved(parent: parent, name: Array(name)), timeMs: timeMs)
                     counts.removed += 1
+                case .moved:
+                    let from = change.from!
+                    try appendRare(txn, .entryMoved(fromParent: from.parent, fromName: from.name, toParent: parent,
+                                                    toName: Array(name), change.metadata), timeMs: timeMs)
+                    counts.moved += 1
                 }
             }
         }

@@ -154,6 +154,13 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
+    /// A read transaction the caller keeps across calls (a walker's snapshot of the views):
+    /// `refresh()` moves it to the newest committed state cheaply; it ends when released.
+    ///
+    /// - Important: Use it on one thread at a time; refresh it often, since a snapshot
+    ///   holds on to pages the writer would otherwise reuse.
+    public func makeReader() throws -> Transaction { try beginRead() }
+
     private func beginRead() throws -> Transaction {
         for _ in 0..<3 {
             do {

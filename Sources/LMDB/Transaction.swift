@@ -39,6 +39,15 @@ public final class Transaction {
 
     deinit { if !isFinished { mdb_txn_abort(txn) } }
 
+    /// Moves a read transaction to the newest committed snapshot.
+    ///
+    /// Corresponding C functions: `mdb_txn_reset`, `mdb_txn_renew`.
+    public func refresh() throws(LMDBError) {
+        precondition(isReadOnly && !isFinished, "only an open read transaction can be refreshed")
+        mdb_txn_reset(txn)
+        try check(mdb_txn_renew(txn))
+    }
+
     public func openDatabase(_ name: String, create: Bool) throws(LMDBError) -> Database {
         var dbi: MDB_dbi = 0
         try check(mdb_dbi_open(txn, name, create ? UInt32(MDB_CREATE) : 0, &dbi))

@@ -16,7 +16,8 @@ public final class ViewFold {
     private var dirty: [UInt64: DirectoryRecord?] = [:]
     /// Totals not yet carried up from each directory.
     private var pendingDeltas: [UInt64: DirectoryTotals] = [:]
-    /// Directories created by this fold: their children need no lookup before insertion.
+    /// Directories created in the current run: a run lists each directory once, so their
+    /// children are new names and need no lookup before insertion.
     private var fresh: Set<UInt64> = []
     private var freshInTransaction: [UInt64] = []
     private var valueBuffer = ByteWriter(capacity: 256)
@@ -111,7 +112,7 @@ public final class ViewFold {
         case let .entryCreated(parent, name, m):
             try name.withUnsafeBytes { try applyCreated(txn, parent: parent, name: $0, metadata: m) }
         case let .entryUpdated(parent, name, _, new):
-            try name.withUnsafeBytes { try applyCreated(txn, parent: parent, name: $0, metadata: new) }
+            try name.withUnsafeBytes { try applyCreated(txn, parent: parent, name: $0, metadata: new, replacing: true) }
         case let .entryRemoved(parent, name):
             try name.withUnsafeBytes { try applyRemoved(txn, parent: parent, name: $0) }
         case let .entryMoved(fromParent, fromName, toParent, toName, m):
@@ -121,9 +122,19 @@ public final class ViewFold {
         }
     }
 
-    /// A run starts at `root`: the first run of a root creates its row.
+    /// A run starts at `root`: the first run of a root creates its row. Roots indexed
+    /// before inside it are dropped: this root's walk indexes them again as its own.
     public func applyJobStarted(_ txn: Transaction, root: [UInt8], rootDirID: UInt64) throws {
+        fresh.removeAll(keepingCapacity: true)
         guard try record(txn, rootDirID) == nil else { return }
+        let slash = UInt8(ascii: "/")
+        for nested in try views.roots(txn)
+        where nested.path.count > root.count && nested.path.starts(with: root)
+            && (root == [slash] || nested.path[root.count] == slash) {
+            try carryDeltas(txn)
+            try removeSubtree(txn, nested.dirID)
+            try nested.path.withUnsafeBytes { k in _ = try txn.delete(views.roots, key: k) }
+        }
         dirty[rootDirID] = DirectoryRecord(parent: 0, name: root)
         markFresh(rootDirID)
         var id = rootDirID.bigEndian
@@ -134,12 +145,13 @@ public final class ViewFold {
         if fresh.insert(id).inserted { freshInTransaction.append(id) }
     }
 
-    /// An entry appeared (`EntryCreated`) or changed (`EntryUpdated`): its row becomes
-    /// `metadata`, and the totals above it move by the difference.
+    /// An entry appeared (`EntryCreated`) or changed (`EntryUpdated`, `replacing`): its row
+    /// becomes `metadata`, and the totals above it move by the difference.
     @inline(__always)
-    public func applyCreated(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata) throws {
+    public func applyCreated(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata,
+                             replacing: Bool = false) throws {
         try Views.withEntryKey(parent, name) { key in
-            if !fresh.contains(parent), let old = try txn.get(views.entries, key: key, { v in
+            if replacing || !fresh.contains(parent), let old = try txn.get(views.entries, key: key, { v in
                 var r = ByteReader(buffer: v)
                 return try r.metadata()
             }) {
@@ -149,17 +161,36 @@ public final class ViewFold {
             valueBuffer.metadata(m)
             try txn.put(views.entries, key: key, value: valueBuffer.bytes)
         }
-        if m.kind == .directory, m.dirID != 0, try record(txn, m.dirID) == nil {
-            dirty[m.dirID] = DirectoryRecord(parent: parent, name: Array(name))
-            markFresh(m.dirID)
+        if m.kind == .directory, m.dirID != 0 {
+            if try record(txn, m.dirID) == nil {
+                dirty[m.dirID] = DirectoryRecord(parent: parent, name: Array(name))
+                markFresh(m.dirID)
+            }
+            try setDirectoryInode(txn, m)
         }
         addDelta(parent, Self.ownContribution(m))
+    }
+
+    private func setDirectoryInode(_ txn: Transaction, _ m: EntryMetadata) throws {
+        var id = m.dirID.bigEndian
+        try Views.withInodeKey(device: m.device, inode: m.inode) { k in
+            try withUnsafeBytes(of: &id) { try txn.put(views.dirInodes, key: k, value: $0) }
+        }
+    }
+
+    private func clearDirectoryInode(_ txn: Transaction, _ m: EntryMetadata) throws {
+        // Only if the key still names this directory: another may have taken the inode.
+        try Views.withInodeKey(device: m.device, inode: m.inode) { k in
+            let current = try txn.get(views.dirInodes, key: k) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+            if current == m.dirID { _ = try txn.delete(views.dirInodes, key: k) }
+        }
     }
 
     /// Takes an old row's contribution out of its ancestors; drops its subtree unless the
     /// same directory stays (a metadata update of a directory).
     private func retract(_ txn: Transaction, parent: UInt64, _ old: EntryMetadata, keepingDirectory: Bool) throws {
         addDelta(parent, DirectoryTotals() - Self.ownContribution(old))
+        if old.kind == .directory && old.dirID != 0 { try clearDirectoryInode(txn, old) }
         if old.kind == .directory && !keepingDirectory {
             try carryDeltas(txn)
             if let row = try record(txn, old.dirID) {
@@ -225,7 +256,10 @@ public final class ViewFold {
             return true
         }
         for (name, m) in children {
-            if m.kind == .directory { try removeSubtree(txn, m.dirID) }
+            if m.kind == .directory && m.dirID != 0 {
+                try clearDirectoryInode(txn, m)
+                try removeSubtree(txn, m.dirID)
+            }
             try name.withUnsafeBytes { n in
                 try Views.withEntryKey(id, n) { key in _ = try txn.delete(views.entries, key: key) }
             }

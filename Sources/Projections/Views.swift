@@ -58,6 +58,8 @@ public struct DirectoryRecord: Sendable, Hashable {
 ///   children of a directory are one key range, in name (byte) order.
 /// - `dirs`:    dir id (8 bytes big-endian) → `DirectoryRecord` (parent, name, totals)
 /// - `roots`:   absolute root path bytes → root dir id (8 bytes big-endian)
+/// - `dirInodes`: device + inode (8 + 8 bytes big-endian) → dir id, for directories only:
+///   how a rescan recognizes a directory that moved
 /// - `state`:   "lastSequence" → the last sequence folded into the views
 ///
 /// A `prefix` gives a second, independent set of views in the same environment (replay
@@ -68,6 +70,7 @@ public final class Views: Sendable {
     let dirs: Database
     let roots: Database
     let state: Database
+    let dirInodes: Database
 
     /// Opens the views; `create` (the writer) creates them, readers never write.
     public init(environment: Environment, prefix: String = "", create: Bool = true) throws {
@@ -76,9 +79,10 @@ public final class Views: Sendable {
             (try txn.openDatabase(prefix + "entries", create: create),
              try txn.openDatabase(prefix + "dirs", create: create),
              try txn.openDatabase(prefix + "roots", create: create),
-             try txn.openDatabase(prefix + "state", create: create))
+             try txn.openDatabase(prefix + "state", create: create),
+             try txn.openDatabase(prefix + "dirInodes", create: create))
         }
-        (entries, dirs, roots, state) = create ? try environment.write(open) : try environment.read(open)
+        (entries, dirs, roots, state, dirInodes) = create ? try environment.write(open) : try environment.read(open)
     }
 
     // MARK: - Keys
@@ -98,7 +102,20 @@ public final class Views: Sendable {
         return try withUnsafeBytes(of: &key, body)
     }
 
+    @inline(__always)
+    static func withInodeKey<R>(device: UInt64, inode: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var key = (device.bigEndian, inode.bigEndian)
+        return try withUnsafeBytes(of: &key, body)
+    }
+
     // MARK: - Reads
+
+    /// The id of the indexed directory with this device and inode.
+    public func directoryID(_ txn: Transaction, device: UInt64, inode: UInt64) throws -> UInt64? {
+        try Self.withInodeKey(device: device, inode: inode) { k in
+            try txn.get(dirInodes, key: k) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+        }
+    }
 
     /// The last sequence folded into these views (0 when empty).
     public func lastSequence(_ txn: Transaction) throws -> UInt64 {

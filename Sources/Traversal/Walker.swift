@@ -29,8 +29,11 @@ public struct ListedEntry: Sendable {
     public var nameStart: Int32
     public var nameLength: Int32
     public var stat: EntryStat
-    /// For a directory the walker will descend into, the id its own listing carries; else 0.
+    /// For a directory the walker will descend into, the id its own listing carries; else
+    /// 0. Set by the delegate.
     public var directoryID: UInt64
+    /// A directory on the root's device: the walk may enter it.
+    public var canDescend: Bool
 }
 
 /// Everything the walker learned reading one directory.
@@ -63,10 +66,9 @@ public struct DirectoryListing: Sendable {
 
 /// What the walker hands its results to, and asks where it goes.
 public protocol WalkDelegate {
-    /// The id for a subdirectory the walker is about to descend into (new or already known).
-    mutating func directoryID(parent: UInt64, name: UnsafeRawBufferPointer, stat: EntryStat) -> UInt64
-    /// Takes a directory's complete listing.
-    mutating func directoryListed(_ listing: DirectoryListing) throws
+    /// Takes a directory's complete listing, and sets `directoryID` on each entry the walk
+    /// should enter next. Only entries with `canDescend` may be entered; a 0 id skips one.
+    mutating func directoryListed(_ listing: inout DirectoryListing) throws
     /// Takes an error that concerns an entry of an already listed directory.
     mutating func walkFailed(_ error: WalkError) throws
     /// Asked before each directory: true stops the walk at that point.
@@ -163,19 +165,13 @@ public struct Walker<FS: FileSystem> {
             listing.errors.append(WalkError(directoryID: id, name: [], errno: error, operation: .readDirectory))
         }
         listing.entries.reserveCapacity(starts.count)
-        var subdirectories: [(Int32, UInt64, EntryStat)] = []
         listing.names.withUnsafeBytes { names in
             for (start, length) in starts {
                 let name = names.baseAddress!.advanced(by: Int(start)).assumingMemoryBound(to: CChar.self)
                 do throws(Errno) {
                     let st = try fileSystem.stat(handle, name)
-                    var entry = ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0)
-                    if st.isDirectory && st.device == device {
-                        entry.directoryID = delegate.directoryID(
-                            parent: id, name: UnsafeRawBufferPointer(rebasing: names[Int(start)..<Int(start + length)]), stat: st)
-                        subdirectories.append((start, entry.directoryID, st))
-                    }
-                    listing.entries.append(entry)
+                    listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
+                                                       canDescend: st.isDirectory && st.device == device))
                 } catch {
                     listing.errors.append(WalkError(directoryID: id,
                                                     name: Array(names[Int(start)..<Int(start + length)]),
@@ -183,9 +179,13 @@ public struct Walker<FS: FileSystem> {
                 }
             }
         }
+        try delegate.directoryListed(&listing)
+        var subdirectories: [(Int32, UInt64, EntryStat)] = []
+        for entry in listing.entries where entry.canDescend && entry.directoryID != 0 {
+            subdirectories.append((entry.nameStart, entry.directoryID, entry.stat))
+        }
         var frame = Frame(handle: handle, names: listing.names, subdirectories: subdirectories)
         frame.parentID = id
-        try delegate.directoryListed(listing)
         return frame
     }
 }

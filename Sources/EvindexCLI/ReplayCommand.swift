@@ -1,0 +1,88 @@
+import ArgumentParser
+import EventStore
+import Events
+import Indexing
+import LMDB
+import Projections
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Rebuild the views from the event log alone and compare them with the live ones.",
+        discussion: """
+            Folds the log from sequence 1 into a second set of views kept in the same
+            database (named replay.*), then prints the digest of the live and the replayed
+            views and how many events per second were folded. With --verify, exits 1 naming
+            the first entry where they differ. With --to SEQ, the replayed views are those
+            just after event SEQ.
+
+            Examples:
+              evindex replay --verify
+              evindex replay --to 5000
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Replay through this sequence number (default: the whole log).", valueName: "seq"))
+    var to: UInt64?
+
+    @Flag(name: .long, help: "Exit 1, naming the first difference, if the replayed views differ from the live ones.")
+    var verify = false
+
+    @Flag(name: .long, help: "Print the result as one JSON object.")
+    var json = false
+
+    @OptionGroup var database: DatabaseOption
+
+    func validate() throws {
+        if verify && to != nil { throw ValidationError("--verify compares with the live views, which are as of the end of the log: drop --to") }
+    }
+
+    func run() throws {
+        let log = try EventLog(directory: database.directory, create: false)
+        let lock = try WriterLock(directory: database.directory, holder: "pid \(getpid()), replaying")
+        defer { withExtendedLifetime(lock) {} }
+        let live = try Views(environment: log.environment, create: false)
+        let replayed = try Views(environment: log.environment, prefix: Replay.prefix, create: true)
+        let result: Replay.Result
+        do {
+            result = try Replay.rebuild(log: log, into: replayed, through: to ?? .max)
+        } catch let error as DecodeError {
+            throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
+        }
+        let (liveDigest, replayDigest, difference) = try log.environment.read { txn in
+            (try live.digest(txn), try replayed.digest(txn), verify ? try live.firstDifference(txn, from: replayed) : nil)
+        }
+        var out = Output()
+        if json {
+            var o = JSONObject()
+            o.add("events", result.events)
+            o.add("last_seq", result.lastSequence)
+            o.addRaw("seconds", format3(result.seconds))
+            o.add("events_per_second", UInt64(result.eventsPerSecond))
+            o.add("live_entries_digest", hex16(liveDigest.entries))
+            o.add("live_dirs_digest", hex16(liveDigest.directories))
+            o.add("replay_entries_digest", hex16(replayDigest.entries))
+            o.add("replay_dirs_digest", hex16(replayDigest.directories))
+            if verify { o.add("equal", difference == nil) }
+            if let difference { o.add("first_difference", difference) }
+            out.line(o.json)
+        } else {
+            out.line("replayed \(result.events) events (through \(result.lastSequence)) in \(format3(result.seconds)) s: \(UInt64(result.eventsPerSecond)) events/s")
+            out.line("live:     \(liveDigest)")
+            out.line("replayed: \(replayDigest)")
+            if verify && difference == nil { out.line("the replayed views equal the live ones") }
+        }
+        out.flush()
+        if let difference {
+            throw CommandFailure(message: "the replayed views differ from the live ones: first at \(difference)", exitCode: 1)
+        }
+    }
+}
+
+func hex16(_ v: UInt64) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: 16 - s.count) + s
+}
