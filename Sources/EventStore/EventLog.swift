@@ -25,7 +25,8 @@ public final class EventLog: Sendable {
     public static func defaultDirectory(environment: [String: String]) -> String {
         if let db = environment["EVINDEX_DB"], !db.isEmpty { return db }
         if let xdg = environment["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/evindex" }
-        return (environment["HOME"] ?? "/root") + "/.local/share/evindex"
+        let home = environment["HOME"] ?? getpwuid(getuid()).map { String(cString: $0.pointee.pw_dir) } ?? "."
+        return home + "/.local/share/evindex"
     }
 
     /// Opens the database in `directory`.
@@ -35,19 +36,11 @@ public final class EventLog: Sendable {
     /// - Throws: `StoreError`: not writable, not a database, written by a newer schema.
     /// - Parameter initialMapSize: the first size of the memory map; it doubles whenever
     ///   a write finds it full.
-    public init(directory: String, create: Bool, initialMapSize: Int = 1 << 30) throws {
+    public init(directory: String, create: Bool, initialMapSize: Int = 1 << 34) throws {
         self.directory = directory
-        var st = stat()
-        if stat(directory, &st) != 0 {
-            guard create else { throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)") }
-            try Self.makeDirectories(directory)
-        } else if st.st_mode & S_IFMT != S_IFDIR {
-            throw StoreError(.notWritable, "database path \(directory) is not a directory")
-        }
-        if create && access(directory, W_OK) != 0 {
-            throw StoreError(.notWritable, "cannot write the database directory \(directory): \(String(cString: strerror(errno)))")
-        }
-        if !create {
+        if create {
+            try Self.prepareDirectory(directory)
+        } else {
             // Read-only commands never create a database where there is none.
             if access(directory + "/data.mdb", F_OK) != 0 {
                 throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
@@ -82,6 +75,19 @@ public final class EventLog: Sendable {
         } catch let error as LMDBError {
             throw StoreError(error == .corrupted || error == .invalid ? .notADatabase : .lmdb,
                              "\(directory) is not a usable evindex database: \(error.message)")
+        }
+    }
+
+    /// Creates the database directory when missing and checks it can be written.
+    public static func prepareDirectory(_ directory: String) throws {
+        var st = stat()
+        if stat(directory, &st) != 0 {
+            try makeDirectories(directory)
+        } else if st.st_mode & S_IFMT != S_IFDIR {
+            throw StoreError(.notWritable, "database path \(directory) is not a directory")
+        }
+        if access(directory, W_OK) != 0 {
+            throw StoreError(.notWritable, "cannot write the database directory \(directory): \(String(cString: strerror(errno)))")
         }
     }
 

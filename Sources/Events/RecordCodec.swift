@@ -298,15 +298,17 @@ public enum RecordDecoder {
         guard value.count >= 2 + RecordFormat.checksumSize else {
             throw DecodeError(sequence: sequence, reason: .truncated)
         }
-        if value[0] > RecordFormat.schemaVersion || value[0] == 0 {
-            throw DecodeError(sequence: sequence, reason: .newerSchema(value[0]))
-        }
+        // The checksum first: a damaged version byte is corruption, not a newer schema.
         let body = UnsafeRawBufferPointer(rebasing: value[0..<value.count - RecordFormat.checksumSize])
         var key = RecordFormat.key(sequence)
         let computed = withUnsafeBytes(of: &key) { k in CRC32C.update(CRC32C.update(0, k), body) }
         let stored = value.loadUnaligned(fromByteOffset: value.count - RecordFormat.checksumSize, as: UInt32.self).littleEndian
         if stored != computed {
             throw DecodeError(sequence: sequence, reason: .checksumMismatch(stored: stored, computed: computed))
+        }
+        if value[0] == 0 { throw DecodeError(sequence: sequence, reason: .invalidValue("schema version 0")) }
+        if value[0] > RecordFormat.schemaVersion {
+            throw DecodeError(sequence: sequence, reason: .newerSchema(value[0]))
         }
     }
 

@@ -1,6 +1,9 @@
 import ArgumentParser
 import EventStore
+import Events
 import Indexing
+import LMDB
+import Projections
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,6 +43,15 @@ struct Evindex: ParsableCommand {
         } catch let error as CommandFailure {
             printError(error.message)
             exitProcess(error.exitCode)
+        } catch let error as LMDBError {
+            printError("database error: \(error.message)")
+            exitProcess(1)
+        } catch let error as DecodeError {
+            printError("\(error)")
+            exitProcess(1)
+        } catch let error as ViewError {
+            printError("\(error)")
+            exitProcess(1)
         } catch {
             let code = exitCode(for: error)
             if code == .success || code == .failure {
@@ -90,17 +102,34 @@ func rawArgument(_ parsed: String) -> [UInt8] {
     return Array(parsed.utf8)
 }
 
-/// An absolute, normalized form of a path the user gave: resolved on disk when it
-/// exists (as the index stores roots), else made absolute and cleaned lexically.
+/// An absolute, normalized form of a path the user gave. Its directories are resolved on
+/// disk when they exist (as the index stores roots); its last component is kept as is, so a
+/// symlink names the link, not its target.
 func absolutePath(_ given: [UInt8]) -> [UInt8] {
-    let resolved: [UInt8]? = (given + [0]).withUnsafeBufferPointer { p in
+    let slash = UInt8(ascii: "/")
+    var trimmed = given
+    while trimmed.count > 1 && trimmed.last == slash { trimmed.removeLast() }
+    let cut = trimmed.lastIndex(of: slash)
+    let last = Array(cut.map { trimmed[($0 + 1)...] } ?? trimmed[...])
+    if last.isEmpty || last == [UInt8(ascii: ".")] || last == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+        return resolved(trimmed) ?? lexicallyAbsolute(trimmed)
+    }
+    let directory: [UInt8] = cut.map { $0 == 0 ? [slash] : Array(trimmed[..<$0]) } ?? [UInt8(ascii: ".")]
+    guard let base = resolved(directory) else { return lexicallyAbsolute(trimmed) }
+    return (base == [slash] ? [] : base) + [slash] + last
+}
+
+private func resolved(_ path: [UInt8]) -> [UInt8]? {
+    (path + [0]).withUnsafeBufferPointer { p in
         p.withMemoryRebound(to: CChar.self) { c in
             guard let r = realpath(c.baseAddress!, nil) else { return nil }
             defer { free(r) }
             return Array(UnsafeRawBufferPointer(start: r, count: strlen(r)))
         }
     }
-    if let resolved { return resolved }
+}
+
+private func lexicallyAbsolute(_ given: [UInt8]) -> [UInt8] {
     var path = given
     if path.first != UInt8(ascii: "/") {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

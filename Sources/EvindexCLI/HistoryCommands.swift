@@ -35,6 +35,10 @@ struct LogCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
 
+    func validate() throws {
+        if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
+    }
+
     func run() throws {
         let index = try ReadOnlyIndex(database)
         var out = Output()

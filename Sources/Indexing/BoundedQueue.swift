@@ -39,9 +39,26 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    func pop() -> Element {
+    func pop() -> Element { pop(timeoutMs: nil)! }
+
+    /// The next element, or nil when none arrived within `timeoutMs`.
+    func pop(timeoutMs: Int64?) -> Element? {
         pthread_mutex_lock(mutex)
-        while count == 0 { pthread_cond_wait(notEmpty, mutex) }
+        if let timeoutMs {
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            let nanos = Int64(deadline.tv_nsec) + (timeoutMs % 1000) * 1_000_000
+            deadline.tv_sec += Int(timeoutMs / 1000) + Int(nanos / 1_000_000_000)
+            deadline.tv_nsec = Int(nanos % 1_000_000_000)
+            while count == 0 {
+                if pthread_cond_timedwait(notEmpty, mutex, &deadline) == ETIMEDOUT && count == 0 {
+                    pthread_mutex_unlock(mutex)
+                    return nil
+                }
+            }
+        } else {
+            while count == 0 { pthread_cond_wait(notEmpty, mutex) }
+        }
         let element = items[head].take()!
         head += 1
         if head >= 64 && head * 2 > items.count {

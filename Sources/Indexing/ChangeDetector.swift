@@ -108,7 +108,10 @@ struct ChangeDetector: WalkDelegate {
     private mutating func snapshot() throws -> Transaction {
         if let reader {
             listingsSinceRefresh += 1
-            if listingsSinceRefresh >= 64 {
+            if reader.isSnapshotReleased {
+                try reader.renew()
+                listingsSinceRefresh = 0
+            } else if listingsSinceRefresh >= 64 {
                 try reader.refresh()
                 listingsSinceRefresh = 0
             }
@@ -301,6 +304,9 @@ struct ChangeDetector: WalkDelegate {
     /// Pushes what is pending to the writer (also called once the walk ends).
     mutating func handOver() {
         guard !pending.isEmpty else { return }
+        // The push may block until the writer catches up, and the writer may need to grow
+        // the map meanwhile, which it cannot while this thread holds a snapshot.
+        reader?.reset()
         queue.push(.batches(pending))
         pending.removeAll(keepingCapacity: true)
         pendingChanges = 0

@@ -42,7 +42,7 @@ public struct RunOptions: Sendable {
     /// …or this many milliseconds, whichever comes first: every commit is a sync.
     public var commitIntervalMs: Int64 = 100
     /// The first size of the LMDB map (it grows by doubling when full).
-    public var initialMapSize = 1 << 30
+    public var initialMapSize = 1 << 34
     public init(root: [UInt8], databaseDirectory: String) {
         self.root = root
         self.databaseDirectory = databaseDirectory
@@ -60,10 +60,13 @@ public enum IndexJob {
     public static func run<FS: FileSystem>(_ options: RunOptions, fileSystem: FS) throws -> RunSummary {
         let started = monotonicSeconds()
         let root = try canonicalRoot(options.root)
-        let log = try EventLog(directory: options.databaseDirectory, create: true, initialMapSize: options.initialMapSize)
+        // The lock before the first write transaction: a second run is refused at once,
+        // without waiting on LMDB's writer lock.
+        try EventLog.prepareDirectory(options.databaseDirectory)
         let lock = try WriterLock(directory: options.databaseDirectory,
                                   holder: "pid \(getpid()), indexing \(String(decoding: root, as: UTF8.self))")
         defer { withExtendedLifetime(lock) {} }
+        let log = try EventLog(directory: options.databaseDirectory, create: true, initialMapSize: options.initialMapSize)
         let views = try Views(environment: log.environment)
         raiseDescriptorLimit()
 
@@ -134,6 +137,12 @@ public enum IndexJob {
         }
         if rc != 0 { throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)") }
         if st.st_mode & S_IFMT != S_IFDIR { throw IndexError(.badRoot, "cannot index \(shown): not a directory") }
+        // An unreadable root is bad input, refused before anything is written.
+        let fd = (resolved + [0]).withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        }
+        if fd < 0 { throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)") }
+        close(fd)
         return resolved
     }
 

@@ -58,15 +58,23 @@ final class Writer {
     /// Runs `body` in a write transaction; on a retry (the map grew) the fold and the
     /// counters go back to where the transaction began.
     private func write<R>(_ body: (Transaction) throws -> R) throws -> R {
-        let savedSequence = sequence, savedCounts = counts, savedDirID = nextDirID
-        let result = try views.environment.write(onRetry: {
-            fold.rollBack()
-            sequence = savedSequence
-            counts = savedCounts
-            nextDirID = savedDirID
-        }, body)
-        fold.didCommit()
-        return result
+        let savedSequence = sequence, savedCounts = counts, savedDirID = nextDirID, savedRun = run
+        let rollBack = {
+            self.fold.rollBack()
+            self.sequence = savedSequence
+            self.counts = savedCounts
+            self.nextDirID = savedDirID
+            self.run = savedRun
+        }
+        do {
+            let result = try views.environment.write(onRetry: rollBack, body)
+            fold.didCommit()
+            return result
+        } catch {
+            // Nothing of the aborted transaction may leak into the next one (JobFailed).
+            rollBack()
+            throw error
+        }
     }
 
     private func appendRare(_ txn: Transaction, _ event: Event, timeMs: Int64) throws {
@@ -83,7 +91,17 @@ final class Writer {
         var groupEvents = 0
         var lastCommit = wallClockMs()
         while true {
-            switch queue.pop() {
+            // A slow walker (a stalled network share) must not keep changes uncommitted.
+            guard let message = queue.pop(timeoutMs: options.commitIntervalMs) else {
+                if !group.isEmpty {
+                    try commit(group, final: nil)
+                    group.removeAll(keepingCapacity: true)
+                    groupEvents = 0
+                }
+                lastCommit = wallClockMs()
+                continue
+            }
+            switch message {
             case let .batches(batches):
                 group.append(contentsOf: batches)
                 groupEvents += batches.reduce(0) { $0 + $1.eventCount }
@@ -125,6 +143,11 @@ final class Writer {
             }
             try log.setMetaValue(txn, "nextDirID", nextDirID)
             run.lastSequence = sequence - 1
+            if walked == nil {
+                // The row shows the run's progress while it runs (and after a crash).
+                run.counts.created = counts.created; run.counts.updated = counts.updated
+                run.counts.removed = counts.removed; run.counts.moved = counts.moved; run.counts.errors = counts.errors
+            }
             try log.putRun(txn, run)
             try fold.flush(txn, lastSequence: sequence - 1)
         }

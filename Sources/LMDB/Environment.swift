@@ -14,13 +14,17 @@ public final class Environment: @unchecked Sendable {
     let env: OpaquePointer
     private let resizeLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private var currentMapSize = 0
+    /// Held shared by every open read transaction of this process and exclusively while
+    /// the map is resized: LMDB forbids `mdb_env_set_mapsize` while a transaction is open.
+    let readersLock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
     public let path: String
 
     /// Options for opening an environment.
     public struct Options: Sendable {
         public var maxDatabases: UInt32 = 16
         public var maxReaders: UInt32 = 126
-        public var initialMapSize: Int = 1 << 30
+        /// Address space only: without MDB_WRITEMAP the file grows with the data, not the map.
+        public var initialMapSize: Int = 1 << 34
         public var readOnly = false
         /// `MDB_NOSYNC`: commits are not flushed; a crash can lose recent commits.
         public var noSync = false
@@ -36,6 +40,7 @@ public final class Environment: @unchecked Sendable {
         self.currentMapSize = opened.mapSize
         self.path = path
         pthread_mutex_init(resizeLock, nil)
+        pthread_rwlock_init(readersLock, nil)
     }
 
     private static func open(path: String, options: Options) throws(LMDBError) -> (env: OpaquePointer, mapSize: Int) {
@@ -64,6 +69,8 @@ public final class Environment: @unchecked Sendable {
         mdb_env_close(env)
         pthread_mutex_destroy(resizeLock)
         resizeLock.deallocate()
+        pthread_rwlock_destroy(readersLock)
+        readersLock.deallocate()
     }
 
     private func locked<R>(_ body: () throws -> R) rethrows -> R {
@@ -77,6 +84,8 @@ public final class Environment: @unchecked Sendable {
 
     /// Doubles the map. LMDB requires that no transaction of this process is active.
     func grow() throws {
+        pthread_rwlock_wrlock(readersLock)
+        defer { pthread_rwlock_unlock(readersLock) }
         try locked {
             let newSize = currentMapSize * 2
             try check(mdb_env_set_mapsize(env, newSize))
@@ -86,6 +95,8 @@ public final class Environment: @unchecked Sendable {
 
     /// Adopts a map size grown by another process (after `MDB_MAP_RESIZED`).
     func adoptResizedMap() throws {
+        pthread_rwlock_wrlock(readersLock)
+        defer { pthread_rwlock_unlock(readersLock) }
         try locked {
             try check(mdb_env_set_mapsize(env, 0))
             var info = MDB_envinfo()

@@ -18,16 +18,35 @@ public final class Transaction {
     public let isReadOnly: Bool
     private var isFinished = false
 
+    /// Read transactions hold the environment's readers lock while their snapshot is open.
+    private let readersLock: UnsafeMutablePointer<pthread_rwlock_t>?
+    private var isReset = false
+
     init(env: Environment, readOnly: Bool) throws(LMDBError) {
         var txnp: OpaquePointer?
-        try check(mdb_txn_begin(env.env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txnp))
+        if readOnly { pthread_rwlock_rdlock(env.readersLock) }
+        let rc = mdb_txn_begin(env.env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txnp)
+        if rc != 0 {
+            if readOnly { pthread_rwlock_unlock(env.readersLock) }
+            throw LMDBError(rawValue: rc)
+        }
         self.txn = txnp!
         self.isReadOnly = readOnly
+        self.readersLock = readOnly ? env.readersLock : nil
+    }
+
+    private func releaseReadersLock() {
+        if let readersLock, !isReset { pthread_rwlock_unlock(readersLock) }
     }
 
     func commit() throws(LMDBError) {
         precondition(!isFinished, "transaction already ended")
         isFinished = true
+        defer { releaseReadersLock() }
+        if isReset {
+            mdb_txn_abort(txn)
+            return
+        }
         try check(mdb_txn_commit(txn))
     }
 
@@ -35,18 +54,50 @@ public final class Transaction {
         precondition(!isFinished, "transaction already ended")
         isFinished = true
         mdb_txn_abort(txn)
+        releaseReadersLock()
     }
 
-    deinit { if !isFinished { mdb_txn_abort(txn) } }
+    deinit {
+        if !isFinished {
+            mdb_txn_abort(txn)
+            releaseReadersLock()
+        }
+    }
+
+    /// Releases a read transaction's snapshot (and the map) until `renew()`: call it before
+    /// blocking, so the writer can grow the map meanwhile.
+    ///
+    /// Corresponding C function: `mdb_txn_reset`.
+    public func reset() {
+        precondition(isReadOnly && !isFinished, "only an open read transaction can be reset")
+        guard !isReset else { return }
+        mdb_txn_reset(txn)
+        isReset = true
+        pthread_rwlock_unlock(readersLock!)
+    }
+
+    /// Takes the newest committed snapshot after `reset()`.
+    ///
+    /// Corresponding C function: `mdb_txn_renew`.
+    public func renew() throws(LMDBError) {
+        precondition(isReadOnly && !isFinished && isReset, "only a reset read transaction can be renewed")
+        pthread_rwlock_rdlock(readersLock!)
+        let rc = mdb_txn_renew(txn)
+        if rc != 0 {
+            pthread_rwlock_unlock(readersLock!)
+            throw LMDBError(rawValue: rc)
+        }
+        isReset = false
+    }
 
     /// Moves a read transaction to the newest committed snapshot.
-    ///
-    /// Corresponding C functions: `mdb_txn_reset`, `mdb_txn_renew`.
     public func refresh() throws(LMDBError) {
-        precondition(isReadOnly && !isFinished, "only an open read transaction can be refreshed")
-        mdb_txn_reset(txn)
-        try check(mdb_txn_renew(txn))
+        reset()
+        try renew()
     }
+
+    /// Whether `reset()` released the snapshot.
+    public var isSnapshotReleased: Bool { isReset }
 
     public func openDatabase(_ name: String, create: Bool) throws(LMDBError) -> Database {
         var dbi: MDB_dbi = 0

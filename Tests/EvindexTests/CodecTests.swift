@@ -75,9 +75,19 @@ struct CodecTests {
         #expect(throws: DecodeError.self) { try RecordDecoder.decode(sequence: 31338, value: bytes) }
     }
 
+    /// Re-computes a record's checksum after a deliberate edit.
+    static func resealed(_ record: [UInt8], sequence: UInt64) -> [UInt8] {
+        var bytes = Array(record.dropLast(4))
+        var key = RecordFormat.key(sequence)
+        let crc = withUnsafeBytes(of: &key) { k in bytes.withUnsafeBytes { CRC32C.update(CRC32C.update(0, k), $0) } }
+        withUnsafeBytes(of: crc.littleEndian) { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
     @Test func newerSchemaVersionIsRefusedNotMisread() throws {
         var bytes = RecordEncoder.encoded(EventRecord(sequence: 4, run: 1, timeMs: 0, event: .jobResumed))
         bytes[0] = RecordFormat.schemaVersion + 1
+        bytes = Self.resealed(bytes, sequence: 4)
         do {
             _ = try RecordDecoder.decode(sequence: 4, value: bytes)
             Issue.record("a newer record was decoded")
@@ -87,9 +97,24 @@ struct CodecTests {
         }
     }
 
+    /// A damaged version byte is corruption, not a newer schema: the checksum says so.
+    @Test func damagedVersionByteIsReportedAsCorruption() throws {
+        var bytes = RecordEncoder.encoded(EventRecord(sequence: 4, run: 1, timeMs: 0, event: .jobResumed))
+        bytes[0] = 17
+        do {
+            _ = try RecordDecoder.decode(sequence: 4, value: bytes)
+            Issue.record("a damaged record was decoded")
+        } catch {
+            guard case .checksumMismatch = error.reason else {
+                Issue.record("reported as \(error.reason)"); return
+            }
+        }
+    }
+
     /// The decoder never traps, whatever the bytes: random records and mutated real ones,
     /// with their checksum made valid so decoding goes past the check.
     @Test func decoderSurvivesArbitraryBytes() {
+        typealias Tests = CodecTests
         var rng = SystemRandomNumberGenerator()
         let valid = Samples.events.map { RecordEncoder.encoded(EventRecord(sequence: 1, run: 1, timeMs: 1, event: $0)) }
         for round in 0..<20_000 {
@@ -107,10 +132,7 @@ struct CodecTests {
             }
             if bytes.count > 5 {
                 // Re-seal so the structural decoder is exercised, not only the checksum.
-                bytes.removeLast(4)
-                var key = RecordFormat.key(1)
-                let crc = withUnsafeBytes(of: &key) { k in bytes.withUnsafeBytes { CRC32C.update(CRC32C.update(0, k), $0) } }
-                withUnsafeBytes(of: crc.littleEndian) { bytes.append(contentsOf: $0) }
+                bytes = Tests.resealed(bytes, sequence: 1)
             }
             _ = try? RecordDecoder.decode(sequence: 1, value: bytes)
         }
