@@ -27,13 +27,16 @@ public struct EntryMetadata: Sendable, Hashable {
     public var size: UInt64
     public var mtimeNs: Int64
     public var ctimeNs: Int64
+    /// Birth time, 0 when the filesystem keeps none: a rename keeps it, a new file that
+    /// reuses a freed inode does not, which is how a rescan tells moves from new files.
+    public var btimeNs: Int64
     /// For a directory, the id its children are keyed under; 0 otherwise.
     public var dirID: UInt64
 
     public init(kind: EntryKind, mode: UInt32, inode: UInt64, device: UInt64, size: UInt64,
-                mtimeNs: Int64, ctimeNs: Int64, dirID: UInt64 = 0) {
+                mtimeNs: Int64, ctimeNs: Int64, btimeNs: Int64 = 0, dirID: UInt64 = 0) {
         self.kind = kind; self.mode = mode; self.inode = inode; self.device = device
-        self.size = size; self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs; self.dirID = dirID
+        self.size = size; self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs; self.btimeNs = btimeNs; self.dirID = dirID
     }
 }
 

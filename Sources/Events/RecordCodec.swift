@@ -126,6 +126,7 @@ public struct ByteWriter: ~Copyable {
         varint(m.size)
         zigzag(m.mtimeNs)
         zigzag(m.ctimeNs)
+        zigzag(m.btimeNs)
         if m.kind == .directory { varint(m.dirID) }
     }
 
@@ -192,7 +193,7 @@ public struct ByteReader {
         let k = try byte()
         guard let kind = EntryKind(rawValue: k) else { throw DecodeError(sequence: sequence, reason: .invalidValue("kind")) }
         var m = EntryMetadata(kind: kind, mode: try uint32(), inode: try varint(), device: try varint(),
-                              size: try varint(), mtimeNs: try zigzag(), ctimeNs: try zigzag())
+                              size: try varint(), mtimeNs: try zigzag(), ctimeNs: try zigzag(), btimeNs: try zigzag())
         if kind == .directory { m.dirID = try varint() }
         return m
     }

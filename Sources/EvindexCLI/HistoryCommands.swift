@@ -100,6 +100,7 @@ private func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryM
     o.add(prefix + "mode", m.mode)
     o.add(prefix + "mtime_ns", m.mtimeNs)
     o.add(prefix + "ctime_ns", m.ctimeNs)
+    o.add(prefix + "btime_ns", m.btimeNs)
     if m.kind == .directory { o.add(prefix + "dir_id", m.dirID) }
 }
 
@@ -175,6 +176,7 @@ func changedFields(_ old: EntryMetadata, _ new: EntryMetadata) -> [String] {
     if old.size != new.size { f.append("size") }
     if old.mtimeNs != new.mtimeNs { f.append("mtime_ns") }
     if old.ctimeNs != new.ctimeNs { f.append("ctime_ns") }
+    if old.btimeNs != new.btimeNs { f.append("btime_ns") }
     return f
 }
 

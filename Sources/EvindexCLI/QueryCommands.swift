@@ -56,7 +56,7 @@ struct LsCommand: ParsableCommand {
     @Flag(name: [.customShort("R"), .customLong("recursive")], help: "List every entry below the path.")
     var recursive = false
 
-    @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns.")
+    @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns.")
     var json = false
 
     @OptionGroup var database: DatabaseOption
@@ -98,6 +98,7 @@ struct LsCommand: ParsableCommand {
             o.add("mode", m.mode)
             o.add("mtime_ns", m.mtimeNs)
             o.add("ctime_ns", m.ctimeNs)
+            o.add("btime_ns", m.btimeNs)
             out.line(o.json)
         } else {
             let kind: String

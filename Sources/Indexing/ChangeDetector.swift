@@ -223,7 +223,7 @@ struct ChangeDetector: WalkDelegate {
               !movedDirectories.contains(id), !fresh.contains(id),
               let row = try views.directory(txn, id), row.parent != 0,
               let atOldPlace = try views.entry(txn, parent: row.parent, name: row.name),
-              atOldPlace.dirID == id else { return nil }
+              atOldPlace.dirID == id, atOldPlace.isSameFile(as: m) || atOldPlace.btimeNs == 0 else { return nil }
         var ancestor = dirID
         while ancestor != 0 {
             if ancestor == id { return nil }
@@ -251,11 +251,7 @@ struct ChangeDetector: WalkDelegate {
         var changes: [(parent: UInt64, name: [UInt8], change: Change)] = []
         for c in deferredCreations {
             let key = InodeKey(device: c.metadata.device, inode: c.metadata.inode)
-            // A rename keeps size and mtime; a new file that got a freed inode back has its own.
-            if let i = removedByInode[key]?.first(where: { i in
-                let r = deferredRemovals[i].metadata
-                return !taken.contains(i) && r.kind == c.metadata.kind && r.size == c.metadata.size && r.mtimeNs == c.metadata.mtimeNs
-            }) {
+            if let i = removedByInode[key]?.first(where: { !taken.contains($0) && deferredRemovals[$0].metadata.isSameFile(as: c.metadata) }) {
                 taken.insert(i)
                 let r = deferredRemovals[i]
                 changes.append((c.parent, c.name, Change(kind: .moved, nameStart: 0, nameLength: 0, metadata: c.metadata,
@@ -337,13 +333,23 @@ extension EntryMetadata {
     init(_ st: EntryStat, dirID: UInt64) {
         let kind = EntryKind(mode: st.mode)
         self.init(kind: kind, mode: st.mode, inode: st.inode, device: st.device, size: st.size,
-                  mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, dirID: kind == .directory ? dirID : 0)
+                  mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, btimeNs: st.btimeNs, dirID: kind == .directory ? dirID : 0)
     }
 
-    /// Whether a rescan must record a change: any of (inode, dev, mode, size, mtime, ctime)
-    /// differs, or the directory id (a directory replaced by a new one).
+    /// Whether `other`, seen under another name, is this same file: same inode and kind,
+    /// and the same birth time (or, where the filesystem keeps none, the same size and
+    /// mtime). A freed inode given to a new file fails this; a rename passes.
+    func isSameFile(as other: EntryMetadata) -> Bool {
+        guard kind == other.kind && inode == other.inode && device == other.device else { return false }
+        if btimeNs != 0 && other.btimeNs != 0 { return btimeNs == other.btimeNs }
+        return size == other.size && mtimeNs == other.mtimeNs
+    }
+
+    /// Whether a rescan must record a change: any of (inode, dev, mode, size, mtime, ctime,
+    /// birth time) differs, or the directory id (a directory replaced by a new one).
     func differs(from new: EntryMetadata) -> Bool {
         kind != new.kind || inode != new.inode || device != new.device || mode != new.mode
-            || size != new.size || mtimeNs != new.mtimeNs || ctimeNs != new.ctimeNs || dirID != new.dirID
+            || size != new.size || mtimeNs != new.mtimeNs || ctimeNs != new.ctimeNs || btimeNs != new.btimeNs
+            || dirID != new.dirID
     }
 }

@@ -49,17 +49,18 @@ public struct EntryStat: Sendable, Hashable {
     public var size: UInt64
     public var mtimeNs: Int64
     public var ctimeNs: Int64
+    /// Birth time; 0 when the filesystem does not keep one. Tells a renamed file (same
+    /// inode, same birth) from a new file that was given a freed inode back.
+    public var btimeNs: Int64
 
-    public init(mode: UInt32, inode: UInt64, device: UInt64, size: UInt64, mtimeNs: Int64, ctimeNs: Int64) {
+    public init(mode: UInt32, inode: UInt64, device: UInt64, size: UInt64, mtimeNs: Int64, ctimeNs: Int64, btimeNs: Int64 = 0) {
         self.mode = mode; self.inode = inode; self.device = device; self.size = size
-        self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs
+        self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs; self.btimeNs = btimeNs
     }
 
-    public init(_ st: stat) {
-        self.init(mode: st.st_mode, inode: UInt64(st.st_ino), device: UInt64(st.st_dev),
-                  size: UInt64(max(0, st.st_size)),
-                  mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
-                  ctimeNs: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+    init(_ st: evindex_stat) {
+        self.init(mode: st.mode, inode: st.inode, device: st.device, size: st.size,
+                  mtimeNs: st.mtime_ns, ctimeNs: st.ctime_ns, btimeNs: st.btime_ns)
     }
 
     public var isDirectory: Bool { mode & S_IFMT == S_IFDIR }
@@ -85,14 +86,14 @@ public protocol FileSystem: Sendable {
     /// Reads every name of `directory` (without "." and ".."), passing each with its length.
     /// Names delivered before an error stay delivered.
     func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno)
-    /// `lstat` of `name` inside `directory`.
+    /// `lstat` of `name` inside `directory` (statx, with the birth time when known).
     func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat
     /// `fstat` of an open directory.
     func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat
     func close(_ directory: DirectoryHandle)
 }
 
-/// The real filesystem: openat, fdopendir, readdir, fstatat.
+/// The real filesystem: openat, getdents64 and statx, each relative to a directory fd.
 public struct PosixFileSystem: FileSystem {
     public init() {}
 
@@ -153,14 +154,18 @@ public struct PosixFileSystem: FileSystem {
     }()
 
     public func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat {
-        var st = Glibc.stat()
-        if fstatat(directory.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 { throw Errno.current }
+        var st = evindex_stat()
+        while evindex_stat(directory.fd, name, &st) != 0 {
+            if errno != EINTR { throw Errno.current }
+        }
         return EntryStat(st)
     }
 
     public func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat {
-        var st = Glibc.stat()
-        if fstat(directory.fd, &st) != 0 { throw Errno.current }
+        var st = evindex_stat()
+        while evindex_stat(directory.fd, "", &st) != 0 {
+            if errno != EINTR { throw Errno.current }
+        }
         return EntryStat(st)
     }
 

@@ -155,3 +155,79 @@ enum FindOracle {
         return totals
     }
 }
+
+/// An entry's identity on disk: a rename keeps it, a new file given a freed inode does not.
+struct Identity: Hashable {
+    var inode: UInt64
+    var birth: String
+}
+
+struct IdentifiedEntry {
+    var path: [UInt8]
+    var kind: String
+    var size: UInt64
+    var mtime: String
+    var identity: Identity
+}
+
+/// Net changes between two `find` listings of one tree.
+struct NetChanges: CustomStringConvertible {
+    var created = 0, removed = 0, movedFiles = 0, movedDirs = 0, modifiedFiles = 0
+    var description: String {
+        "created \(created), removed \(removed), moved files \(movedFiles), moved dirs \(movedDirs), modified files \(modifiedFiles)"
+    }
+}
+
+extension FindOracle {
+    /// Every entry below `root` with its identity: inode and birth time to the
+    /// nanosecond, from coreutils `stat` (statx; this `find` cannot print birth times).
+    static func identities(_ root: String) throws -> [IdentifiedEntry] {
+        let script = "find \"$1\" -mindepth 1 -print0 | xargs -0 stat --printf '%n\\0%F\\0%s\\0%i\\0%.9Y\\0%w\\0'"
+        let r = try Support.run(["/bin/sh", "-c", script, "sh", root])
+        #expect(r.status == 0, "\(r.stderr)")
+        let f = r.stdout.split(separator: 0, omittingEmptySubsequences: false).map { Array($0) }
+        var result: [IdentifiedEntry] = []
+        var i = 0
+        while i + 6 <= f.count {
+            let type = String(decoding: f[i + 1], as: UTF8.self)
+            let kind = type == "directory" ? "dir" : type.hasPrefix("regular") ? "file" : type
+            result.append(IdentifiedEntry(path: f[i], kind: kind,
+                                          size: UInt64(String(decoding: f[i + 2], as: UTF8.self))!,
+                                          mtime: String(decoding: f[i + 4], as: UTF8.self),
+                                          identity: Identity(inode: UInt64(String(decoding: f[i + 3], as: UTF8.self))!,
+                                                             birth: String(decoding: f[i + 5], as: UTF8.self))))
+            i += 6
+        }
+        return result
+    }
+
+    /// Created, removed, moved (its parent or name changed, not merely an ancestor) and
+    /// modified (same place, new size or mtime) entries.
+    static func changes(before: [IdentifiedEntry], after: [IdentifiedEntry]) -> NetChanges {
+        func parentAndName(_ entries: [IdentifiedEntry]) -> [Identity: (Identity?, [UInt8])] {
+            var byPath: [[UInt8]: Identity] = [:]
+            for e in entries { byPath[e.path] = e.identity }
+            var result: [Identity: (Identity?, [UInt8])] = [:]
+            for e in entries {
+                let cut = e.path.lastIndex(of: UInt8(ascii: "/"))!
+                result[e.identity] = (byPath[Array(e.path[..<cut])], Array(e.path[(cut + 1)...]))
+            }
+            return result
+        }
+        let old = parentAndName(before), new = parentAndName(after)
+        let oldByIdentity = Dictionary(before.map { ($0.identity, $0) }, uniquingKeysWith: { a, _ in a })
+        var net = NetChanges()
+        for e in after {
+            guard let o = oldByIdentity[e.identity] else { net.created += 1; continue }
+            let (op, on) = old[e.identity]!, (np, nn) = new[e.identity]!
+            if op != np || on != nn {
+                if e.kind == "dir" { net.movedDirs += 1 } else { net.movedFiles += 1 }
+            } else if e.kind == "file" && (o.size != e.size || o.mtime != e.mtime) {
+                net.modifiedFiles += 1
+            }
+        }
+        let afterIdentities = Set(after.map(\.identity))
+        net.removed = before.filter { !afterIdentities.contains($0.identity) }.count
+        return net
+    }
+}

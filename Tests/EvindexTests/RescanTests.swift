@@ -1,0 +1,235 @@
+import EventStore
+import Events
+import Foundation
+import Indexing
+import Testing
+import Traversal
+
+/// Rescans write only what changed: created, updated, removed and moved entries, checked
+/// against mktree's own account of its mutations and against `find`.
+@Suite(.serialized)
+struct RescanTests {
+    /// The events of one run, by type; moves split into files and directories.
+    struct RunEvents {
+        var created = 0, updatedFiles = 0, updatedDirs = 0, removed = 0, movedFiles = 0, movedDirs = 0, other = 0
+    }
+
+    static func runEvents(_ db: String, run: Int) throws -> RunEvents {
+        var e = RunEvents()
+        for o in try Support.objects(try Support.evindex(["log", "--run", String(run), "--json", "--db", db]).stdout) {
+            switch o["type"] as! String {
+            case "EntryCreated": e.created += 1
+            case "EntryUpdated": if o["kind"] as? String == "dir" { e.updatedDirs += 1 } else { e.updatedFiles += 1 }
+            case "EntryRemoved": e.removed += 1
+            case "EntryMoved": if o["kind"] as? String == "dir" { e.movedDirs += 1 } else { e.movedFiles += 1 }
+            case "JobStarted", "JobCompleted", "DirectoryListed": break
+            default: e.other += 1
+            }
+        }
+        return e
+    }
+
+    /// The views equal `find` below `root`: every entry's kind, size, inode, mtime, and
+    /// every directory's totals.
+    static func expectViewsMatchDisk(_ root: String, _ db: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let found = try FindOracle.entries(root)
+        let listing = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
+        #expect(listing.status == 0, "\(listing.stderr)", sourceLocation: sourceLocation)
+        let listed = try Support.objects(listing.stdout).map { o in
+            FindEntry(path: Support.pathBytes(o), kind: o["kind"] as! String,
+                      size: (o["size"] as! NSNumber).uint64Value, inode: (o["inode"] as! NSNumber).uint64Value,
+                      mtimeNs: (o["mtime_ns"] as! NSNumber).int64Value)
+        }
+        let missing = Set(found).subtracting(listed), extra = Set(listed).subtracting(found)
+        #expect(missing.isEmpty && extra.isEmpty && listed.count == found.count,
+                "missing \(missing.prefix(3).map { String(decoding: $0.path, as: UTF8.self) }), extra \(extra.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })",
+                sourceLocation: sourceLocation)
+        let oracle = FindOracle.totals(root: Array(root.utf8), entries: found)
+        let du = try Support.objects(try Support.evindex(["du", root, "--depth", "1000", "--json", "--db", db]).stdout)
+        #expect(du.count == oracle.count, sourceLocation: sourceLocation)
+        let wrong = du.filter { row in
+            guard let want = oracle[Support.pathBytes(row)] else { return true }
+            return want != ((row["size"] as! NSNumber).int64Value, (row["files"] as! NSNumber).int64Value,
+                            (row["dirs"] as! NSNumber).int64Value)
+        }
+        #expect(wrong.isEmpty, "du differs at \(wrong.prefix(3).map { $0["path"] as? String ?? "?" })", sourceLocation: sourceLocation)
+    }
+
+    static func expectReplayMatches(_ db: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let r = try Support.evindex(["replay", "--verify", "--db", db])
+        #expect(r.status == 0, "replay: \(r.stderr)", sourceLocation: sourceLocation)
+    }
+
+    static func mutate(_ root: String, _ k: Int, seed: Int) throws -> [String: Int] {
+        let r = try Support.run(["/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("mktree.py").path, root,
+                                 "--mutate", String(k), "--seed", String(seed)])
+        #expect(r.status == 0, "\(r.stderr)")
+        return try JSONSerialization.jsonObject(with: r.stdout) as! [String: Int]
+    }
+
+    @Test(arguments: [1, 100, 5000])
+    func mutationsAreRecordedOneEventEach(_ k: Int) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            let seed = 30 + k
+            try Support.makeTree(root, entries: 30_000, seed: seed)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let before = try FindOracle.identities(root)
+            let summary = try Self.mutate(root, k, seed: seed)
+            let after = try FindOracle.identities(root)
+            let second = try Support.evindex(["run", root, "--db", db])
+            #expect(second.status == 0, "\(second.stderr)")
+
+            // What changed on disk, by find: entries are known by (inode, birth time), so a
+            // rename is a move and a freed inode given to a new file is not.
+            let net = FindOracle.changes(before: before, after: after)
+            let e = try Self.runEvents(db, run: 2)
+            #expect(e.created == net.created, "created: \(e) vs \(net)")
+            #expect(e.removed == net.removed, "removed: \(e) vs \(net)")
+            #expect(e.movedFiles == net.movedFiles, "moved files: \(e) vs \(net)")
+            #expect(e.movedDirs == net.movedDirs, "moved dirs: \(e) vs \(net)")
+            #expect(e.updatedFiles == net.modifiedFiles, "modified: \(e) vs \(net)")
+            #expect(e.other == 0)
+            // mktree's own account: exact while its operations do not touch each other's
+            // results (with many, a created file may be renamed or deleted again).
+            if k <= 100 {
+                #expect(net.created == summary["created"] && net.removed == summary["deleted"]
+                        && net.movedFiles == summary["renamed"] && net.movedDirs == summary["moved_dirs"]
+                        && net.modifiedFiles == summary["modified"], "\(net) vs \(summary)")
+            } else {
+                #expect(net.created <= summary["created"]! && net.removed <= summary["deleted"]!
+                        && net.movedFiles <= summary["renamed"]! && net.movedDirs <= summary["moved_dirs"]!)
+            }
+            try Self.expectViewsMatchDisk(root, db)
+            try Self.expectReplayMatches(db)
+        }
+    }
+
+    /// Replaying the whole log after a series of rescans gives the live views.
+    @Test func replayEqualsLiveViewsAfterSeveralRescans() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 10_000, seed: 8)
+            for k in [0, 40, 41, 300] {
+                if k > 0 { _ = try Self.mutate(root, k, seed: 8) }
+                #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            }
+            try Self.expectViewsMatchDisk(root, db)
+            try Self.expectReplayMatches(db)
+            let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
+            #expect(runs.count == 4)
+            #expect(runs.allSatisfy { $0["status"] as? String == "completed" })
+            #expect((runs[3]["moved"] as! Int) > 0)
+        }
+    }
+
+    /// A file replaced by a directory of the same name, and back again.
+    @Test func fileReplacedByDirectoryAndBack() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
+            try Data(count: 1000).write(to: URL(fileURLWithPath: root + "/thing"))
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+
+            try fm.removeItem(atPath: root + "/thing")
+            try fm.createDirectory(atPath: root + "/thing/inner", withIntermediateDirectories: true)
+            try Data(count: 7).write(to: URL(fileURLWithPath: root + "/thing/inner/f"))
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Self.expectViewsMatchDisk(root, db)
+
+            try fm.removeItem(atPath: root + "/thing")
+            try Data(count: 5).write(to: URL(fileURLWithPath: root + "/thing"))
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Self.expectViewsMatchDisk(root, db)
+            try Self.expectReplayMatches(db)
+        }
+    }
+
+    /// Two names of one inode are two entries; removing one is a removal, not a move, and
+    /// a third name is a creation.
+    @Test func hardLinkedInodeUnderSeveralNames() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: root + "/d", withIntermediateDirectories: true)
+            try Data(count: 300).write(to: URL(fileURLWithPath: root + "/a"))
+            try fm.linkItem(atPath: root + "/a", toPath: root + "/d/b")
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Self.expectViewsMatchDisk(root, db)
+
+            try fm.removeItem(atPath: root + "/a")
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let second = try Self.runEvents(db, run: 2)
+            #expect(second.removed == 1 && second.created == 0 && second.movedFiles == 0, "\(second)")
+            try Self.expectViewsMatchDisk(root, db)
+
+            try fm.linkItem(atPath: root + "/d/b", toPath: root + "/c")
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let third = try Self.runEvents(db, run: 3)
+            #expect(third.removed == 0 && third.created == 1 && third.movedFiles == 0, "\(third)")
+            try Self.expectViewsMatchDisk(root, db)
+            try Self.expectReplayMatches(db)
+        }
+    }
+
+    /// A directory that vanishes between its parent's listing and its own: an error event,
+    /// the job completes, nothing below it is taken for removed.
+    @Test func directoryVanishingWhileBeingRead() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/going/sub", withIntermediateDirectories: true)
+            try Data(count: 9).write(to: URL(fileURLWithPath: root + "/going/sub/f"))
+            _ = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            let fs = FaultyFileSystem(faults: ["open:going": .noSuchFileOrDirectory])
+            let summary = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: fs)
+            #expect(summary.status == .completed)
+            #expect(summary.counts.errors == 1)
+            #expect(summary.counts.removed == 0)
+            // Gone for real: the next run removes it, whole subtree in one event.
+            try FileManager.default.removeItem(atPath: root + "/going")
+            let third = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            #expect(third.counts.removed == 1)
+            try Self.expectViewsMatchDisk(root, db)
+            try Self.expectReplayMatches(db)
+        }
+    }
+
+    /// `evindex run` of a folder inside an indexed root rescans that subtree only.
+    @Test func runOfASubtreeRescansOnlyThatSubtree() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/inside/deep", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: root + "/outside", withIntermediateDirectories: true)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Data(count: 11).write(to: URL(fileURLWithPath: root + "/inside/deep/new"))
+            try Data(count: 13).write(to: URL(fileURLWithPath: root + "/outside/unseen"))
+            let r = try Support.evindex(["run", root + "/inside", "--db", db, "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let s = try Support.objects(r.stdout)[0]
+            #expect(s["created"] as? Int == 1)
+            #expect(s["entries"] as? Int == 2)
+            let rootRow = try Support.objects(try Support.evindex(["du", root, "--depth", "0", "--json", "--db", db]).stdout)[0]
+            #expect(rootRow["size"] as? Int == 11)
+            #expect(try Support.evindex(["ls", root + "/outside/unseen", "--db", db]).status != 0)
+            let roots = Set(try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout).map { $0["root"] as! String })
+            #expect(roots == [root, root + "/inside"])
+            try Self.expectReplayMatches(db)
+        }
+    }
+
+    /// Indexing a folder that holds an indexed root folds that root into the new one.
+    @Test func rootIndexedInsideAnotherIsFoldedIn() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/b/c", withIntermediateDirectories: true)
+            try Data(count: 3).write(to: URL(fileURLWithPath: root + "/b/c/f"))
+            #expect(try Support.evindex(["run", root + "/b", "--db", db]).status == 0)
+            try Data(count: 4).write(to: URL(fileURLWithPath: root + "/b/g"))
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Self.expectViewsMatchDisk(root, db)
+            try Self.expectViewsMatchDisk(root + "/b", db)
+            try Self.expectReplayMatches(db)
+        }
+    }
+}
