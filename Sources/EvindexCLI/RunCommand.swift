@@ -28,8 +28,14 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the summary as one JSON object.")
     var json = false
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "Read every directory, even one whose inode, mtime and ctime are unchanged since the last run.",
+        discussion: "By default such a directory's names are taken from the index (its entries are still stat'ed), unless its ctime falls within 2 s before the previous run began."))
+    var fullListing = false
+
     func run() throws {
-        let options = RunOptions(root: rawArgument(path), databaseDirectory: database.directory)
+        var options = RunOptions(root: rawArgument(path), databaseDirectory: database.directory)
+        options.trustDirectoryTimes = !fullListing
         let summary = try IndexJob.run(options, fileSystem: PosixFileSystem())
         let c = summary.counts
         var out = Output()

@@ -91,9 +91,19 @@ struct ChangeDetector: WalkDelegate {
     private var deferredRemovals: [DeferredEntry] = []
     /// Directories moved in this run: their old place is not a removal.
     private var movedDirectories: Set<UInt64> = []
+    /// Directories found unchanged (and not racy) in their parent's listing: their names
+    /// are taken from the view instead of being read again.
+    private var trusted: Set<UInt64> = []
+    /// Directories whose ctime is at or after this (ns) may have changed within the clock
+    /// tick of the previous run's listing: never trusted. 2 s before the previous run began.
+    let racyThresholdNs: Int64
+    /// Whether any listing is marked incomplete in the views (most often none is).
+    private var checkIncomplete = true
 
-    init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64) {
+    init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64,
+         previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true) {
         self.views = views
+        self.racyThresholdNs = trustDirectoryTimes && previousRunStartMs > 0 ? (previousRunStartMs - 2_000) * 1_000_000 : .min
         self.queue = queue
         self.stop = stop
         self.nextDirID = nextDirID
@@ -119,6 +129,7 @@ struct ChangeDetector: WalkDelegate {
         }
         let r = try views.environment.makeReader()
         reader = r
+        checkIncomplete = try views.hasIncompleteListings(r)
         return r
     }
 
@@ -129,87 +140,120 @@ struct ChangeDetector: WalkDelegate {
         return id
     }
 
+    mutating func knownNames(of directoryID: UInt64, stat: EntryStat) -> [UInt8]? {
+        guard trusted.remove(directoryID) != nil, let txn = try? snapshot() else { return nil }
+        var names: [UInt8] = []
+        do {
+            if checkIncomplete, try views.isListingIncomplete(txn, directoryID) { return nil }
+            try views.forEachChild(txn, of: directoryID) { name, _ in
+                names.append(contentsOf: name)
+                names.append(0)
+                return true
+            }
+        } catch {
+            return nil
+        }
+        return names
+    }
+
     mutating func directoryListed(_ listing: inout DirectoryListing) throws {
         let dirID = listing.directoryID
         let txn = try snapshot()
         var batch = WriterBatch(directoryID: dirID, names: listing.names)
         batch.errors = listing.errors
-        var changed = !listing.errors.isEmpty
+        let isFresh = fresh.contains(dirID)
+        // A directory whose last listing was incomplete is listed again in full: say so.
+        var changed = !listing.errors.isEmpty || isFresh
+        if !changed && checkIncomplete { changed = try views.isListingIncomplete(txn, dirID) }
         for entry in listing.entries { counts.add(EntryKind(mode: entry.stat.mode), size: entry.stat.size) }
 
         // Names in byte order, as the view keeps them.
         var order = Array(listing.entries.indices)
-        listing.names.withUnsafeBytes { names in
-            let base = names.baseAddress!
-            order.sort { a, b in
-                let x = listing.entries[a], y = listing.entries[b]
-                let n = min(Int(x.nameLength), Int(y.nameLength))
-                let c = memcmp(base + Int(x.nameStart), base + Int(y.nameStart), n)
-                return c != 0 ? c < 0 : x.nameLength < y.nameLength
+        let names = listing.names
+        try names.withUnsafeBytes { namesBuffer in
+            let base = namesBuffer.baseAddress!
+            @inline(__always) func name(_ e: ListedEntry) -> UnsafeRawBufferPointer {
+                UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: Int(e.nameLength))
             }
-        }
+            @inline(__always) func compare(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Int32 {
+                let c = memcmp(x.baseAddress!, y.baseAddress!, min(x.count, y.count))
+                return c != 0 ? c : Int32(x.count) - Int32(y.count)
+            }
+            order.sort { a, b in compare(name(listing.entries[a]), name(listing.entries[b])) < 0 }
 
-        var olds: [(name: [UInt8], metadata: EntryMetadata)] = []
-        if !fresh.contains(dirID) {
-            try views.forEachChild(txn, of: dirID) { name, m in
-                olds.append((Array(name), m))
-                return true
-            }
-        }
-        let unreadable = Set(listing.errors.lazy.filter { !$0.name.isEmpty }.map(\.name))
-        let listingComplete = !listing.errors.contains { $0.operation == .readDirectory }
+            let unreadable = Set(listing.errors.lazy.filter { !$0.name.isEmpty }.map(\.name))
+            let listingComplete = !listing.errors.contains { $0.operation == .readDirectory }
 
-        var oldIndex = 0
-        for index in order {
-            let entry = listing.entries[index]
-            let name = listing.name(entry)
-            // Rows before this name are gone from the directory.
-            while oldIndex < olds.count && olds[oldIndex].name.lexicographicallyPrecedes(name) {
-                if listingComplete && !unreadable.contains(olds[oldIndex].name) {
-                    deferredRemovals.append(DeferredEntry(parent: dirID, name: olds[oldIndex].name, metadata: olds[oldIndex].metadata))
-                }
-                oldIndex += 1
-            }
-            var m = EntryMetadata(entry.stat, dirID: 0)
-            if oldIndex < olds.count && olds[oldIndex].name == name {
-                let old = olds[oldIndex].metadata
-                oldIndex += 1
+            var next = 0
+            // An entry not in the view: created, or a directory that moved here.
+            func appeared(_ index: Int) throws {
+                let entry = listing.entries[index]
+                var m = EntryMetadata(entry.stat, dirID: 0)
                 if entry.canDescend {
-                    m.dirID = old.kind == .directory && old.dirID != 0 ? old.dirID : newDirectoryID()
+                    if isRescan, let source = try movedDirectory(txn, m, into: dirID) {
+                        m.dirID = source.dirID
+                        movedDirectories.insert(source.dirID)
+                        batch.changes.append(Change(kind: .moved, nameStart: entry.nameStart, nameLength: entry.nameLength,
+                                                    metadata: m, from: MoveSource(parent: source.parent, name: source.name)))
+                    } else {
+                        m.dirID = newDirectoryID()
+                        batch.changes.append(Change(kind: .created, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m))
+                    }
                     listing.entries[index].directoryID = m.dirID
-                }
-                guard old.differs(from: m) else { continue }
-                batch.changes.append(Change(kind: .updated, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m, old: old))
-            } else if entry.canDescend {
-                if isRescan, let source = try movedDirectory(txn, m, into: dirID) {
-                    m.dirID = source.dirID
-                    movedDirectories.insert(source.dirID)
-                    batch.changes.append(Change(kind: .moved, nameStart: entry.nameStart, nameLength: entry.nameLength,
-                                                metadata: m, from: MoveSource(parent: source.parent, name: source.name)))
+                } else if isRescan && m.kind != .directory {
+                    deferredCreations.append(DeferredEntry(parent: dirID, name: Array(name(entry)), metadata: m))
+                    return
                 } else {
-                    m.dirID = newDirectoryID()
                     batch.changes.append(Change(kind: .created, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m))
                 }
-                listing.entries[index].directoryID = m.dirID
-            } else if isRescan && m.kind != .directory {
-                deferredCreations.append(DeferredEntry(parent: dirID, name: name, metadata: m))
-                continue
-            } else {
-                batch.changes.append(Change(kind: .created, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m))
+                changed = true
+                if batch.changes.count >= batchLimit { flush(&batch) }
             }
-            changed = true
-            if batch.changes.count >= batchLimit { flush(&batch) }
-        }
-        if listingComplete {
-            while oldIndex < olds.count {
-                if !unreadable.contains(olds[oldIndex].name) {
-                    deferredRemovals.append(DeferredEntry(parent: dirID, name: olds[oldIndex].name, metadata: olds[oldIndex].metadata))
+
+            if !isFresh {
+                // Merge the sorted listing with the rows, which the cursor gives in the same order.
+                try views.forEachChild(txn, of: dirID) { oldName, old in
+                    while next < order.count && compare(name(listing.entries[order[next]]), oldName) < 0 {
+                        try appeared(order[next])
+                        next += 1
+                    }
+                    guard next < order.count && compare(name(listing.entries[order[next]]), oldName) == 0 else {
+                        // A row whose name is no longer listed is gone, if the listing is whole.
+                        let gone = Array(oldName)
+                        if listingComplete && !unreadable.contains(gone) {
+                            deferredRemovals.append(DeferredEntry(parent: dirID, name: gone, metadata: old))
+                        }
+                        return true
+                    }
+                    let index = order[next]
+                    next += 1
+                    let entry = listing.entries[index]
+                    var m = EntryMetadata(entry.stat, dirID: 0)
+                    if entry.canDescend {
+                        m.dirID = old.kind == .directory && old.dirID != 0 ? old.dirID : newDirectoryID()
+                        listing.entries[index].directoryID = m.dirID
+                    }
+                    guard old.differs(from: m) else {
+                        // Unchanged, and changed last long enough before the previous run began
+                        // that a write in the same clock tick cannot hide: its names stand.
+                        if m.kind == .directory && entry.canDescend && m.ctimeNs < racyThresholdNs { trusted.insert(m.dirID) }
+                        return true
+                    }
+                    batch.changes.append(Change(kind: .updated, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m, old: old))
+                    changed = true
+                    if batch.changes.count >= batchLimit { flush(&batch) }
+                    return true
                 }
-                oldIndex += 1
+            }
+            while next < order.count {
+                try appeared(order[next])
+                next += 1
             }
         }
-        if changed || fresh.contains(dirID) {
+        if changed {
             batch.listedChildren = UInt64(listing.entries.count)
+            send(batch)
+        } else if !batch.changes.isEmpty {
             send(batch)
         }
     }

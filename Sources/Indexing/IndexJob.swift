@@ -41,6 +41,9 @@ public struct RunOptions: Sendable {
     public var commitEvents = 10_000
     /// …or this many milliseconds, whichever comes first: every commit is a sync.
     public var commitIntervalMs: Int64 = 100
+    /// Reuse the names of a directory whose inode, mtime and ctime are unchanged (and not
+    /// racy) instead of reading it again; false reads every directory (`--full-listing`).
+    public var trustDirectoryTimes = true
     /// The first size of the LMDB map (it grows by doubling when full).
     public var initialMapSize = 1 << 34
     public init(root: [UInt8], databaseDirectory: String) {
@@ -76,9 +79,11 @@ public enum IndexJob {
         let queue = BoundedQueue<WriterMessage>(capacity: 64)
         let stop = StopFlag()
         let walkerStart = writer.nextDirID
+        let previousRunStartMs = writer.previousRunStartMs
         let thread = try WalkerThread {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
-                                          isRescan: !rootIsNew, rootDirID: rootDirID)
+                                          isRescan: !rootIsNew, rootDirID: rootDirID,
+                                          previousRunStartMs: previousRunStartMs, trustDirectoryTimes: options.trustDirectoryTimes)
             var failure: (any Error & Sendable)?
             do {
                 try root.withUnsafeBufferPointer { bytes in

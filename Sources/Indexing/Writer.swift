@@ -29,11 +29,16 @@ final class Writer {
         self.options = options
     }
 
+    /// When the previous run started (ms), 0 for the first: directories changed since a
+    /// little before it are "racy" and always read again.
+    private(set) var previousRunStartMs: Int64 = 0
+
     /// Appends JobStarted and the run's row; returns the root's dir id and whether it is new.
     func start(root: [UInt8]) throws -> (UInt64, Bool) {
         let now = wallClockMs()
         return try write { txn in
             self.runID = try log.nextRunID(txn)
+            if runID > 1, let previous = try log.run(txn, id: runID - 1) { self.previousRunStartMs = previous.startedMs }
             self.sequence = try log.lastSequence(txn) + 1
             self.nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
             var rootDirID: UInt64
@@ -182,13 +187,14 @@ final class Writer {
                 }
             }
         }
+        // DirectoryListed before the errors of the listing: the errors leave it incomplete.
+        if let children = batch.listedChildren {
+            try appendRare(txn, .directoryListed(dirID: parent, children: children), timeMs: timeMs)
+        }
         for error in batch.errors {
             try appendRare(txn, .nonCriticalError(parent: error.directoryID, name: error.name, errno: error.errno.rawValue,
                                                   operation: FileOperation(error.operation)), timeMs: timeMs)
             counts.errors += 1
-        }
-        if let children = batch.listedChildren {
-            try appendRare(txn, .directoryListed(dirID: parent, children: children), timeMs: timeMs)
         }
     }
 

@@ -117,7 +117,11 @@ public final class ViewFold {
             try name.withUnsafeBytes { try applyRemoved(txn, parent: parent, name: $0) }
         case let .entryMoved(fromParent, fromName, toParent, toName, m):
             try applyMoved(txn, fromParent: fromParent, fromName: fromName, toParent: toParent, toName: toName, metadata: m)
-        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .directoryListed, .pathRejected, .nonCriticalError:
+        case let .directoryListed(dirID, _):
+            try Views.withIDKey(dirID) { k in _ = try txn.delete(views.incomplete, key: k) }
+        case let .nonCriticalError(parent, name, _, operation):
+            try markIncomplete(txn, parent: parent, name: name, operation: operation)
+        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .pathRejected:
             break
         }
     }
@@ -139,6 +143,17 @@ public final class ViewFold {
         markFresh(rootDirID)
         var id = rootDirID.bigEndian
         try root.withUnsafeBytes { k in try withUnsafeBytes(of: &id) { try txn.put(views.roots, key: k, value: $0) } }
+    }
+
+    /// An error leaves a listing incomplete: the directory read failed (no name), a name
+    /// could not be stat'ed, or a subdirectory could not be opened (that one is marked).
+    private func markIncomplete(_ txn: Transaction, parent: UInt64, name: [UInt8], operation: FileOperation) throws {
+        var target = parent
+        if operation == .openDirectory, !name.isEmpty,
+           let m = try views.entry(txn, parent: parent, name: name), m.kind == .directory, m.dirID != 0 {
+            target = m.dirID
+        }
+        try Views.withIDKey(target) { k in try txn.put(views.incomplete, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0)) }
     }
 
     private func markFresh(_ id: UInt64) {
@@ -267,6 +282,7 @@ public final class ViewFold {
         pendingDeltas[id] = nil
         dirty[id] = .some(nil)
         fresh.remove(id)
+        try Views.withIDKey(id) { k in _ = try txn.delete(views.incomplete, key: k) }
     }
 }
 

@@ -91,6 +91,6 @@ extension Views {
 
     /// Empties both views (before a replay into them).
     public func clear(_ txn: Transaction) throws {
-        for db in [entries, dirs, roots, state, dirInodes] { try txn.clear(db) }
+        for db in [entries, dirs, roots, state, dirInodes, incomplete] { try txn.clear(db) }
     }
 }

@@ -60,6 +60,8 @@ public struct DirectoryRecord: Sendable, Hashable {
 /// - `roots`:   absolute root path bytes → root dir id (8 bytes big-endian)
 /// - `dirInodes`: device + inode (8 + 8 bytes big-endian) → dir id, for directories only:
 ///   how a rescan recognizes a directory that moved
+/// - `incomplete`: dir id → empty, for directories whose last listing met an error: a
+///   rescan must read them again whatever their mtime says
 /// - `state`:   "lastSequence" → the last sequence folded into the views
 ///
 /// A `prefix` gives a second, independent set of views in the same environment (replay
@@ -71,6 +73,7 @@ public final class Views: Sendable {
     let roots: Database
     let state: Database
     let dirInodes: Database
+    let incomplete: Database
 
     /// Opens the views; `create` (the writer) creates them, readers never write.
     public init(environment: Environment, prefix: String = "", create: Bool = true) throws {
@@ -80,9 +83,10 @@ public final class Views: Sendable {
              try txn.openDatabase(prefix + "dirs", create: create),
              try txn.openDatabase(prefix + "roots", create: create),
              try txn.openDatabase(prefix + "state", create: create),
-             try txn.openDatabase(prefix + "dirInodes", create: create))
+             try txn.openDatabase(prefix + "dirInodes", create: create),
+             try txn.openDatabase(prefix + "incomplete", create: create))
         }
-        (entries, dirs, roots, state, dirInodes) = create ? try environment.write(open) : try environment.read(open)
+        (entries, dirs, roots, state, dirInodes, incomplete) = create ? try environment.write(open) : try environment.read(open)
     }
 
     // MARK: - Keys
@@ -109,6 +113,14 @@ public final class Views: Sendable {
     }
 
     // MARK: - Reads
+
+    /// Whether any directory's last listing met an error.
+    public func hasIncompleteListings(_ txn: Transaction) throws -> Bool { try txn.count(incomplete) > 0 }
+
+    /// Whether directory `dirID`'s last listing met an error.
+    public func isListingIncomplete(_ txn: Transaction, _ dirID: UInt64) throws -> Bool {
+        try Self.withIDKey(dirID) { k in try txn.get(incomplete, key: k) { _ in true } } ?? false
+    }
 
     /// The id of the indexed directory with this device and inode.
     public func directoryID(_ txn: Transaction, device: UInt64, inode: UInt64) throws -> UInt64? {

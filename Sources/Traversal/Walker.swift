@@ -69,6 +69,9 @@ public protocol WalkDelegate {
     /// Takes a directory's complete listing, and sets `directoryID` on each entry the walk
     /// should enter next. Only entries with `canDescend` may be entered; a 0 id skips one.
     mutating func directoryListed(_ listing: inout DirectoryListing) throws
+    /// The names of directory `directoryID` when they are known not to have changed since
+    /// they were last read (NUL after each), so the walker can skip reading it; nil to read.
+    mutating func knownNames(of directoryID: UInt64, stat: EntryStat) -> [UInt8]?
     /// Takes an error that concerns an entry of an already listed directory.
     mutating func walkFailed(_ error: WalkError) throws
     /// Asked before each directory: true stops the walk at that point.
@@ -153,16 +156,27 @@ public struct Walker<FS: FileSystem> {
 
     /// Reads, stats and hands over one directory; returns its frame for the descent.
     private func list<D: WalkDelegate>(_ handle: DirectoryHandle, id: UInt64, stat: EntryStat, device: UInt64,
-                                       delegate: inout D) throws -> Frame {
+                                       delegate: inout D, reuse: Bool = true) throws -> Frame {
         var listing = DirectoryListing(directoryID: id, stat: stat)
         var starts: [(Int32, Int32)] = []
-        do throws(Errno) {
-            try fileSystem.readDirectory(handle) { name, length in
-                starts.append((Int32(listing.names.count), Int32(length)))
-                listing.names.append(contentsOf: UnsafeRawBufferPointer(start: name, count: length + 1))
+        var reused = false
+        if reuse, let known = delegate.knownNames(of: id, stat: stat) {
+            listing.names = known
+            var start = 0
+            for (i, byte) in known.enumerated() where byte == 0 {
+                starts.append((Int32(start), Int32(i - start)))
+                start = i + 1
             }
-        } catch {
-            listing.errors.append(WalkError(directoryID: id, name: [], errno: error, operation: .readDirectory))
+            reused = true
+        } else {
+            do throws(Errno) {
+                try fileSystem.readDirectory(handle) { name, length in
+                    starts.append((Int32(listing.names.count), Int32(length)))
+                    listing.names.append(contentsOf: UnsafeRawBufferPointer(start: name, count: length + 1))
+                }
+            } catch {
+                listing.errors.append(WalkError(directoryID: id, name: [], errno: error, operation: .readDirectory))
+            }
         }
         listing.entries.reserveCapacity(starts.count)
         listing.names.withUnsafeBytes { names in
@@ -178,6 +192,10 @@ public struct Walker<FS: FileSystem> {
                                                     errno: error, operation: .stat))
                 }
             }
+        }
+        if reused && listing.errors.contains(where: { $0.errno == .noSuchFileOrDirectory }) {
+            // A name the directory's mtime vouched for is gone: read the directory after all.
+            return try list(handle, id: id, stat: stat, device: device, delegate: &delegate, reuse: false)
         }
         try delegate.directoryListed(&listing)
         var subdirectories: [(Int32, UInt64, EntryStat)] = []

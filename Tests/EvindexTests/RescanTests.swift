@@ -73,6 +73,9 @@ struct RescanTests {
             let root = tmp + "/tree", db = tmp + "/db"
             let seed = 30 + k
             try Support.makeTree(root, entries: 30_000, seed: seed)
+            // Older than the racy window, unchanged directories are trusted on the rescan:
+            // the changed ones must still be found.
+            Thread.sleep(forTimeInterval: 2.2)
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             let before = try FindOracle.identities(root)
             let summary = try Self.mutate(root, k, seed: seed)
@@ -102,6 +105,38 @@ struct RescanTests {
             }
             try Self.expectViewsMatchDisk(root, db)
             try Self.expectReplayMatches(db)
+        }
+    }
+
+    /// An unchanged directory outside the racy window is not read again; one whose entry
+    /// was added is, even when its mtime is put back (the ctime cannot be).
+    @Test func unchangedDirectoriesAreNotReadAgain() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            for d in ["a/b", "c"] { try FileManager.default.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true) }
+            try Data(count: 5).write(to: URL(fileURLWithPath: root + "/a/b/f"))
+            Thread.sleep(forTimeInterval: 2.2)
+            let counting = CountingFileSystem()
+            _ = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: counting)
+            #expect(counting.reads == 4)
+            let second = CountingFileSystem()
+            _ = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: second)
+            #expect(second.reads == 1, "only the root is read again")
+
+            let attributes = try FileManager.default.attributesOfItem(atPath: root + "/a/b")
+            try Data(count: 6).write(to: URL(fileURLWithPath: root + "/a/b/g"))
+            try FileManager.default.setAttributes([.modificationDate: attributes[.modificationDate]!], ofItemAtPath: root + "/a/b")
+            let third = CountingFileSystem()
+            let summary = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: third)
+            #expect(summary.counts.created == 1)
+            #expect(third.reads == 2, "the root and a/b")
+
+            var full = RunOptions(root: Array(root.utf8), databaseDirectory: db)
+            full.trustDirectoryTimes = false
+            let fourth = CountingFileSystem()
+            _ = try IndexJob.run(full, fileSystem: fourth)
+            #expect(fourth.reads == 4)
+            try Self.expectViewsMatchDisk(root, db)
         }
     }
 
@@ -232,4 +267,22 @@ struct RescanTests {
             try Self.expectReplayMatches(db)
         }
     }
+}
+
+/// Counts directory reads (getdents), passing everything else through.
+final class CountingFileSystem: FileSystem, @unchecked Sendable {
+    // @unchecked: the walker uses it from one thread; tests read the count after the run.
+    let real = PosixFileSystem()
+    var reads = 0
+    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
+    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        try real.openDirectory(parent, name)
+    }
+    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
+        reads += 1
+        try real.readDirectory(directory, body)
+    }
+    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
+    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
+    func close(_ directory: DirectoryHandle) { real.close(directory) }
 }
