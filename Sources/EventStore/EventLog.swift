@@ -10,12 +10,14 @@ import Glibc
 /// - `log`:  sequence (8 bytes big-endian) → encoded record (Docs/EVENTS.md)
 /// - `runs`: run id (4 bytes big-endian) → `RunRecord`
 /// - `meta`: UTF-8 name → value (the schema version, counters)
+/// - `snapshots`: run id (4 bytes big-endian) + sequence (8 bytes big-endian) → job state
 public final class EventLog: Sendable {
     public let environment: Environment
     public let directory: String
     let log: Database
     let runs: Database
     let meta: Database
+    let snapshots: Database
 
     /// The schema version of a database this build creates and the newest it reads.
     public static let schemaVersion: UInt64 = 1
@@ -55,10 +57,11 @@ public final class EventLog: Sendable {
                              "\(directory) is not a usable evindex database: \(error.message)")
         }
         do {
-            let open = { (txn: Transaction) -> (Database, Database, Database) in
+            let open = { (txn: Transaction) -> (Database, Database, Database, Database) in
                 let log = try txn.openDatabase("log", create: create)
                 let runs = try txn.openDatabase("runs", create: create)
                 let meta = try txn.openDatabase("meta", create: create)
+                let snapshots = try txn.openDatabase("snapshots", create: create)
                 if let v = try Self.metaValue(txn, meta, "schema") {
                     if v > Self.schemaVersion {
                         throw StoreError(.newerSchema, "the database at \(directory) has schema version \(v), newer than this evindex reads (\(Self.schemaVersion)); upgrade evindex")
@@ -66,10 +69,10 @@ public final class EventLog: Sendable {
                 } else if create {
                     try Self.setMetaValue(txn, meta, "schema", Self.schemaVersion)
                 }
-                return (log, runs, meta)
+                return (log, runs, meta, snapshots)
             }
             // Readers open in a read transaction: they never wait for a running writer.
-            (log, runs, meta) = create ? try environment.write(open) : try environment.read(open)
+            (log, runs, meta, snapshots) = create ? try environment.write(open) : try environment.read(open)
         } catch LMDBError.notFound {
             throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
         } catch let error as LMDBError {
@@ -175,6 +178,29 @@ public final class EventLog: Sendable {
     public func overwriteForTesting(_ txn: Transaction, sequence: UInt64, value: [UInt8]) throws {
         var key = RecordFormat.key(sequence)
         try withUnsafeBytes(of: &key) { k in try value.withUnsafeBytes { try txn.put(log, key: k, value: $0) } }
+    }
+
+    // MARK: - Snapshots
+
+    /// Stores a run's job state as of `sequence` (a SnapshotTaken event's).
+    public func putSnapshot(_ txn: Transaction, run: UInt32, sequence: UInt64, state: [UInt8]) throws {
+        var key: [UInt8] = []
+        withUnsafeBytes(of: run.bigEndian) { key.append(contentsOf: $0) }
+        withUnsafeBytes(of: sequence.bigEndian) { key.append(contentsOf: $0) }
+        try txn.put(snapshots, key: key, value: state)
+    }
+
+    /// The latest snapshot of `run`: its sequence and bytes (valid inside `body`).
+    public func latestSnapshot<R>(_ txn: Transaction, run: UInt32, _ body: (UInt64, UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        try txn.withCursor(snapshots) { cursor in
+            // The first key past this run's, then one step back.
+            var next = (run + 1).bigEndian
+            let positioned = try withUnsafeBytes(of: &next) { try cursor.seek(atLeast: $0) }
+            let row = positioned == nil ? try cursor.last() : try cursor.previous()
+            guard let (key, value) = row, key.count == 12,
+                  UInt32(bigEndian: key.loadUnaligned(as: UInt32.self)) == run else { return nil }
+            return try body(UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 4, as: UInt64.self)), value)
+        }
     }
 
     // MARK: - Runs

@@ -30,6 +30,8 @@ public struct RunRecord: Sendable, Hashable {
     public var counts: RunCounts
     /// The failure message of a failed run.
     public var message: String
+    /// The root had no index when the run began: nothing can have vanished or moved.
+    public var isFirstIndex = false
 
     public init(id: UInt32, root: [UInt8], rootDirID: UInt64, status: Status, firstSequence: UInt64,
                 lastSequence: UInt64, startedMs: Int64, endedMs: Int64 = 0, counts: RunCounts = RunCounts(),
@@ -55,6 +57,7 @@ public struct RunRecord: Sendable, Hashable {
         for v in [c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
                   c.created, c.updated, c.removed, c.moved] { w.varint(v) }
         w.string(message)
+        w.byte(isFirstIndex ? 1 : 0)
         return Array(w.bytes)
     }
 
@@ -75,5 +78,6 @@ public struct RunRecord: Sendable, Hashable {
         c.created = try r.varint(); c.updated = try r.varint(); c.removed = try r.varint(); c.moved = try r.varint()
         self.init(id: id, root: root, rootDirID: rootDirID, status: status, firstSequence: first, lastSequence: last,
                   startedMs: started, endedMs: ended, counts: c, message: try r.string())
+        if !r.isAtEnd { isFirstIndex = try r.byte() == 1 }
     }
 }

@@ -94,6 +94,9 @@ public enum Event: Sendable, Hashable {
     case jobResumed
     case jobCompleted(RunCounts)
     case jobFailed(message: String)
+    /// The job's state as of this event is stored in the snapshots table under this
+    /// event's sequence: resume starts there instead of folding the whole run.
+    case snapshotTaken(entries: UInt64)
     case directoryListed(dirID: UInt64, children: UInt64)
     case pathRejected(parent: UInt64, name: [UInt8], rule: String)
     case entryCreated(parent: UInt64, name: [UInt8], EntryMetadata)
@@ -109,6 +112,7 @@ public enum Event: Sendable, Hashable {
         case .jobResumed: .jobResumed
         case .jobCompleted: .jobCompleted
         case .jobFailed: .jobFailed
+        case .snapshotTaken: .snapshotTaken
         case .directoryListed: .directoryListed
         case .pathRejected: .pathRejected
         case .entryCreated: .entryCreated
@@ -127,6 +131,7 @@ public enum EventType: UInt8, Sendable, CaseIterable {
     case jobResumed = 3
     case jobCompleted = 4
     case jobFailed = 5
+    case snapshotTaken = 6
     case directoryListed = 10
     case pathRejected = 11
     case entryCreated = 20
@@ -142,6 +147,7 @@ public enum EventType: UInt8, Sendable, CaseIterable {
         case .jobResumed: "JobResumed"
         case .jobCompleted: "JobCompleted"
         case .jobFailed: "JobFailed"
+        case .snapshotTaken: "SnapshotTaken"
         case .directoryListed: "DirectoryListed"
         case .pathRejected: "PathRejected"
         case .entryCreated: "EntryCreated"

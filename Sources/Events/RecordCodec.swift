@@ -261,6 +261,8 @@ public struct RecordEncoder: ~Copyable {
                       c.created, c.updated, c.removed, c.moved] { writer.varint(v) }
         case let .jobFailed(message):
             writer.string(message)
+        case let .snapshotTaken(entries):
+            writer.varint(entries)
         case let .directoryListed(dirID, children):
             writer.varint(dirID); writer.varint(children)
         case let .pathRejected(parent, name, rule):
@@ -344,6 +346,8 @@ public enum RecordDecoder {
             event = .jobCompleted(c)
         case .jobFailed:
             event = .jobFailed(message: try r.string())
+        case .snapshotTaken:
+            event = .snapshotTaken(entries: try r.varint())
         case .directoryListed:
             event = .directoryListed(dirID: try r.varint(), children: try r.varint())
         case .pathRejected:

@@ -142,6 +142,8 @@ func eventJSON(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver
         countsFields(&o, c)
     case let .jobFailed(message):
         o.add("message", message)
+    case let .snapshotTaken(entries):
+        o.add("entries", entries)
     case let .directoryListed(dirID, children):
         o.add("dir_id", dirID); o.add("children", children)
         if let p = try paths.directory(txn, dirID) { o.addPath("path", p) }
@@ -192,6 +194,7 @@ func eventLine(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver
     case .jobResumed: detail = ""
     case let .jobCompleted(c): detail = "\(c.entries) entries, \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.errors) errors"
     case let .jobFailed(message): detail = message
+    case let .snapshotTaken(entries): detail = "job state saved after \(entries) entries"
     case let .directoryListed(dirID, children):
         detail = (try paths.directory(txn, dirID).map(displayPath) ?? "dir#\(dirID)") + " (\(children) entries)"
     case let .pathRejected(parent, name, rule): detail = "\(try path(parent, name)) by \(rule)"

@@ -33,9 +33,14 @@ struct RunCommand: ParsableCommand {
         discussion: "By default such a directory's names are taken from the index (its entries are still stat'ed), unless its ctime falls within 2 s before the previous run began."))
     var fullListing = false
 
+    @Flag(name: .long, help: "Start a new run even if an earlier run of this path was paused or cut off (by default it is resumed).")
+    var restart = false
+
     func run() throws {
         var options = RunOptions(root: rawArgument(path), databaseDirectory: database.directory)
         options.trustDirectoryTimes = !fullListing
+        options.restart = restart
+        IndexJob.pauseOnSignals()
         let summary = try IndexJob.run(options, fileSystem: PosixFileSystem())
         let c = summary.counts
         var out = Output()
@@ -64,6 +69,10 @@ struct RunCommand: ParsableCommand {
             out.line("run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.errors) errors; events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s")
         }
         out.flush()
+        if summary.status == .paused {
+            printError("paused run \(summary.run) of \(displayPath(summary.root)) after \(c.entries) entries; run `evindex run \(path)` to go on, or add --restart to start over")
+            exitProcess(130)
+        }
     }
 }
 

@@ -43,8 +43,9 @@ enum WriterMessage: Sendable {
     /// Changes of one or more directories, about `batchLimit` in all: small directories
     /// travel together so the queue hand-off (a futex wake) is paid per thousand entries.
     case batches([WriterBatch])
-    /// The walk ended: what it saw, and the error that stopped it, if any.
-    case finished(RunCounts, (any Error & Sendable)?)
+    /// The walk ended: what it saw, the error that stopped it if any, and whether a
+    /// signal paused it.
+    case finished(RunCounts, (any Error & Sendable)?, paused: Bool)
 }
 
 /// Maximum changes per batch handed to the writer (Spacedrive's saver/updater unit).
@@ -99,16 +100,24 @@ struct ChangeDetector: WalkDelegate {
     let racyThresholdNs: Int64
     /// Whether any listing is marked incomplete in the views (most often none is).
     private var checkIncomplete = true
+    /// Directories this run recorded before it was stopped (a resumed run): their rows are
+    /// taken as they are.
+    private var alreadyListed: Set<UInt64>
+    /// The dir ids of the recorded listing just handed to the walker.
+    private var recordedIDs: (UInt64, [UInt64])?
+    /// Directories whose DirectoryListed waits for their held-back changes.
+    private var deferredListings: [(UInt64, UInt64)] = []
 
     init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64,
-         previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true) {
+         rootIsNew: Bool, alreadyListed: Set<UInt64> = [], previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true) {
         self.views = views
+        self.alreadyListed = alreadyListed
         self.racyThresholdNs = trustDirectoryTimes && previousRunStartMs > 0 ? (previousRunStartMs - 2_000) * 1_000_000 : .min
         self.queue = queue
         self.stop = stop
         self.nextDirID = nextDirID
         self.isRescan = isRescan
-        if !isRescan { fresh.insert(rootDirID) }
+        if rootIsNew { fresh.insert(rootDirID) }
     }
 
     var shouldStop: Bool { stop.isSet }
@@ -140,25 +149,46 @@ struct ChangeDetector: WalkDelegate {
         return id
     }
 
-    mutating func knownNames(of directoryID: UInt64, stat: EntryStat) -> [UInt8]? {
-        guard trusted.remove(directoryID) != nil, let txn = try? snapshot() else { return nil }
+    mutating func knownListing(of directoryID: UInt64, stat: EntryStat) -> KnownListing? {
+        let resumed = alreadyListed.remove(directoryID) != nil
+        guard resumed || trusted.remove(directoryID) != nil, let txn = try? snapshot() else { return nil }
         var names: [UInt8] = []
+        var stats: [EntryStat] = []
+        var ids: [UInt64] = []
         do {
             if checkIncomplete, try views.isListingIncomplete(txn, directoryID) { return nil }
-            try views.forEachChild(txn, of: directoryID) { name, _ in
+            try views.forEachChild(txn, of: directoryID) { name, m in
                 names.append(contentsOf: name)
                 names.append(0)
+                if resumed {
+                    stats.append(EntryStat(mode: m.mode, inode: m.inode, device: m.device, size: m.size,
+                                           mtimeNs: m.mtimeNs, ctimeNs: m.ctimeNs, btimeNs: m.btimeNs))
+                    ids.append(m.dirID)
+                }
                 return true
             }
         } catch {
             return nil
         }
-        return names
+        guard resumed else { return KnownListing(names: names) }
+        // Recorded by this run before it stopped: taken as is, nothing to compare.
+        recordedIDs = (directoryID, ids)
+        return KnownListing(names: names, stats: stats)
     }
 
     mutating func directoryListed(_ listing: inout DirectoryListing) throws {
         let dirID = listing.directoryID
+        if let (id, ids) = recordedIDs, id == dirID, ids.count == listing.entries.count {
+            recordedIDs = nil
+            for i in listing.entries.indices {
+                counts.add(EntryKind(mode: listing.entries[i].stat.mode), size: listing.entries[i].stat.size)
+                if listing.entries[i].canDescend { listing.entries[i].directoryID = ids[i] }
+            }
+            return
+        }
+        recordedIDs = nil
         let txn = try snapshot()
+        let deferredBefore = deferredCreations.count + deferredRemovals.count
         var batch = WriterBatch(directoryID: dirID, names: listing.names)
         batch.errors = listing.errors
         let isFresh = fresh.contains(dirID)
@@ -250,7 +280,12 @@ struct ChangeDetector: WalkDelegate {
                 next += 1
             }
         }
-        if changed {
+        if changed && deferredCreations.count + deferredRemovals.count > deferredBefore {
+            // Recorded as listed only once its held-back changes are written (at the end of
+            // the walk): a run resumed after a crash lists it again and finds them again.
+            deferredListings.append((dirID, UInt64(listing.entries.count)))
+            if !batch.changes.isEmpty || !batch.errors.isEmpty { send(batch) }
+        } else if changed {
             batch.listedChildren = UInt64(listing.entries.count)
             send(batch)
         } else if !batch.changes.isEmpty {
@@ -326,6 +361,12 @@ struct ChangeDetector: WalkDelegate {
             batch.changes.append(change)
         }
         if !batch.changes.isEmpty { send(batch) }
+        for (dirID, children) in deferredListings {
+            var listed = WriterBatch(directoryID: dirID, names: [])
+            listed.listedChildren = children
+            send(listed)
+        }
+        deferredListings = []
     }
 
     /// Hands a full batch over and starts the next one for the same directory.
@@ -353,12 +394,17 @@ struct ChangeDetector: WalkDelegate {
     }
 }
 
-/// A flag the writer raises to stop the walker (after a failure, or a signal).
-final class StopFlag: Sendable {
+/// A flag that stops the walker: raised by the writer after a failure, or by a signal.
+public final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
-    var isSet: Bool { flag.load(ordering: .relaxed) }
-    func set() { flag.store(true, ordering: .relaxed) }
+    public init() {}
+    public var isSet: Bool { flag.load(ordering: .relaxed) || pauseRequested.load(ordering: .relaxed) }
+    /// Stops the walk at the next directory.
+    public func set() { flag.store(true, ordering: .relaxed) }
 }
+
+/// Raised by SIGINT or SIGTERM: the run pauses at its next checkpoint.
+let pauseRequested = Atomic<Bool>(false)
 
 extension EntryKind {
     /// The kind of an `st_mode`.

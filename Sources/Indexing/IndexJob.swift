@@ -1,5 +1,6 @@
 import EventStore
 import Events
+import Synchronization
 import LMDB
 import Projections
 import Traversal
@@ -44,6 +45,11 @@ public struct RunOptions: Sendable {
     /// Reuse the names of a directory whose inode, mtime and ctime are unchanged (and not
     /// racy) instead of reading it again; false reads every directory (`--full-listing`).
     public var trustDirectoryTimes = true
+    /// Start a new run even if an earlier run of this root is unfinished (that one is
+    /// then marked failed); by default the unfinished run is resumed.
+    public var restart = false
+    /// Stops the walk (a pause) when raised; signals raise it too once `pauseOnSignals()` ran.
+    public var stop = StopFlag()
     /// The first size of the LMDB map (it grows by doubling when full).
     public var initialMapSize = 1 << 34
     public init(root: [UInt8], databaseDirectory: String) {
@@ -74,21 +80,39 @@ public enum IndexJob {
         raiseDescriptorLimit()
 
         let writer = try Writer(log: log, views: views, options: options)
-        let (rootDirID, rootIsNew) = try writer.start(root: root)
+        let rootDirID: UInt64, rootIsNew: Bool, isRescan: Bool
+        var alreadyListed: Set<UInt64> = []
+        let unfinished = try log.environment.read { txn in
+            try log.allRuns(txn).last { $0.root == root && ($0.status == .running || $0.status == .paused) }
+        }
+        if let unfinished, !options.restart {
+            try writer.resume(unfinished)
+            (rootDirID, rootIsNew, isRescan) = (unfinished.rootDirID, false, !unfinished.isFirstIndex)
+            alreadyListed = writer.jobState.listed
+        } else {
+            if let unfinished {
+                try writer.abandon(unfinished, reason: "abandoned: a new run was started with --restart")
+            }
+            (rootDirID, rootIsNew) = try writer.start(root: root)
+            isRescan = !rootIsNew
+        }
 
         let queue = BoundedQueue<WriterMessage>(capacity: 64)
-        let stop = StopFlag()
+        let stop = options.stop
         let walkerStart = writer.nextDirID
+        let listedBefore = alreadyListed
         let previousRunStartMs = writer.previousRunStartMs
         let thread = try WalkerThread {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
-                                          isRescan: !rootIsNew, rootDirID: rootDirID,
-                                          previousRunStartMs: previousRunStartMs, trustDirectoryTimes: options.trustDirectoryTimes)
+                                          isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
+                                          alreadyListed: listedBefore, previousRunStartMs: previousRunStartMs,
+                                          trustDirectoryTimes: options.trustDirectoryTimes)
             var failure: (any Error & Sendable)?
+            var completed = false
             do {
                 try root.withUnsafeBufferPointer { bytes in
                     var path = Array(bytes) + [0]
-                    _ = try path.withUnsafeMutableBytes { p in
+                    completed = try path.withUnsafeMutableBytes { p in
                         try Walker(fileSystem: fileSystem).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
                                                                 rootID: rootDirID, delegate: &detector)
                     }
@@ -98,9 +122,9 @@ public enum IndexJob {
             } catch {
                 failure = IndexError(.failed, "walk of \(String(decoding: root, as: UTF8.self)) failed: \(error)")
             }
-            detector.finishWalk(completed: failure == nil && !stop.isSet)
+            detector.finishWalk(completed: failure == nil && completed)
             detector.handOver()
-            queue.push(.finished(detector.counts, failure))
+            queue.push(.finished(detector.counts, failure, paused: failure == nil && !completed))
         }
 
         var summary: RunSummary
@@ -149,6 +173,18 @@ public enum IndexJob {
         if fd < 0 { throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)") }
         close(fd)
         return resolved
+    }
+
+    /// Makes SIGINT and SIGTERM pause a run at its next checkpoint instead of killing it.
+    public static func pauseOnSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in pauseRequested.store(true, ordering: .relaxed) }
+            sigaddset(&set, sig)
+        }
+        // A parent may have left them blocked (the mask is inherited across exec).
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// A deep tree holds one descriptor per level: allow as many as the hard limit.

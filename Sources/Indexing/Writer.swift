@@ -21,6 +21,10 @@ final class Writer {
     private var encoder = RecordEncoder()
     /// The walker sent its last message: nothing more will arrive on the queue.
     private(set) var walkerFinished = false
+    /// The fold of this run's events, snapshotted every `snapshotEvery` events and at a pause.
+    private(set) var jobState = JobState()
+    private var lastSnapshotSequence: UInt64 = 0
+    static let snapshotEvery: UInt64 = 200_000
 
     init(log: EventLog, views: Views, options: RunOptions) throws {
         self.log = log
@@ -52,6 +56,8 @@ final class Writer {
             }
             self.run = RunRecord(id: runID, root: root, rootDirID: rootDirID, status: .running,
                                  firstSequence: sequence, lastSequence: sequence, startedMs: now)
+            self.run.isFirstIndex = isNew
+            self.lastSnapshotSequence = sequence
             try appendRare(txn, .jobStarted(root: root, rootDirID: rootDirID, options: "", version: IndexJob.version), timeMs: now)
             try log.setMetaValue(txn, "nextDirID", nextDirID)
             try log.putRun(txn, run)
@@ -60,16 +66,71 @@ final class Writer {
         }
     }
 
+    /// Takes up an unfinished run (paused, or cut off by a crash): its job state is the
+    /// latest snapshot plus the fold of the run's events after it; appends JobResumed.
+    func resume(_ unfinished: RunRecord) throws {
+        let now = wallClockMs()
+        try write { txn in
+            self.runID = unfinished.id
+            self.run = unfinished
+            self.sequence = try log.lastSequence(txn) + 1
+            self.nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
+            // Racy-ness is judged against the run before the unfinished one.
+            self.previousRunStartMs = unfinished.id > 1 ? (try log.run(txn, id: unfinished.id - 1)?.startedMs ?? 0) : 0
+            var state = JobState()
+            var from = unfinished.firstSequence
+            if let (at, restored) = try log.latestSnapshot(txn, run: unfinished.id, { seq, bytes in (seq, JobState(snapshot: bytes)) }),
+               let restored {
+                state = restored
+                from = at + 1
+            }
+            try log.forEachRecord(txn, from: from) { record in
+                if record.run == unfinished.id { state.apply(record) }
+                return true
+            }
+            self.jobState = state
+            self.counts = unfinished.counts
+            self.counts.directories = 0; self.counts.files = 0; self.counts.symlinks = 0
+            self.counts.others = 0; self.counts.bytes = 0
+            self.run.status = .running
+            try appendRare(txn, .jobResumed, timeMs: now)
+            self.lastSnapshotSequence = sequence
+            try log.putRun(txn, run)
+            try fold.flush(txn, lastSequence: sequence - 1)
+        }
+    }
+
+    /// Ends an unfinished run for good (`--restart`): JobFailed, status failed.
+    func abandon(_ unfinished: RunRecord, reason: String) throws {
+        try write { txn in
+            self.runID = unfinished.id
+            self.run = unfinished
+            self.sequence = try log.lastSequence(txn) + 1
+            let now = wallClockMs()
+            try appendRare(txn, .jobFailed(message: reason), timeMs: now)
+            run.status = .failed
+            run.endedMs = now
+            run.message = reason
+            run.lastSequence = sequence - 1
+            try log.putRun(txn, run)
+            try fold.flush(txn, lastSequence: sequence - 1)
+        }
+        run = nil
+    }
+
     /// Runs `body` in a write transaction; on a retry (the map grew) the fold and the
     /// counters go back to where the transaction began.
     private func write<R>(_ body: (Transaction) throws -> R) throws -> R {
         let savedSequence = sequence, savedCounts = counts, savedDirID = nextDirID, savedRun = run
+        let savedState = jobState, savedSnapshot = lastSnapshotSequence
         let rollBack = {
             self.fold.rollBack()
             self.sequence = savedSequence
             self.counts = savedCounts
             self.nextDirID = savedDirID
             self.run = savedRun
+            self.jobState = savedState
+            self.lastSnapshotSequence = savedSnapshot
         }
         do {
             let result = try views.environment.write(onRetry: rollBack, body)
@@ -86,6 +147,7 @@ final class Writer {
         let record = EventRecord(sequence: sequence, run: runID, timeMs: timeMs, event: event)
         try log.append(txn, record)
         try fold.apply(txn, record)
+        jobState.apply(record)
         sequence += 1
     }
 
@@ -117,11 +179,16 @@ final class Writer {
                     groupEvents = 0
                     lastCommit = now
                 }
-            case let .finished(walked, failure):
+            case let .finished(walked, failure, paused):
                 walkerFinished = true
                 if let failure {
                     try commit(group, final: nil)
                     throw failure
+                }
+                if paused {
+                    try commit(group, final: nil, pause: walked)
+                    return RunSummary(run: runID, root: run.root, status: .paused, counts: counts,
+                                      firstSequence: run.firstSequence, lastSequence: sequence - 1, seconds: 0)
                 }
                 try commit(group, final: walked)
                 return RunSummary(run: runID, root: run.root, status: .completed, counts: counts,
@@ -131,10 +198,20 @@ final class Writer {
     }
 
     /// Applies a group of batches in one transaction; with `final`, ends the run too.
-    private func commit(_ group: [WriterBatch], final walked: RunCounts?) throws {
+    private func commit(_ group: [WriterBatch], final walked: RunCounts?, pause: RunCounts? = nil) throws {
         try write { txn in
             let now = wallClockMs()
             for batch in group { try apply(txn, batch, timeMs: now) }
+            if let pause {
+                counts.directories = pause.directories; counts.files = pause.files; counts.symlinks = pause.symlinks
+                counts.others = pause.others; counts.bytes = pause.bytes
+                try appendRare(txn, .jobPaused(reason: "signal"), timeMs: now)
+                try takeSnapshot(txn, timeMs: now)
+                run.status = .paused
+                run.counts = counts
+            } else if walked == nil && sequence - lastSnapshotSequence >= Self.snapshotEvery {
+                try takeSnapshot(txn, timeMs: now)
+            }
             if let walked {
                 var c = walked
                 c.errors = counts.errors
@@ -158,6 +235,15 @@ final class Writer {
         }
     }
 
+    /// Appends SnapshotTaken and stores the job state under its sequence, in the same
+    /// transaction as the events it covers.
+    private func takeSnapshot(_ txn: Transaction, timeMs: Int64) throws {
+        let at = sequence
+        try appendRare(txn, .snapshotTaken(entries: jobState.entryEvents), timeMs: timeMs)
+        try log.putSnapshot(txn, run: runID, sequence: at, state: jobState.encoded())
+        lastSnapshotSequence = at
+    }
+
     private func apply(_ txn: Transaction, _ batch: WriterBatch, timeMs: Int64) throws {
         let parent = batch.directoryID
         try batch.names.withUnsafeBytes { names in
@@ -172,6 +258,7 @@ final class Writer {
                     try fold.applyCreated(txn, parent: parent, name: name, metadata: change.metadata)
                     sequence += 1
                     counts.created += 1
+                    jobState.entryEvents += 1
                 case .updated:
                     try appendRare(txn, .entryUpdated(parent: parent, name: Array(name), old: change.old!, new: change.metadata),
                                    timeMs: timeMs)

@@ -121,7 +121,7 @@ public final class ViewFold {
             try Views.withIDKey(dirID) { k in _ = try txn.delete(views.incomplete, key: k) }
         case let .nonCriticalError(parent, name, _, operation):
             try markIncomplete(txn, parent: parent, name: name, operation: operation)
-        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .pathRejected:
+        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .pathRejected, .snapshotTaken:
             break
         }
     }

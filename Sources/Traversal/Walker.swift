@@ -64,14 +64,28 @@ public struct DirectoryListing: Sendable {
     public func name(_ entry: ListedEntry) -> [UInt8] { withName(entry) { Array($0) } }
 }
 
+/// A directory's names known without reading it, and possibly their metadata.
+public struct KnownListing: Sendable {
+    /// Names, a NUL after each.
+    public var names: [UInt8]
+    /// The metadata of each name in order, when it need not be stat'ed again (a resumed
+    /// run's already recorded directory); nil to stat every name.
+    public var stats: [EntryStat]?
+
+    public init(names: [UInt8], stats: [EntryStat]? = nil) {
+        self.names = names
+        self.stats = stats
+    }
+}
+
 /// What the walker hands its results to, and asks where it goes.
 public protocol WalkDelegate {
     /// Takes a directory's complete listing, and sets `directoryID` on each entry the walk
     /// should enter next. Only entries with `canDescend` may be entered; a 0 id skips one.
     mutating func directoryListed(_ listing: inout DirectoryListing) throws
     /// The names of directory `directoryID` when they are known not to have changed since
-    /// they were last read (NUL after each), so the walker can skip reading it; nil to read.
-    mutating func knownNames(of directoryID: UInt64, stat: EntryStat) -> [UInt8]?
+    /// they were last read, so the walker can skip reading it; nil to read.
+    mutating func knownListing(of directoryID: UInt64, stat: EntryStat) -> KnownListing?
     /// Takes an error that concerns an entry of an already listed directory.
     mutating func walkFailed(_ error: WalkError) throws
     /// Asked before each directory: true stops the walk at that point.
@@ -160,14 +174,16 @@ public struct Walker<FS: FileSystem> {
         var listing = DirectoryListing(directoryID: id, stat: stat)
         var starts: [(Int32, Int32)] = []
         var reused = false
-        if reuse, let known = delegate.knownNames(of: id, stat: stat) {
-            listing.names = known
+        var knownStats: [EntryStat]?
+        if reuse, let known = delegate.knownListing(of: id, stat: stat) {
+            listing.names = known.names
             var start = 0
-            for (i, byte) in known.enumerated() where byte == 0 {
+            for (i, byte) in known.names.enumerated() where byte == 0 {
                 starts.append((Int32(start), Int32(i - start)))
                 start = i + 1
             }
             reused = true
+            knownStats = known.stats
         } else {
             do throws(Errno) {
                 try fileSystem.readDirectory(handle) { name, length in
@@ -179,6 +195,14 @@ public struct Walker<FS: FileSystem> {
             }
         }
         listing.entries.reserveCapacity(starts.count)
+        if let knownStats, knownStats.count == starts.count {
+            for ((start, length), st) in zip(starts, knownStats) {
+                listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
+                                                   canDescend: st.isDirectory && st.device == device))
+            }
+            try delegate.directoryListed(&listing)
+            return frame(handle, id, listing)
+        }
         listing.names.withUnsafeBytes { names in
             for (start, length) in starts {
                 let name = names.baseAddress!.advanced(by: Int(start)).assumingMemoryBound(to: CChar.self)
@@ -198,6 +222,10 @@ public struct Walker<FS: FileSystem> {
             return try list(handle, id: id, stat: stat, device: device, delegate: &delegate, reuse: false)
         }
         try delegate.directoryListed(&listing)
+        return frame(handle, id, listing)
+    }
+
+    private func frame(_ handle: DirectoryHandle, _ id: UInt64, _ listing: DirectoryListing) -> Frame {
         var subdirectories: [(Int32, UInt64, EntryStat)] = []
         for entry in listing.entries where entry.canDescend && entry.directoryID != 0 {
             subdirectories.append((entry.nameStart, entry.directoryID, entry.stat))

@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """Benchmark evindex against find and ncdu on a large generated tree.
 
-    python3 Tests/Benchmarks/bench.py --evindex .build/release/evindex [--quick]
+    python3 Tests/Benchmarks/bench.py --evindex .build/release/evindex [--quick] [--also-small]
 
 The tree is built once with Fixtures/mktree.py and cached under .bench/, so
-only the first invocation for a given --entries pays for it. Each case runs
---runs times; the table reports wall time (median/min/max), the ratio to
-ncdu's median, peak RSS, and the database size for evindex cases.
+only the first invocation for a given --entries pays for it. The rescan after
+`mktree.py --mutate` needs a second tree of the same shape, indexed once and
+then mutated once; it is cached as well (the first build is slow: mktree
+re-walks the whole tree after each of its ~500 directory moves).
+
+Each case runs --runs times; the table reports wall time (median/min/max), the
+ratio to ncdu's median, peak RSS, the database size for evindex cases and
+replay's own events/s. The targets from the issues are checked at the end; they
+are reported only, the exit status does not depend on them.
 """
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -24,9 +31,28 @@ from typing import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 1
-TARGET_CASE = "evindex run"
-TARGET_WALL_RATIO = 1.5
-TARGET_RSS_MB = 300
+SMALL_ENTRIES = 100_000
+MUTATE_OPS = 10_000
+
+# evindex takes the names of an unchanged directory from the index only if the
+# directory's ctime is more than 2 s before the previous run began; a newer one
+# is "racy" and read again. A base db indexed within that window of its tree
+# being written would make every rescan against it re-read the newest
+# directories, which is not the steady state we mean to measure.
+RACY_WINDOW_S = 2.0
+SETTLE_MARGIN_S = 1.0
+
+RUN_CASE = "evindex run"
+RESCAN_CASE = "evindex rescan (no change)"
+MUTATED_CASE = f"evindex rescan (--mutate {MUTATE_OPS})"
+REPLAY_CASE = "evindex replay (from scratch)"
+
+# Targets: issue 2 (first index), issue 3 (rescan of an unchanged tree), issue 4 (replay).
+RUN_WALL_RATIO = 1.5
+RUN_RSS_MB = 300
+RESCAN_WALL_RATIO = 1.0
+RESCAN_GROWTH_B = 1_000_000
+REPLAY_EVENTS_PER_S = 1_000_000
 
 
 class BenchError(Exception):
@@ -43,9 +69,11 @@ class Measurement:
 class Prepared:
     """One repetition of a case: what to time, and what to do afterwards."""
     argv: list[str]
-    # Runs untimed after the repetition; returns metrics for the table
-    # (keys: "data_mdb", "allocated", "grew") and removes scratch state.
-    finish: Callable[[], dict[str, int]] = dict
+    # Runs untimed after the repetition with the child's stdout (None unless
+    # capture is set); returns metrics for the table (keys: "data_mdb",
+    # "allocated", "grew", "events_per_s") and removes scratch state.
+    finish: Callable[[str | None], dict[str, float]] = lambda _stdout: {}
+    capture: bool = False
 
 
 @dataclass
@@ -54,17 +82,46 @@ class Case:
     # Runs untimed before every repetition, so each one starts from the same state.
     prepare: Callable[[], Prepared]
     runs: list[Measurement] = field(default_factory=list)
-    # From the last repetition's finish().
-    metrics: dict[str, int] = field(default_factory=dict)
+    # One finish() result per repetition.
+    metrics: list[dict[str, float]] = field(default_factory=list)
+
+    def median_wall(self) -> float:
+        return statistics.median(m.wall_s for m in self.runs)
+
+    def peak_rss_mb(self) -> float:
+        return max(rss_mb(m.rss_kib) for m in self.runs)
+
+    def metric(self, key: str, combine: Callable[[list[float]], float]) -> float | None:
+        values = [m[key] for m in self.metrics if key in m]
+        return combine(values) if values else None
 
 
-def measure(argv: list[str]) -> Measurement:
-    """Run argv to completion with stdout discarded; raise if it fails."""
-    # stderr goes to a file rather than a pipe: nothing reads a pipe while we
+@dataclass
+class MutatedTree:
+    tree: Path
+    base_db: Path  # indexed before the mutation
+    summary: dict  # what mktree --mutate printed
+
+
+@dataclass
+class Table:
+    """Every case run against one tree size."""
+    entries: int
+    tree: Path
+    mutated: MutatedTree
+    cases: list[Case]
+
+    def case(self, name: str) -> Case:
+        return next(c for c in self.cases if c.name == name)
+
+
+def measure(argv: list[str], capture: bool = False) -> tuple[Measurement, str | None]:
+    """Run argv to completion; raise if it fails. Returns its stdout if capture, else discards it."""
+    # Both streams go to files rather than pipes: nothing reads a pipe while we
     # block in wait4, so a chatty child could fill it and deadlock.
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(argv, stdout=out if capture else subprocess.DEVNULL, stderr=err)
         # wait4 gives this child's own rusage. RUSAGE_CHILDREN cannot: its
         # ru_maxrss is a max over every child ever reaped, so deltas are meaningless.
         _, status, usage = os.wait4(proc.pid, 0)
@@ -75,7 +132,19 @@ def measure(argv: list[str]) -> Measurement:
             err.seek(0)
             sys.stderr.write(err.read().decode(errors="replace"))
             raise BenchError(f"exit status {proc.returncode}: {shlex.join(argv)}")
-    return Measurement(wall, usage.ru_maxrss)
+        stdout = None
+        if capture:
+            out.seek(0)
+            stdout = out.read().decode(errors="replace")
+    return Measurement(wall, usage.ru_maxrss), stdout
+
+
+def settle(written_at: float, what: str) -> None:
+    """Sleep until a tree last written at `written_at` (epoch s) is out of evindex's racy window."""
+    wait = written_at + RACY_WINDOW_S + SETTLE_MARGIN_S - time.time()
+    if wait > 0:
+        print(f"{what}: waiting {wait:.1f} s so that rescans trust the tree's directories", flush=True)
+        time.sleep(wait)
 
 
 def ensure_tree(cache: Path, entries: int, mktree: Path) -> tuple[Path, int]:
@@ -109,6 +178,62 @@ def ensure_tree(cache: Path, entries: int, mktree: Path) -> tuple[Path, int]:
     return tree, count
 
 
+def file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def ensure_mutated_tree(cache: Path, entries: int, mktree: Path, evindex: str) -> MutatedTree:
+    """Return a tree like ensure_tree's, mutated once by mktree, and a db of it from before the mutation.
+
+    mktree --mutate edits in place, so the cached tree of the other cases is
+    never touched; this one is made, indexed and mutated once and then kept.
+    """
+    stem = f"tree-{entries}-mutated"
+    tree, base_db = cache / stem, cache / f"db-{entries}-premutate"
+    summary_file, marker = cache / f"{stem}.json", cache / f"{stem}.ready"
+    # The marker is written last and names what the cache was made with. No
+    # marker (an interrupted prepare) or another recipe means starting over:
+    # a half-mutated tree, or one indexed after a partial mutation, cannot be
+    # told apart from a good one.
+    recipe = {"entries": entries, "seed": SEED, "mutate": MUTATE_OPS}
+    binary = file_sha256(evindex)
+    try:
+        made = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        made = None
+    if isinstance(made, dict) and {k: made.get(k) for k in recipe} == recipe:
+        print(f"mutated tree: reusing {tree} and {base_db.name}")
+        if made.get("evindex_sha256") != binary:
+            # Rebuilding would take long and is seldom needed; but a db written
+            # by an older evindex may differ from what this one writes.
+            print(f"mutated tree: note: {base_db.name} was indexed by another evindex binary; "
+                  f"delete {marker} to rebuild it")
+    else:
+        marker.unlink(missing_ok=True)
+        summary_file.unlink(missing_ok=True)
+        for path in (tree, base_db):
+            if path.exists():
+                shutil.rmtree(path)
+        start = time.perf_counter()
+        print(f"mutated tree: building {tree} ({entries} entries, seed {SEED}) ...", flush=True)
+        subprocess.run([sys.executable, str(mktree), str(tree), "--entries", str(entries), "--seed", str(SEED)],
+                       stdout=subprocess.DEVNULL, check=True)
+        settle(time.time(), "mutated tree")
+        print(f"mutated tree: indexing it into {base_db} ...", flush=True)
+        base_db.mkdir()
+        measure([evindex, "run", str(tree), "--db", str(base_db)])
+        print(f"mutated tree: mktree --mutate {MUTATE_OPS} (slow on large trees) ...", flush=True)
+        out = subprocess.run(
+            [sys.executable, str(mktree), str(tree), "--mutate", str(MUTATE_OPS), "--seed", str(SEED)],
+            stdout=subprocess.PIPE, text=True, check=True).stdout
+        json.loads(out)  # fail here, before the marker, if it is not a summary
+        summary_file.write_text(out)
+        marker.write_text(json.dumps(recipe | {"evindex_sha256": binary}) + "\n")
+        print(f"mutated tree: ready in {time.perf_counter() - start:.1f} s")
+    return MutatedTree(tree, base_db, json.loads(summary_file.read_text()))
+
+
 def ensure_ncdu() -> str | None:
     if path := shutil.which("ncdu"):
         return path
@@ -136,7 +261,7 @@ def data_mdb_size(db: str | Path) -> int:
         raise BenchError(f"evindex exited 0 but left no data.mdb in {db}") from None
 
 
-def db_metrics(db: str | Path) -> dict[str, int]:
+def db_metrics(db: str | Path) -> dict[str, float]:
     # data.mdb's st_size is the logical size; st_blocks shows what is really
     # allocated, which differs if LMDB ever leaves the file sparse.
     allocated = sum(os.lstat(os.path.join(d, f)).st_blocks * 512
@@ -144,11 +269,11 @@ def db_metrics(db: str | Path) -> dict[str, int]:
     return {"data_mdb": data_mdb_size(db), "allocated": allocated}
 
 
-def make_cases(evindex: str, ncdu: str | None, tree: Path, scratch: Path) -> list[Case]:
+def make_cases(evindex: str, ncdu: str | None, tree: Path, mutated: MutatedTree, scratch: Path) -> list[Case]:
     def index_fresh() -> Prepared:
         db = tempfile.mkdtemp(prefix="db-", dir=scratch)
 
-        def finish() -> dict[str, int]:
+        def finish(_stdout: str | None) -> dict[str, float]:
             metrics = db_metrics(db)
             shutil.rmtree(db)
             return metrics
@@ -156,34 +281,57 @@ def make_cases(evindex: str, ncdu: str | None, tree: Path, scratch: Path) -> lis
 
     base_db = scratch / "base-db"
 
-    def rescan_unchanged() -> Prepared:
-        # One full index per invocation, shared by every repetition; each
-        # repetition works on its own copy so none sees another's writes.
+    def ensure_base_db() -> Path:
+        # One full index per invocation, shared by the no-change rescan and
+        # replay; every repetition works on its own copy so none sees another's writes.
         if not base_db.exists():
+            # ensure_tree renames the tree into place last, so its root's ctime
+            # is at or after every write to it (this matters only just after a build).
+            settle(os.stat(tree).st_ctime, "base db")
             base_db.mkdir()
-            print("evindex rescan (no change): building base db ...", flush=True)
+            print("base db: indexing the tree ...", flush=True)
             measure([evindex, "run", str(tree), "--db", str(base_db)])
-        db = scratch / "rescan-db"
-        shutil.copytree(base_db, db)
+        return base_db
+
+    def copy_db(db: Path, name: str) -> Path:
+        copy = scratch / name
+        shutil.copytree(db, copy)
+        return copy
+
+    def rescan(tree: Path, db: Path) -> Prepared:
         before = data_mdb_size(db)
 
-        def finish() -> dict[str, int]:
+        def finish(_stdout: str | None) -> dict[str, float]:
             metrics = db_metrics(db)
             metrics["grew"] = metrics["data_mdb"] - before
             shutil.rmtree(db)
             return metrics
         return Prepared([evindex, "run", str(tree), "--db", str(db)], finish)
 
-    # TODO: "evindex rescan after --mutate 10000". mktree --mutate edits in
-    # place, so it must never touch the cached tree, and copying a 1M tree per
-    # repetition is too slow. Plan: once per invocation, regenerate a scratch
-    # tree with mktree (about 3 s per 100k entries), index it into a base db,
-    # mutate it; each repetition then rescans it with a copy of the base db.
-    # TODO: "replay": time rebuilding projections from the event log of a base
-    # db once evindex has a command for it.
+    def replay() -> Prepared:
+        db = copy_db(ensure_base_db(), "replay-db")
+
+        def finish(stdout: str | None) -> dict[str, float]:
+            shutil.rmtree(db)
+            try:
+                result = json.loads(stdout or "")
+                events, per_s = int(result["events"]), float(result["events_per_second"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise BenchError(f"evindex replay printed no usable JSON ({e!r}): {(stdout or '')[:300]!r}") from None
+            # A fast replay that rebuilt different views is not a result;
+            # say so loudly, but let the timing stand (--verify is the test for it).
+            for view in ("entries", "dirs"):
+                live, replayed = result.get(f"live_{view}_digest"), result.get(f"replay_{view}_digest")
+                if live != replayed:
+                    print(f"{REPLAY_CASE}: WARNING: {view} digest differs: live {live}, replayed {replayed}")
+            return {"events": events, "events_per_s": per_s}
+        return Prepared([evindex, "replay", "--db", str(db), "--json"], finish, capture=True)
+
     cases = [
-        Case(TARGET_CASE, index_fresh),
-        Case("evindex rescan (no change)", rescan_unchanged),
+        Case(RUN_CASE, index_fresh),
+        Case(RESCAN_CASE, lambda: rescan(tree, copy_db(ensure_base_db(), "rescan-db"))),
+        Case(MUTATED_CASE, lambda: rescan(mutated.tree, copy_db(mutated.base_db, "mutated-db"))),
+        Case(REPLAY_CASE, replay),
         Case("find", lambda: Prepared(["find", str(tree), "-printf", "%s %i %T@\\n"])),
     ]
     if ncdu:
@@ -194,55 +342,114 @@ def make_cases(evindex: str, ncdu: str | None, tree: Path, scratch: Path) -> lis
 def run_case(case: Case, runs: int) -> None:
     for i in range(runs):
         prepared = case.prepare()
-        m = measure(prepared.argv)
-        case.metrics = prepared.finish()
+        m, stdout = measure(prepared.argv, prepared.capture)
+        case.metrics.append(prepared.finish(stdout))
         case.runs.append(m)
         print(f"{case.name}: run {i + 1}/{runs} {m.wall_s:.3f} s, {rss_mb(m.rss_kib):.1f} MB", flush=True)
+
+
+def run_table(args: argparse.Namespace, evindex: str, ncdu: str | None, size: int) -> Table:
+    print(f"\n== {size} entries ==")
+    tree, entries = ensure_tree(args.cache, size, args.mktree)
+    mutated = ensure_mutated_tree(args.cache, size, args.mktree, evindex)
+
+    # Both trees may come cold from disk (built by an earlier invocation).
+    for t in (tree, mutated.tree):
+        start = time.perf_counter()
+        subprocess.run(["find", str(t)], stdout=subprocess.DEVNULL, check=True)
+        print(f"warm-up: find {t.name} took {time.perf_counter() - start:.1f} s")
+
+    scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=args.cache))
+    try:
+        # The kernel carries a parent's RSS high-water mark across vfork+exec
+        # into the child's ru_maxrss, so every figure includes at least this
+        # process's own RSS; show it so small numbers are read correctly.
+        floor, _ = measure(["true"])
+        print(f"RSS floor inherited from bench.py: {rss_mb(floor.rss_kib):.1f} MB")
+        cases = make_cases(evindex, ncdu, tree, mutated, scratch)
+        for case in cases:
+            run_case(case, args.runs)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return Table(entries, tree, mutated, cases)
 
 
 def rss_mb(kib: int) -> float:
     return kib * 1024 / 1e6  # ru_maxrss is in KiB on Linux
 
 
-def median_wall(case: Case) -> float:
-    return statistics.median(m.wall_s for m in case.runs)
-
-
-def print_table(cases: list[Case], entries: int) -> None:
+def print_table(table: Table) -> None:
+    cases, entries = table.cases, table.entries
     ncdu = next((c for c in cases if c.name == "ncdu"), None)
     header = ["tool", "median s", "min s", "max s", "vs ncdu", "peak RSS MB",
-              "db B/entry", "db MB on disk", "data.mdb grew B"]
+              "db B/entry", "db MB on disk", "data.mdb grew B", "events/s"]
     rows = []
     for c in cases:
         walls = [m.wall_s for m in c.runs]
-        mx = c.metrics
+        # Repetitions start from the same state, so sizes are the same in
+        # each; growth takes the worst, events/s the median like wall time.
+        data_mdb = c.metric("data_mdb", max)
+        allocated = c.metric("allocated", max)
+        grew = c.metric("grew", max)
+        per_s = c.metric("events_per_s", statistics.median)
         rows.append([
             c.name,
-            f"{median_wall(c):.3f}", f"{min(walls):.3f}", f"{max(walls):.3f}",
-            f"{median_wall(c) / median_wall(ncdu):.2f}×" if ncdu else "-",
-            f"{max(rss_mb(m.rss_kib) for m in c.runs):.1f}",
-            f"{mx['data_mdb'] / entries:.1f}" if "data_mdb" in mx else "-",
-            f"{mx['allocated'] / 1e6:.1f}" if "allocated" in mx else "-",
-            f"{mx['grew']:+d}" if "grew" in mx else "-",
+            f"{c.median_wall():.3f}", f"{min(walls):.3f}", f"{max(walls):.3f}",
+            f"{c.median_wall() / ncdu.median_wall():.2f}×" if ncdu else "-",
+            f"{c.peak_rss_mb():.1f}",
+            f"{data_mdb / entries:.1f}" if data_mdb is not None else "-",
+            f"{allocated / 1e6:.1f}" if allocated is not None else "-",
+            f"{grew:+.0f}" if grew is not None else "-",
+            f"{per_s:,.0f}" if per_s is not None else "-",
         ])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, ["-" * w for w in widths], *rows]:
         # Left-align the name, right-align the numbers.
         print("  ".join(r[0].ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
                         for i, cell in enumerate(r)))
+    print(f"{MUTATED_CASE}: mktree did {json.dumps(table.mutated.summary)}")
+    replay = table.case(REPLAY_CASE)
+    events = replay.metric("events", max)
+    print(f"{REPLAY_CASE}: events/s is replay's own figure; "
+          f"{events:,.0f} events / median wall = {events / replay.median_wall():,.0f}/s")
 
 
-def print_verdict(cases: list[Case]) -> None:
-    target = next(c for c in cases if c.name == TARGET_CASE)
-    ncdu = next((c for c in cases if c.name == "ncdu"), None)
-    if ncdu:
-        ratio = median_wall(target) / median_wall(ncdu)
-        wall = f"{'PASS' if ratio <= TARGET_WALL_RATIO else 'FAIL'} ({ratio:.2f}x)"
-    else:
-        wall = "SKIP (no ncdu)"
-    peak = max(rss_mb(m.rss_kib) for m in target.runs)
-    rss = f"{'PASS' if peak <= TARGET_RSS_MB else 'FAIL'} ({peak:.0f} MB)"
-    print(f"target: evindex <= {TARGET_WALL_RATIO}x ncdu wall: {wall}, <= {TARGET_RSS_MB} MB RSS: {rss}")
+def print_verdict(table: Table) -> None:
+    ncdu = next((c for c in table.cases if c.name == "ncdu"), None)
+    run, rescan, replay = table.case(RUN_CASE), table.case(RESCAN_CASE), table.case(REPLAY_CASE)
+
+    def verdict(ok: bool, shown: str) -> str:
+        return f"{'PASS' if ok else 'FAIL'} ({shown})"
+
+    def vs_ncdu(case: Case, limit: float) -> str:
+        if not ncdu:
+            return "SKIP (no ncdu)"
+        ratio = case.median_wall() / ncdu.median_wall()
+        return verdict(ratio <= limit, f"{ratio:.2f}x")
+
+    grew = rescan.metric("grew", max)
+    per_s = replay.metric("events_per_s", statistics.median)
+    checks = [
+        ("issue 2", f"evindex run wall <= {RUN_WALL_RATIO}x ncdu", vs_ncdu(run, RUN_WALL_RATIO)),
+        ("issue 2", f"evindex run peak RSS <= {RUN_RSS_MB} MB",
+         verdict(run.peak_rss_mb() <= RUN_RSS_MB, f"{run.peak_rss_mb():.0f} MB")),
+        ("issue 3", f"no-change rescan wall <= {RESCAN_WALL_RATIO}x ncdu", vs_ncdu(rescan, RESCAN_WALL_RATIO)),
+        ("issue 3", f"no-change rescan data.mdb growth < {RESCAN_GROWTH_B / 1e6:g} MB",
+         verdict(grew < RESCAN_GROWTH_B, f"{grew:+.0f} B")),
+        ("issue 4", f"replay >= {REPLAY_EVENTS_PER_S:,} events/s",
+         verdict(per_s >= REPLAY_EVENTS_PER_S, f"{per_s:,.0f}/s")),
+    ]
+    print(f"targets ({table.entries} entries):")
+    width = max(len(what) for _, what, _ in checks)
+    for issue, what, result in checks:
+        print(f"  {issue}  {what.ljust(width)}  {result}")
+
+
+def print_scaling(small: Table, large: Table) -> None:
+    """How the first index's cost per entry grows with the tree: 1.00x is linear."""
+    cost = [t.case(RUN_CASE).median_wall() / t.entries * 1e6 for t in (small, large)]
+    print(f"\n{RUN_CASE} per entry: {cost[0]:.2f} µs at {small.entries}, {cost[1]:.2f} µs at {large.entries}; "
+          f"ratio {cost[1] / cost[0]:.2f}x")
 
 
 def parse_args() -> argparse.Namespace:
@@ -253,9 +460,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--cache", type=Path, default=REPO / ".bench", help="where trees and scratch dbs live")
     ap.add_argument("--mktree", type=Path, default=REPO / "Fixtures" / "mktree.py", help="tree generator")
     ap.add_argument("--quick", action="store_true", help="smoke test: 100000 entries, 1 run")
+    ap.add_argument("--also-small", action="store_true",
+                    help=f"run the whole table for {SMALL_ENTRIES} entries too, and compare the per-entry cost")
     args = ap.parse_args()
     if args.quick:
         args.entries, args.runs = 100_000, 1
+    # evindex records a root by its absolute path; a cached db must keep
+    # naming the same root whatever directory bench.py is started from.
+    args.cache = args.cache.resolve()
     return args
 
 
@@ -268,33 +480,24 @@ def main() -> int:
         return 2
     evindex = os.path.abspath(evindex)
     args.cache.mkdir(parents=True, exist_ok=True)
-
-    tree, entries = ensure_tree(args.cache, args.entries, args.mktree)
     ncdu = ensure_ncdu()
 
-    start = time.perf_counter()
-    subprocess.run(["find", str(tree)], stdout=subprocess.DEVNULL, check=True)
-    print(f"warm-up: find took {time.perf_counter() - start:.1f} s")
-
-    scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=args.cache))
+    # The small table first: it fails fast if something is broken.
+    sizes = [args.entries]
+    if args.also_small and args.entries != SMALL_ENTRIES:
+        sizes.insert(0, SMALL_ENTRIES)
     try:
-        # The kernel carries a parent's RSS high-water mark across vfork+exec
-        # into the child's ru_maxrss, so every figure includes at least this
-        # process's own RSS; show it so small numbers are read correctly.
-        floor = measure(["true"]).rss_kib
-        print(f"RSS floor inherited from bench.py: {rss_mb(floor):.1f} MB")
-        cases = make_cases(evindex, ncdu, tree, scratch)
-        for case in cases:
-            run_case(case, args.runs)
+        tables = [run_table(args, evindex, ncdu, size) for size in sizes]
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 1
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"\n{entries} entries in {tree}, {args.runs} run(s) per case")
-    print_table(cases, entries)
-    print_verdict(cases)
+    for table in tables:
+        print(f"\n{table.entries} entries in {table.tree}, {args.runs} run(s) per case")
+        print_table(table)
+        print_verdict(table)
+    if len(tables) > 1:
+        print_scaling(tables[0], tables[-1])
     return 0
 
 

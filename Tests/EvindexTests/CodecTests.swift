@@ -22,6 +22,7 @@ enum Samples {
         .jobResumed,
         .jobCompleted(counts),
         .jobFailed(message: "disk full: /db"),
+        .snapshotTaken(entries: 123_456),
         .directoryListed(dirID: .max, children: 0),
         .pathRejected(parent: 9, name: oddName, rule: "glob *.o"),
         .entryCreated(parent: 1, name: Array("a".utf8), metadata),

@@ -1,0 +1,145 @@
+import EventStore
+import Events
+import Foundation
+import Projections
+import Testing
+
+/// Pause, crash and resume: a run stopped at any moment goes on later without losing or
+/// repeating work.
+@Suite(.serialized)
+struct ResumeTests {
+    /// Starts `evindex run`, sends `signal` after `delay` seconds, returns the exit status.
+    static func interruptedRun(_ root: String, _ db: String, after delay: Double, signal: Int32) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Support.evindex)
+        process.arguments = ["run", root, "--db", db]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: delay)
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Every entry below the root is created exactly once by run 1, whatever interrupted it.
+    static func expectEachEntryCreatedOnce(_ db: String, entries: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let log = try EventLog(directory: db, create: false)
+        var keys = Set<[UInt8]>()
+        var duplicates = 0
+        try log.environment.read { txn in
+            try log.forEachRecord(txn) { r in
+                if case let .entryCreated(parent, name, _) = r.event, r.run == 1 {
+                    var key = withUnsafeBytes(of: parent) { Array($0) }
+                    key += name
+                    if !keys.insert(key).inserted { duplicates += 1 }
+                }
+                return true
+            }
+        }
+        #expect(duplicates == 0, sourceLocation: sourceLocation)
+        #expect(keys.count == entries, sourceLocation: sourceLocation)
+    }
+
+    /// The index of an interrupted-and-resumed run equals that of one uninterrupted run.
+    static func expectSameIndex(_ root: String, _ db: String, _ reference: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for command in [["ls", root, "-R", "--json"], ["du", root, "--depth", "1000", "--json"]] {
+            let a = try Support.evindex(command + ["--db", db]), b = try Support.evindex(command + ["--db", reference])
+            #expect(a.status == 0 && b.status == 0, sourceLocation: sourceLocation)
+            #expect(a.stdout == b.stdout, "\(command[0]) differs from an uninterrupted run", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test(arguments: [SIGKILL, SIGINT])
+    func interruptedFiveTimesThenFinished(_ signal: Int32) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db", reference = tmp + "/reference"
+            try Support.makeTree(root, entries: 200_000, seed: 21)
+            let found = try FindOracle.entries(root)
+            let started = Date()
+            #expect(try Support.evindex(["run", root, "--db", reference]).status == 0)
+            let fullRun = Date().timeIntervalSince(started)
+
+            var rng = SystemRandomNumberGenerator()
+            var statuses: [Int32] = []
+            for i in 0..<5 {
+                // Moments spread over the run, so each interruption lands somewhere new.
+                let delay = fullRun * (Double(i) + Double.random(in: 0.1...0.9, using: &rng)) / 6
+                statuses.append(try Self.interruptedRun(root, db, after: delay, signal: signal))
+            }
+            if signal == SIGINT {
+                #expect(statuses.allSatisfy { $0 == 130 || $0 == 0 }, "\(statuses)")
+                #expect(statuses.contains(130))
+            }
+            let last = try Support.evindex(["run", root, "--db", db, "--json"])
+            #expect(last.status == 0, "\(last.stderr)")
+            // Every interruption resumed run 1; once it completed, later runs were rescans
+            // that found nothing to record.
+            let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
+            #expect(runs.first?["status"] as? String == "completed")
+            #expect(runs.dropFirst().allSatisfy { $0["created"] as? Int == 0 && $0["status"] as? String == "completed" },
+                    "\(runs)")
+
+            try Self.expectEachEntryCreatedOnce(db, entries: found.count)
+            try Self.expectSameIndex(root, db, reference)
+            try RescanTests.expectViewsMatchDisk(root, db)
+            for mode in [[], ["--full-listing"]] where mode.isEmpty {
+                let r = try Support.evindex(["replay", "--verify", "--db", db] + mode)
+                #expect(r.status == 0, "\(r.stderr)")
+            }
+        }
+    }
+
+    /// A pause in the middle of a rescan after `--mutate`: resumed, the run records the
+    /// mutation once, as an uninterrupted rescan would.
+    @Test func pausedRescanAfterMutationFinishesTheSame() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 100_000, seed: 22)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let before = try FindOracle.identities(root)
+            _ = try RescanTests.mutate(root, 2000, seed: 22)
+            let after = try FindOracle.identities(root)
+            var paused = 0
+            for delay in [0.15, 0.3] {
+                if try Self.interruptedRun(root, db, after: delay, signal: SIGINT) == 130 { paused += 1 }
+            }
+            #expect(paused > 0, "the rescan finished before it could be paused")
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let e = try RescanTests.runEvents(db, run: 2)
+            let net = FindOracle.changes(before: before, after: after)
+            #expect(e.created == net.created && e.removed == net.removed && e.movedFiles == net.movedFiles
+                    && e.movedDirs == net.movedDirs && e.updatedFiles == net.modifiedFiles, "\(e) vs \(net)")
+            try RescanTests.expectViewsMatchDisk(root, db)
+            try RescanTests.expectReplayMatches(db)
+        }
+    }
+
+    /// `replay --to SEQ` rebuilds the views as the live run had them at SEQ; a snapshot of
+    /// an unknown version is not read (resume folds the run's events instead).
+    @Test func replayToASequenceEqualsTheLiveViewsThenAndOldSnapshotsAreIgnored() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 100_000, seed: 23)
+            #expect(try Self.interruptedRun(root, db, after: 0.3, signal: SIGINT) == 130)
+            // The live views now are those just after the pause's last event.
+            let atPause = try Support.objects(try Support.evindex(["replay", "--json", "--db", db]).stdout)[0]
+            let pausedAt = atPause["last_seq"] as! Int
+
+            // Make the run's snapshot unreadable: a version this build does not know.
+            let log = try EventLog(directory: db, create: true)
+            try log.environment.write { txn in
+                _ = try log.latestSnapshot(txn, run: 1) { seq, _ in
+                    try log.putSnapshot(txn, run: 1, sequence: seq, state: [JobState.snapshotVersion + 1, 0, 0, 0])
+                }
+            }
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Self.expectEachEntryCreatedOnce(db, entries: try FindOracle.entries(root).count)
+
+            let then = try Support.objects(try Support.evindex(["replay", "--to", String(pausedAt), "--json", "--db", db]).stdout)[0]
+            #expect(then["replay_entries_digest"] as? String == atPause["live_entries_digest"] as? String)
+            #expect(then["replay_dirs_digest"] as? String == atPause["live_dirs_digest"] as? String)
+            try RescanTests.expectReplayMatches(db)
+        }
+    }
+}
