@@ -2,6 +2,7 @@ import ArgumentParser
 import EventStore
 import Events
 import LMDB
+import Indexing
 import Projections
 
 /// The log and views of a database, opened for reading.
@@ -9,9 +10,14 @@ struct ReadOnlyIndex {
     let log: EventLog
     let views: Views
 
-    init(_ option: DatabaseOption) throws {
+    /// - Parameter replayed: read the views `evindex replay` built instead of the live ones.
+    init(_ option: DatabaseOption, replayed: Bool = false) throws {
         log = try EventLog(directory: option.directory, create: false)
-        views = try Views(environment: log.environment, create: false)
+        do {
+            views = try Views(environment: log.environment, prefix: replayed ? Replay.prefix : "", create: false)
+        } catch LMDBError.notFound where replayed {
+            throw CommandFailure(message: "no replayed views in \(option.directory): run `evindex replay --to SEQ` first")
+        }
     }
 
     /// Finds a path the user gave in the index, or fails with one line.
@@ -59,10 +65,13 @@ struct LsCommand: ParsableCommand {
     @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns.")
     var json = false
 
+    @Flag(name: .long, help: "Read the views rebuilt by the last `evindex replay` (e.g. `replay --to SEQ`: the index as it was just after SEQ).")
+    var replayed = false
+
     @OptionGroup var database: DatabaseOption
 
     func run() throws {
-        let index = try ReadOnlyIndex(database)
+        let index = try ReadOnlyIndex(database, replayed: replayed)
         var out = Output()
         try index.log.environment.read { txn in
             let (path, location) = try index.locate(txn, path)
@@ -139,6 +148,9 @@ struct DuCommand: ParsableCommand {
     @Flag(name: .long, help: "One JSON object per directory: path, size, files, dirs.")
     var json = false
 
+    @Flag(name: .long, help: "Read the views rebuilt by the last `evindex replay` (e.g. `replay --to SEQ`: the index as it was just after SEQ).")
+    var replayed = false
+
     @OptionGroup var database: DatabaseOption
 
     func validate() throws {
@@ -146,7 +158,7 @@ struct DuCommand: ParsableCommand {
     }
 
     func run() throws {
-        let index = try ReadOnlyIndex(database)
+        let index = try ReadOnlyIndex(database, replayed: replayed)
         var out = Output()
         try index.log.environment.read { txn in
             let (path, location) = try index.locate(txn, path)

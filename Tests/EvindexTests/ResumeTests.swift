@@ -139,6 +139,12 @@ struct ResumeTests {
             let then = try Support.objects(try Support.evindex(["replay", "--to", String(pausedAt), "--json", "--db", db]).stdout)[0]
             #expect(then["replay_entries_digest"] as? String == atPause["live_entries_digest"] as? String)
             #expect(then["replay_dirs_digest"] as? String == atPause["live_dirs_digest"] as? String)
+            // Those views answer ls and du: fewer entries than now, the run being half done.
+            let past = try Support.evindex(["ls", root, "-R", "--json", "--replayed", "--db", db])
+            let now = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
+            #expect(past.status == 0, "\(past.stderr)")
+            #expect(try Support.objects(past.stdout).count < (try Support.objects(now.stdout).count))
+            #expect(try Support.evindex(["du", root, "--replayed", "--db", db]).status == 0)
             try RescanTests.expectReplayMatches(db)
         }
     }
