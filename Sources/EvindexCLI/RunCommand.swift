@@ -36,12 +36,26 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Start a new run even if an earlier run of this path was paused or cut off (by default it is resumed).")
     var restart = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Progress on stderr: auto (a live line on a terminal, nothing otherwise), json (one object every 0.2 s), none.",
+        valueName: "mode"))
+    var progress: ProgressDisplay.Mode = .auto
+
     func run() throws {
         var options = RunOptions(root: rawArgument(path), databaseDirectory: database.directory)
         options.trustDirectoryTimes = !fullListing
         options.restart = restart
         IndexJob.pauseOnSignals()
-        let summary = try IndexJob.run(options, fileSystem: PosixFileSystem())
+        let display = ProgressDisplay(progress: options.progress, mode: progress)
+        display.start()
+        let summary: RunSummary
+        do {
+            summary = try IndexJob.run(options, fileSystem: PosixFileSystem())
+        } catch {
+            display.stop()
+            throw error
+        }
+        display.stop()
         let c = summary.counts
         var out = Output()
         if json {

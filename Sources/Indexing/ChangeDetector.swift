@@ -77,6 +77,7 @@ struct ChangeDetector: WalkDelegate {
     let views: Views
     let queue: BoundedQueue<WriterMessage>
     let stop: StopFlag
+    let progress: RunProgress
     var nextDirID: UInt64
     /// The root was indexed before: entries can vanish and move.
     let isRescan: Bool
@@ -109,8 +110,10 @@ struct ChangeDetector: WalkDelegate {
     private var deferredListings: [(UInt64, UInt64)] = []
 
     init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64,
-         rootIsNew: Bool, alreadyListed: Set<UInt64> = [], previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true) {
+         rootIsNew: Bool, alreadyListed: Set<UInt64> = [], previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true,
+         progress: RunProgress = RunProgress()) {
         self.views = views
+        self.progress = progress
         self.alreadyListed = alreadyListed
         self.racyThresholdNs = trustDirectoryTimes && previousRunStartMs > 0 ? (previousRunStartMs - 2_000) * 1_000_000 : .min
         self.queue = queue
@@ -178,6 +181,7 @@ struct ChangeDetector: WalkDelegate {
 
     mutating func directoryListed(_ listing: inout DirectoryListing) throws {
         let dirID = listing.directoryID
+        defer { report(listing) }
         if let (id, ids) = recordedIDs, id == dirID, ids.count == listing.entries.count {
             recordedIDs = nil
             for i in listing.entries.indices {
@@ -291,6 +295,16 @@ struct ChangeDetector: WalkDelegate {
         } else if !batch.changes.isEmpty {
             send(batch)
         }
+    }
+
+    private func report(_ listing: DirectoryListing) {
+        var bytes: UInt64 = 0, subdirectories: UInt64 = 0
+        for entry in listing.entries {
+            if entry.stat.isRegularFile { bytes &+= entry.stat.size }
+            if entry.canDescend && entry.directoryID != 0 { subdirectories += 1 }
+        }
+        progress.listed(entries: UInt64(listing.entries.count), bytes: bytes, subdirectories: subdirectories,
+                        errors: UInt64(listing.errors.count))
     }
 
     /// The indexed directory that a directory newly seen at `into` is, by inode, if it

@@ -50,6 +50,8 @@ public struct RunOptions: Sendable {
     public var restart = false
     /// Stops the walk (a pause) when raised; signals raise it too once `pauseOnSignals()` ran.
     public var stop = StopFlag()
+    /// Live counters for a progress display.
+    public var progress = RunProgress()
     /// The first size of the LMDB map (it grows by doubling when full).
     public var initialMapSize = 1 << 34
     public init(root: [UInt8], databaseDirectory: String) {
@@ -101,12 +103,15 @@ public enum IndexJob {
         let stop = options.stop
         let walkerStart = writer.nextDirID
         let listedBefore = alreadyListed
+        let progress = options.progress
+        progress.rootFound()
+        progress.set(.walking)
         let previousRunStartMs = writer.previousRunStartMs
         let thread = try WalkerThread {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
                                           alreadyListed: listedBefore, previousRunStartMs: previousRunStartMs,
-                                          trustDirectoryTimes: options.trustDirectoryTimes)
+                                          trustDirectoryTimes: options.trustDirectoryTimes, progress: progress)
             var failure: (any Error & Sendable)?
             var completed = false
             do {
@@ -122,6 +127,7 @@ public enum IndexJob {
             } catch {
                 failure = IndexError(.failed, "walk of \(String(decoding: root, as: UTF8.self)) failed: \(error)")
             }
+            progress.set(.saving)
             detector.finishWalk(completed: failure == nil && completed)
             detector.handOver()
             queue.push(.finished(detector.counts, failure, paused: failure == nil && !completed))
@@ -142,6 +148,7 @@ public enum IndexJob {
             throw IndexError(.failed, "run \(writer.runID) of \(String(decoding: root, as: UTF8.self)) failed: \(message)")
         }
         thread.join()
+        progress.set(.done)
         summary.seconds = monotonicSeconds() - started
         return summary
     }

@@ -199,6 +199,9 @@ final class Writer {
 
     /// Applies a group of batches in one transaction; with `final`, ends the run too.
     private func commit(_ group: [WriterBatch], final walked: RunCounts?, pause: RunCounts? = nil) throws {
+        let before = sequence
+        defer { options.progress.wrote(events: sequence > before ? sequence - before : 0) }
+        if walked != nil { options.progress.set(.finishing) }
         try write { txn in
             let now = wallClockMs()
             for batch in group { try apply(txn, batch, timeMs: now) }

@@ -193,22 +193,24 @@ def ensure_mutated_tree(cache: Path, entries: int, mktree: Path, evindex: str) -
     tree, base_db = cache / stem, cache / f"db-{entries}-premutate"
     summary_file, marker = cache / f"{stem}.json", cache / f"{stem}.ready"
     # The marker is written last and names what the cache was made with. No
-    # marker (an interrupted prepare) or another recipe means starting over:
-    # a half-mutated tree, or one indexed after a partial mutation, cannot be
-    # told apart from a good one.
+    # marker (an interrupted prepare), a missing part or another recipe means
+    # starting over: a half-mutated tree, or one indexed after a partial
+    # mutation, cannot be told apart from a good one.
     recipe = {"entries": entries, "seed": SEED, "mutate": MUTATE_OPS}
     binary = file_sha256(evindex)
     try:
         made = json.loads(marker.read_text())
     except (OSError, ValueError):
         made = None
-    if isinstance(made, dict) and {k: made.get(k) for k in recipe} == recipe:
+    complete = tree.is_dir() and base_db.is_dir() and summary_file.is_file()
+    if complete and isinstance(made, dict) and {k: made.get(k) for k in recipe} == recipe:
         print(f"mutated tree: reusing {tree} and {base_db.name}")
         if made.get("evindex_sha256") != binary:
-            # Rebuilding would take long and is seldom needed; but a db written
-            # by an older evindex may differ from what this one writes.
+            # Not rebuilt automatically: it takes long and most rebuilds of
+            # evindex do not change what a run writes. But if one did, the
+            # rescan would start from a db this evindex would not have written.
             print(f"mutated tree: note: {base_db.name} was indexed by another evindex binary; "
-                  f"delete {marker} to rebuild it")
+                  f"if what `evindex run` records has changed, delete {marker.name} to rebuild it")
     else:
         marker.unlink(missing_ok=True)
         summary_file.unlink(missing_ok=True)

@@ -122,6 +122,26 @@ struct EndToEndTests {
         }
     }
 
+    /// `--progress json` streams NDJSON progress objects on stderr; without a terminal the
+    /// default prints no progress (and no control codes) at all.
+    @Test func progressIsJSONOnRequestAndSilentWithoutATerminal() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 60_000, seed: 3)
+            let r = try Support.evindex(["run", root, "--db", tmp + "/a", "--progress", "json"])
+            #expect(r.status == 0)
+            let objects = try Support.objects(Data(r.stderr.utf8))
+            #expect(!objects.isEmpty)
+            let entries = objects.map { ($0["entries"] as! NSNumber).intValue }
+            #expect(entries == entries.sorted())
+            #expect(entries.last! <= 60_000)
+            #expect(objects.allSatisfy { ["starting", "walking", "saving", "finishing", "done"].contains($0["phase"] as! String) })
+            let quiet = try Support.evindex(["run", root, "--db", tmp + "/b"])
+            #expect(quiet.status == 0)
+            #expect(quiet.stderr.isEmpty)
+        }
+    }
+
     /// Read-only commands on a database that does not exist say so and create nothing.
     @Test func queriesOfAMissingDatabaseCreateNothing() throws {
         try Support.withTemporaryDirectory { tmp in
