@@ -192,7 +192,7 @@ func eventLine(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver
     case let .jobStarted(root, _, _, version): detail = "\(displayPath(root)) (evindex \(version))"
     case let .jobPaused(reason): detail = reason
     case .jobResumed: detail = ""
-    case let .jobCompleted(c): detail = "\(c.entries) entries, \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.errors) errors"
+    case let .jobCompleted(c): detail = "\(c.entries) entries, \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors"
     case let .jobFailed(message): detail = message
     case let .snapshotTaken(entries): detail = "job state saved after \(entries) entries"
     case let .directoryListed(dirID, children):
@@ -230,7 +230,7 @@ struct RunsCommand: ParsableCommand {
         try index.log.environment.read { txn in
             let runs = try index.log.allRuns(txn)
             if !json {
-                out.line("RUN  STATUS     EVENTS           ENTRIES   CREATED   UPDATED   REMOVED   ERRORS  STARTED              ROOT")
+                out.line("RUN  STATUS     EVENTS           ENTRIES   CREATED   UPDATED   REMOVED     MOVED   ERRORS  STARTED              ROOT")
             }
             for r in runs {
                 let c = r.counts
@@ -250,7 +250,7 @@ struct RunsCommand: ParsableCommand {
                     func col(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(1, w - s.count)) }
                     func num(_ v: UInt64, _ w: Int) -> String { String(repeating: " ", count: max(0, w - String(v).count)) + String(v) + "  " }
                     out.line(col(String(r.id), 5) + col(r.status.name, 11) + col("\(r.firstSequence)-\(r.lastSequence)", 15)
-                             + num(c.entries, 9) + num(c.created, 8) + num(c.updated, 8) + num(c.removed, 8) + num(c.errors, 7)
+                             + num(c.entries, 9) + num(c.created, 8) + num(c.updated, 8) + num(c.removed, 8) + num(c.moved, 8) + num(c.errors, 7)
                              + col(timestamp(seconds: r.startedMs / 1000), 21) + displayPath(r.root))
                 }
             }

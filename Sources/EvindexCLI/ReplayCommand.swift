@@ -41,9 +41,12 @@ struct ReplayCommand: ParsableCommand {
     }
 
     func run() throws {
-        let log = try EventLog(directory: database.directory, create: false)
+        guard access(database.directory + "/data.mdb", F_OK) == 0 else {
+            throw StoreError(.missing, "no evindex database at \(database.directory) (run `evindex run PATH` first)")
+        }
         let lock = try WriterLock(directory: database.directory, holder: "pid \(getpid()), replaying")
         defer { withExtendedLifetime(lock) {} }
+        let log = try EventLog(directory: database.directory, create: false)
         let live = try Views(environment: log.environment, create: false)
         let replayed = try Views(environment: log.environment, prefix: Replay.prefix, create: true)
         let result: Replay.Result

@@ -30,7 +30,7 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .long, help: ArgumentHelp(
         "Read every directory, even one whose inode, mtime and ctime are unchanged since the last run.",
-        discussion: "By default such a directory's names are taken from the index (its entries are still stat'ed), unless its ctime falls within 2 s before the previous run began."))
+        discussion: "By default such a directory's names are taken from the index (its entries are still stat'ed) when its ctime is more than 2 s older than the start of the last completed run of this tree."))
     var fullListing = false
 
     @Flag(name: .long, help: "Start a new run even if an earlier run of this path was paused or cut off (by default it is resumed).")
@@ -80,7 +80,7 @@ struct RunCommand: ParsableCommand {
             out.line(o.json)
         } else {
             out.line("indexed \(displayPath(summary.root)): \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))")
-            out.line("run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.errors) errors; events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s")
+            out.line("run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors; events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s")
         }
         out.flush()
         if summary.status == .paused {

@@ -106,8 +106,12 @@ struct ChangeDetector: WalkDelegate {
     private var alreadyListed: Set<UInt64>
     /// The dir ids of the recorded listing just handed to the walker.
     private var recordedIDs: (UInt64, [UInt64])?
-    /// Directories whose DirectoryListed waits for their held-back changes.
-    private var deferredListings: [(UInt64, UInt64)] = []
+    /// Directories whose DirectoryListed (and errors) wait for their held-back changes.
+    private var deferredListings: [(UInt64, UInt64, [WalkError])] = []
+    /// A listing is being merged with the snapshot: hand-overs wait until it ends.
+    private var inListing = false
+    /// Directories replaced by another under the same name in this run: never a move source.
+    private var replacedDirectories: Set<UInt64> = []
 
     init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64,
          rootIsNew: Bool, alreadyListed: Set<UInt64> = [], previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true,
@@ -192,9 +196,17 @@ struct ChangeDetector: WalkDelegate {
         }
         recordedIDs = nil
         let txn = try snapshot()
+        // The merge below reads the snapshot through a cursor: no hand-over (which releases
+        // the snapshot) until it is done.
+        inListing = true
+        defer {
+            inListing = false
+            if pendingChanges >= batchLimit { handOver() }
+        }
         let deferredBefore = deferredCreations.count + deferredRemovals.count
+        // The listing's errors go with its last batch, after DirectoryListed: they leave
+        // the directory marked incomplete.
         var batch = WriterBatch(directoryID: dirID, names: listing.names)
-        batch.errors = listing.errors
         let isFresh = fresh.contains(dirID)
         // A directory whose last listing was incomplete is listed again in full: say so.
         var changed = !listing.errors.isEmpty || isFresh
@@ -264,7 +276,15 @@ struct ChangeDetector: WalkDelegate {
                     let entry = listing.entries[index]
                     var m = EntryMetadata(entry.stat, dirID: 0)
                     if entry.canDescend {
-                        m.dirID = old.kind == .directory && old.dirID != 0 ? old.dirID : newDirectoryID()
+                        // The same directory keeps its id; another one under the same name
+                        // (`mv d e; mkdir d`) is new, and the old one can only be created
+                        // again elsewhere, never moved, in this run.
+                        if old.kind == .directory && old.dirID != 0 && old.isSameDirectory(as: m) {
+                            m.dirID = old.dirID
+                        } else {
+                            if old.kind == .directory && old.dirID != 0 { replacedDirectories.insert(old.dirID) }
+                            m.dirID = newDirectoryID()
+                        }
                         listing.entries[index].directoryID = m.dirID
                     }
                     guard old.differs(from: m) else {
@@ -287,14 +307,28 @@ struct ChangeDetector: WalkDelegate {
         if changed && deferredCreations.count + deferredRemovals.count > deferredBefore {
             // Recorded as listed only once its held-back changes are written (at the end of
             // the walk): a run resumed after a crash lists it again and finds them again.
-            deferredListings.append((dirID, UInt64(listing.entries.count)))
-            if !batch.changes.isEmpty || !batch.errors.isEmpty { send(batch) }
+            deferredListings.append((dirID, UInt64(listing.entries.count), listing.errors))
+            if !batch.changes.isEmpty { send(batch) }
         } else if changed {
             batch.listedChildren = UInt64(listing.entries.count)
+            batch.errors = listing.errors
             send(batch)
         } else if !batch.changes.isEmpty {
             send(batch)
         }
+        if deferredCreations.count >= Self.deferredCreationLimit { releaseDeferredCreations() }
+    }
+
+    /// Held-back creations beyond this are written at once (memory stays bounded on a
+    /// rescan that finds a huge new subtree); those can no longer pair up as moves.
+    static let deferredCreationLimit = 100_000
+
+    private mutating func releaseDeferredCreations() {
+        let changes = deferredCreations.map {
+            (parent: $0.parent, name: $0.name, change: Change(kind: .created, nameStart: 0, nameLength: 0, metadata: $0.metadata))
+        }
+        deferredCreations = []
+        send(changes)
     }
 
     private func report(_ listing: DirectoryListing) {
@@ -313,7 +347,7 @@ struct ChangeDetector: WalkDelegate {
     private func movedDirectory(_ txn: Transaction, _ m: EntryMetadata, into dirID: UInt64)
         throws -> (dirID: UInt64, parent: UInt64, name: [UInt8])? {
         guard let id = try views.directoryID(txn, device: m.device, inode: m.inode),
-              !movedDirectories.contains(id), !fresh.contains(id),
+              !movedDirectories.contains(id), !fresh.contains(id), !replacedDirectories.contains(id),
               let row = try views.directory(txn, id), row.parent != 0,
               let atOldPlace = try views.entry(txn, parent: row.parent, name: row.name),
               atOldPlace.dirID == id, atOldPlace.isSameFile(as: m) || atOldPlace.btimeNs == 0 else { return nil }
@@ -321,6 +355,12 @@ struct ChangeDetector: WalkDelegate {
         while ancestor != 0 {
             if ancestor == id { return nil }
             ancestor = try views.directory(txn, ancestor)?.parent ?? 0
+        }
+        // Under a directory replaced in this run, the old rows are on their way out.
+        var above = row.parent
+        while above != 0 {
+            if replacedDirectories.contains(above) { return nil }
+            above = try views.directory(txn, above)?.parent ?? 0
         }
         return (id, row.parent, row.name)
     }
@@ -359,8 +399,20 @@ struct ChangeDetector: WalkDelegate {
         }
         deferredCreations = []
         deferredRemovals = []
-        // One batch per parent directory, names in order: the same changes give the same events.
-        changes.sort { $0.parent != $1.parent ? $0.parent < $1.parent : $0.name.lexicographicallyPrecedes($1.name) }
+        send(changes)
+        for (dirID, children, errors) in deferredListings {
+            var listed = WriterBatch(directoryID: dirID, names: [])
+            listed.listedChildren = children
+            listed.errors = errors
+            send(listed)
+        }
+        deferredListings = []
+    }
+
+    /// Sends changes that live outside a listing, one batch per parent directory, names in
+    /// order: the same changes give the same events.
+    private mutating func send(_ unsorted: [(parent: UInt64, name: [UInt8], change: Change)]) {
+        let changes = unsorted.sorted { $0.parent != $1.parent ? $0.parent < $1.parent : $0.name.lexicographicallyPrecedes($1.name) }
         var batch = WriterBatch(directoryID: changes.first?.parent ?? 0, names: [])
         for item in changes {
             if item.parent != batch.directoryID || batch.changes.count >= batchLimit {
@@ -375,12 +427,6 @@ struct ChangeDetector: WalkDelegate {
             batch.changes.append(change)
         }
         if !batch.changes.isEmpty { send(batch) }
-        for (dirID, children) in deferredListings {
-            var listed = WriterBatch(directoryID: dirID, names: [])
-            listed.listedChildren = children
-            send(listed)
-        }
-        deferredListings = []
     }
 
     /// Hands a full batch over and starts the next one for the same directory.
@@ -393,7 +439,7 @@ struct ChangeDetector: WalkDelegate {
     private mutating func send(_ batch: WriterBatch) {
         pending.append(batch)
         pendingChanges += batch.eventCount
-        if pendingChanges >= batchLimit { handOver() }
+        if pendingChanges >= batchLimit && !inListing { handOver() }
     }
 
     /// Pushes what is pending to the writer (also called once the walk ends).
@@ -438,6 +484,12 @@ extension EntryMetadata {
         let kind = EntryKind(mode: st.mode)
         self.init(kind: kind, mode: st.mode, inode: st.inode, device: st.device, size: st.size,
                   mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, btimeNs: st.btimeNs, dirID: kind == .directory ? dirID : 0)
+    }
+
+    /// Whether `other` is this same directory: inode and device, and birth time when both
+    /// are known (a directory's size and mtime change with its contents).
+    func isSameDirectory(as other: EntryMetadata) -> Bool {
+        inode == other.inode && device == other.device && (btimeNs == 0 || other.btimeNs == 0 || btimeNs == other.btimeNs)
     }
 
     /// Whether `other`, seen under another name, is this same file: same inode and kind,

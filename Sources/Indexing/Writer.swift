@@ -42,7 +42,7 @@ final class Writer {
         let now = wallClockMs()
         return try write { txn in
             self.runID = try log.nextRunID(txn)
-            if runID > 1, let previous = try log.run(txn, id: runID - 1) { self.previousRunStartMs = previous.startedMs }
+            self.previousRunStartMs = try trustBoundary(txn, root: root, before: runID)
             self.sequence = try log.lastSequence(txn) + 1
             self.nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
             var rootDirID: UInt64
@@ -66,6 +66,21 @@ final class Writer {
         }
     }
 
+    /// When the last run that covered any part of `root` began, if it completed; else 0.
+    ///
+    /// Directories changed before (that start − 2 s) may have their names taken from the
+    /// views. A run cut off (or failed, or restarted) may have recorded directories without
+    /// their listing, so after one nothing is trusted until a run completes.
+    private func trustBoundary(_ txn: Transaction, root: [UInt8], before id: UInt32) throws -> Int64 {
+        let slash = UInt8(ascii: "/")
+        func covers(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+            a == b || (b.count > a.count && b.starts(with: a) && (a == [slash] || b[a.count] == slash))
+        }
+        guard let last = try log.allRuns(txn).last(where: { $0.id < id && (covers($0.root, root) || covers(root, $0.root)) })
+        else { return 0 }
+        return last.status == .completed ? last.startedMs : 0
+    }
+
     /// Takes up an unfinished run (paused, or cut off by a crash): its job state is the
     /// latest snapshot plus the fold of the run's events after it; appends JobResumed.
     func resume(_ unfinished: RunRecord) throws {
@@ -75,8 +90,7 @@ final class Writer {
             self.run = unfinished
             self.sequence = try log.lastSequence(txn) + 1
             self.nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
-            // Racy-ness is judged against the run before the unfinished one.
-            self.previousRunStartMs = unfinished.id > 1 ? (try log.run(txn, id: unfinished.id - 1)?.startedMs ?? 0) : 0
+            self.previousRunStartMs = try trustBoundary(txn, root: unfinished.root, before: unfinished.id)
             var state = JobState()
             var from = unfinished.firstSequence
             if let (at, restored) = try log.latestSnapshot(txn, run: unfinished.id, { seq, bytes in (seq, JobState(snapshot: bytes)) }),

@@ -140,6 +140,61 @@ struct RescanTests {
         }
     }
 
+    /// A directory with more changes than one batch holds (regression: the hand-over
+    /// released the snapshot the merge was reading).
+    @Test func directoryWithThousandsOfChanges() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/big", withIntermediateDirectories: true)
+            for i in 0..<1500 { try Data(count: 1).write(to: URL(fileURLWithPath: root + "/big/f\(i)")) }
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            for i in 0..<1500 { try Data(count: 2).write(to: URL(fileURLWithPath: root + "/big/f\(i)")) }
+            for i in 0..<1100 { try FileManager.default.createDirectory(atPath: root + "/big/d\(i)", withIntermediateDirectories: false) }
+            let r = try Support.evindex(["run", root, "--db", db, "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let s = try Support.objects(r.stdout).first ?? [:]
+            #expect(s["updated"] as? Int == 1501 && s["created"] as? Int == 1100, "\(s)")
+            try Self.expectViewsMatchDisk(root, db)
+            try Self.expectReplayMatches(db)
+        }
+    }
+
+    /// `mv d e; mkdir d`: d is a new directory, e keeps what d held.
+    @Test func directoryReplacedUnderItsNameWhileTheOldOneMoved() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: root + "/d/inner", withIntermediateDirectories: true)
+            try Data(count: 3).write(to: URL(fileURLWithPath: root + "/d/inner/f"))
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try fm.moveItem(atPath: root + "/d", toPath: root + "/e")
+            try fm.createDirectory(atPath: root + "/d", withIntermediateDirectories: false)
+            try Data(count: 4).write(to: URL(fileURLWithPath: root + "/d/g"))
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Self.expectViewsMatchDisk(root, db)
+            try Self.expectReplayMatches(db)
+        }
+    }
+
+    /// A listing with an error stays marked incomplete even when its DirectoryListed comes
+    /// in a later batch than some of its changes, so the next run reads it again whatever
+    /// its mtime says.
+    @Test func incompleteListingIsReadAgainByTheNextRun() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/big", withIntermediateDirectories: true)
+            for i in 0..<1500 { try Data(count: 1).write(to: URL(fileURLWithPath: root + "/big/f\(i)")) }
+            try Data(count: 9).write(to: URL(fileURLWithPath: root + "/big/bad"))
+            Thread.sleep(forTimeInterval: 2.2)
+            let first = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db),
+                                         fileSystem: FaultyFileSystem(faults: ["stat:bad": .ioError]))
+            #expect(first.counts.errors == 1)
+            let second = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            #expect(second.counts.created == 1)
+            try Self.expectViewsMatchDisk(root, db)
+        }
+    }
+
     /// Replaying the whole log after a series of rescans gives the live views.
     @Test func replayEqualsLiveViewsAfterSeveralRescans() throws {
         try Support.withTemporaryDirectory { tmp in

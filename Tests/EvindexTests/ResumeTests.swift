@@ -90,6 +90,23 @@ struct ResumeTests {
         }
     }
 
+    /// `--restart` after a crash starts over and still indexes everything (regression:
+    /// directories recorded without their listing were trusted as unchanged).
+    @Test func restartAfterACrashIndexesEverything() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 60_000, seed: 24)
+            Thread.sleep(forTimeInterval: 2.2)
+            _ = try Self.interruptedRun(root, db, after: 0.25, signal: SIGKILL)
+            let r = try Support.evindex(["run", root, "--restart", "--db", db])
+            #expect(r.status == 0, "\(r.stderr)")
+            try RescanTests.expectViewsMatchDisk(root, db)
+            let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
+            #expect(runs.last?["status"] as? String == "completed")
+            #expect(runs.dropLast().allSatisfy { $0["status"] as? String == "failed" })
+        }
+    }
+
     /// A pause in the middle of a rescan after `--mutate`: resumed, the run records the
     /// mutation once, as an uninterrupted rescan would.
     @Test func pausedRescanAfterMutationFinishesTheSame() throws {
