@@ -142,6 +142,29 @@ struct EndToEndTests {
         }
     }
 
+    /// The terminal `du` is a chart of the biggest directories: the path first, then at
+    /// most --top rows by size, exact with --bytes (the same numbers as --json).
+    @Test func duChartsTheBiggestDirectories() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            for (dir, size) in [("a", 500), ("b", 300), ("c", 100), ("c/d", 50)] {
+                try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
+                try Data(count: size).write(to: URL(fileURLWithPath: root + "/" + dir + "/f"))
+            }
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let chart = try Support.evindex(["du", root, "--depth", "2", "--top", "2", "--bytes", "--db", db])
+            #expect(chart.status == 0)
+            let lines = chart.text.split(separator: "\n").map(String.init)
+            #expect(lines.count == 4, "\(lines)")
+            #expect(lines[0].hasPrefix("950 ") && lines[0].hasSuffix(root))
+            #expect(lines[1].contains("500 ") && lines[1].hasSuffix("/a") && lines[1].contains("53%"))
+            #expect(lines[2].contains("300 ") && lines[2].hasSuffix("/b"))
+            #expect(lines[3].contains("2 smaller directories not shown"))
+            let rows = try Support.objects(try Support.evindex(["du", root, "--depth", "2", "--json", "--db", db]).stdout)
+            #expect(rows.count == 5)
+        }
+    }
+
     /// Read-only commands on a database that does not exist say so and create nothing.
     @Test func queriesOfAMissingDatabaseCreateNothing() throws {
         try Support.withTemporaryDirectory { tmp in
