@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+/// Trees that break naive walkers: depth past PATH_MAX, a very wide directory, names at
+/// NAME_MAX, and a real EACCES as an unprivileged user.
+@Suite(.serialized)
+struct FaultMatrixTests {
+    /// A 2,000-deep chain: its paths pass PATH_MAX (4096), walked by descriptor.
+    @Test func chainDeeperThanPathMax() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            // Built by descriptor too: the full path is too long for one mkdir.
+            var fd = open(root, O_RDONLY | O_DIRECTORY)
+            for _ in 0..<2_000 {
+                #expect(mkdirat(fd, "deep", 0o755) == 0)
+                let next = openat(fd, "deep", O_RDONLY | O_DIRECTORY)
+                close(fd)
+                fd = next
+            }
+            let file = openat(fd, "bottom.txt", O_WRONLY | O_CREAT, 0o644)
+            #expect(write(file, "x", 1) == 1)
+            close(file)
+            close(fd)
+            let r = try Support.evindex(["run", root, "--db", db, "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let s = try Support.objects(r.stdout)[0]
+            #expect(s["dirs"] as? Int == 2_000 && s["files"] as? Int == 1 && s["errors"] as? Int == 0, "\(s)")
+            let du = try Support.objects(try Support.evindex(["du", root, "--depth", "0", "--json", "--db", db]).stdout)[0]
+            #expect(du["size"] as? Int == 1 && du["dirs"] as? Int == 2_000)
+        }
+    }
+
+    /// 100,000 entries in one directory, and names of exactly NAME_MAX (255) bytes.
+    @Test func wideDirectoryAndLongestNames() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/wide", withIntermediateDirectories: true)
+            for i in 0..<100_000 {
+                let fd = open(root + "/wide/f\(i)", O_WRONLY | O_CREAT, 0o644)
+                close(fd)
+            }
+            let longName = String(repeating: "n", count: 250) + ".long"
+            #expect(longName.utf8.count == 255)
+            try Data(count: 42).write(to: URL(fileURLWithPath: root + "/" + longName))
+            let r = try Support.evindex(["run", root, "--db", db, "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try Support.objects(r.stdout)[0]["entries"] as? Int == 100_002)
+            try RescanTests.expectViewsMatchDisk(root, db)
+            let again = try Support.objects(try Support.evindex(["run", root, "--db", db, "--json"]).stdout)[0]
+            #expect(again["created"] as? Int == 0 && again["removed"] as? Int == 0)
+        }
+    }
+
+    /// As an unprivileged user (CI runs as root, where chmod denies nothing), an unreadable
+    /// directory is one EACCES NonCriticalError and the rest is indexed.
+    @Test func realPermissionDeniedAsAnUnprivilegedUser() throws {
+        // Not root: chmod alone denies, and the engine tests cover EACCES by injection.
+        guard getuid() == 0 else { return }
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "setpriv (util-linux) is needed to drop privileges")
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/closed/inner", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: root + "/open", withIntermediateDirectories: true)
+            try Data(count: 5).write(to: URL(fileURLWithPath: root + "/open/f"))
+            try Data(count: 6).write(to: URL(fileURLWithPath: root + "/closed/inner/g"))
+            _ = try Support.run(["/bin/chmod", "-R", "a+rwX", tmp])
+            _ = try Support.run(["/bin/chmod", "000", root + "/closed"])
+            let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Support.evindex]
+            let r = try Support.run(nobody + ["run", root, "--db", db, "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let s = try Support.objects(r.stdout).first ?? [:]
+            #expect(s["errors"] as? Int == 1 && s["files"] as? Int == 1, "\(s)")
+            let errors = try Support.objects(try Support.run(nobody + ["log", "--json", "--db", db]).stdout)
+                .filter { $0["type"] as? String == "NonCriticalError" }
+            #expect(errors.count == 1)
+            #expect(errors.first?["error"] as? String == "EACCES")
+            #expect(errors.first?["operation"] as? String == "opendir")
+            #expect(errors.first?["path"] as? String == root + "/closed")
+            _ = try Support.run(["/bin/chmod", "755", root + "/closed"])
+        }
+    }
+}
