@@ -254,6 +254,33 @@ struct EngineTests {
         }
     }
 
+    /// `verify` passes on a sound database and names the first difference when a view
+    /// was changed behind the log's back.
+    @Test func verifyChecksRecordsAndViews() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: tmp + "/tree/d", withIntermediateDirectories: true)
+            try Self.write(tmp + "/tree/d/f", bytes: 10)
+            _ = try IndexJob.run(RunOptions(root: Array((tmp + "/tree").utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            let good = try Support.evindex(["verify", "--db", db])
+            #expect(good.status == 0, "\(good.stderr)")
+            // Tamper with the file-path view: a row no event ever wrote.
+            let log = try EventLog(directory: db, create: true)
+            let views = try Views(environment: log.environment)
+            try log.environment.write { txn in
+                let fold = ViewFold(views: views)
+                try Array("ghost".utf8).withUnsafeBytes { name in
+                    try fold.applyCreated(txn, parent: 1, name: name, metadata: EntryMetadata(
+                        kind: .file, mode: 0o100644, inode: 9, device: 9, size: 1, mtimeNs: 0, ctimeNs: 0))
+                }
+                try fold.flush(txn, lastSequence: try views.lastSequence(txn))
+            }
+            let bad = try Support.evindex(["verify", "--db", db])
+            #expect(bad.status == 1)
+            #expect(bad.stderr.contains("ghost"), "\(bad.stderr)")
+        }
+    }
+
     /// A flipped byte in a stored record is reported by `evindex log` with its sequence.
     @Test func corruptStoredRecordIsReportedWithItsSequence() throws {
         try Support.withTemporaryDirectory { tmp in
@@ -271,6 +298,9 @@ struct EngineTests {
             #expect(r.status == 1)
             #expect(r.stderr.contains("record 2 is corrupt"), "\(r.stderr)")
             #expect(r.text.hasPrefix("1 "))
+            let v = try Support.evindex(["verify", "--db", db])
+            #expect(v.status == 1)
+            #expect(v.stderr.contains("record 2 is corrupt"), "\(v.stderr)")
         }
     }
 }
