@@ -13,11 +13,13 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Rebuild the views from the event log alone and compare them with the live ones.",
         discussion: """
-            Folds the log from sequence 1 into a second set of views kept in the same
-            database (named replay.*), then prints the digest of the live and the replayed
-            views and how many events per second were folded. With --verify, exits 1 naming
-            the first entry where they differ. With --to SEQ, the replayed views are those
-            just after event SEQ.
+            Folds the log into a second set of views kept in the same database (named
+            replay.*), then prints the digest of the live and the replayed views and how many
+            events per second were folded. By default it starts from the snapshot an earlier
+            replay left there (when that is not past --to) and folds only the events after it;
+            --from-scratch starts from empty views and sequence 1. With --verify, exits 1
+            naming the first entry where they differ. With --to SEQ, the replayed views are
+            those just after event SEQ; `ls --replayed` and `du --replayed` read them.
 
             Examples:
               evindex replay --verify
@@ -31,6 +33,12 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "Exit 1, naming the first difference, if the replayed views differ from the live ones.")
     var verify = false
 
+    @Flag(name: .long, help: "Fold the whole log from sequence 1, ignoring the snapshot an earlier replay left.")
+    var fromScratch = false
+
+    @Flag(name: .long, help: "Start from the snapshot an earlier replay left (the default).")
+    var fromSnapshot = false
+
     @Flag(name: .long, help: "Print the result as one JSON object.")
     var json = false
 
@@ -38,6 +46,7 @@ struct ReplayCommand: ParsableCommand {
 
     func validate() throws {
         if verify && to != nil { throw ValidationError("--verify compares with the live views, which are as of the end of the log: drop --to") }
+        if fromScratch && fromSnapshot { throw ValidationError("--from-scratch and --from-snapshot exclude each other") }
     }
 
     func run() throws {
@@ -51,7 +60,7 @@ struct ReplayCommand: ParsableCommand {
         let replayed = try Views(environment: log.environment, prefix: Replay.prefix, create: true)
         let result: Replay.Result
         do {
-            result = try Replay.rebuild(log: log, into: replayed, through: to ?? .max)
+            result = try Replay.rebuild(log: log, into: replayed, through: to ?? .max, fromSnapshot: !fromScratch)
         } catch let error as DecodeError {
             throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
         }
@@ -61,6 +70,8 @@ struct ReplayCommand: ParsableCommand {
         var out = Output()
         if json {
             var o = JSONObject()
+            o.add("from", result.startedAfter == 0 ? "scratch" : "snapshot")
+            o.add("snapshot_seq", result.startedAfter)
             o.add("events", result.events)
             o.add("last_seq", result.lastSequence)
             o.addRaw("seconds", format3(result.seconds))
@@ -73,7 +84,8 @@ struct ReplayCommand: ParsableCommand {
             if let difference { o.add("first_difference", difference) }
             out.line(o.json)
         } else {
-            out.line("replayed \(result.events) events (through \(result.lastSequence)) in \(format3(result.seconds)) s: \(UInt64(result.eventsPerSecond)) events/s")
+            let origin = result.startedAfter == 0 ? "from scratch" : "from the snapshot at \(result.startedAfter)"
+            out.line("replayed \(result.events) events \(origin) (through \(result.lastSequence)) in \(format3(result.seconds)) s: \(UInt64(result.eventsPerSecond)) events/s")
             out.line("live:     \(liveDigest)")
             out.line("replayed: \(replayDigest)")
             if verify && difference == nil { out.line("the replayed views equal the live ones") }

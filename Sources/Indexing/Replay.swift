@@ -10,23 +10,32 @@ public enum Replay {
     public static let prefix = "replay."
 
     public struct Result: Sendable {
+        /// The sequence the fold started after (0: from scratch).
+        public var startedAfter: UInt64
         public var events: UInt64
         public var lastSequence: UInt64
         public var seconds: Double
         public var eventsPerSecond: Double { seconds > 0 ? Double(events) / seconds : 0 }
     }
 
-    /// Folds the log from sequence 1 through `through` into `target`, from empty views.
+    /// Folds the log through `through` into `target`.
     ///
+    /// - Parameter fromSnapshot: when `target` already holds views folded up to a sequence
+    ///   not past `through` (an earlier replay: its snapshot), fold only the events after
+    ///   it; otherwise, and with false, start from empty views and sequence 1.
     /// - Throws: `DecodeError` for a corrupt or newer record (naming its sequence).
-    public static func rebuild(log: EventLog, into target: Views, through: UInt64 = .max) throws -> Result {
+    public static func rebuild(log: EventLog, into target: Views, through: UInt64 = .max, fromSnapshot: Bool = false) throws -> Result {
         let started = monotonicSeconds()
         let fold = ViewFold(views: target)
-        try log.environment.write { txn in try target.clear(txn) }
+        let snapshot = fromSnapshot ? try log.environment.read { try target.lastSequence($0) } : 0
+        let startAfter = snapshot <= through ? snapshot : 0
+        if startAfter == 0 {
+            try log.environment.write { txn in try target.clear(txn) }
+        }
         fold.didCommit()
-        var next: UInt64 = 1
+        var next: UInt64 = startAfter + 1
         var events: UInt64 = 0
-        var last: UInt64 = 0
+        var last: UInt64 = startAfter
         // One commit per chunk of events keeps the write transaction's dirty pages bounded.
         let chunk: UInt64 = 200_000
         while true {
@@ -49,6 +58,6 @@ public enum Replay {
             next = last + 1
             if reachedEnd { break }
         }
-        return Result(events: events, lastSequence: last, seconds: monotonicSeconds() - started)
+        return Result(startedAfter: startAfter, events: events, lastSequence: last, seconds: monotonicSeconds() - started)
     }
 }
