@@ -91,6 +91,18 @@ struct DatabaseOption: ParsableArguments {
     }
 }
 
+extension DatabaseOption {
+    /// Opens an existing database for a command that writes its own views (replay,
+    /// verify): the run lock first, so no run writes meanwhile.
+    func openLocked(doing what: String) throws -> (EventLog, WriterLock) {
+        guard access(directory + "/data.mdb", F_OK) == 0 else {
+            throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
+        }
+        let lock = try WriterLock(directory: directory, holder: "pid \(getpid()), \(what)")
+        return (try EventLog(directory: directory, create: false), lock)
+    }
+}
+
 /// The exact bytes the user typed for an argument: argv, not the String the parser made
 /// of it (which would have replaced bytes that are not UTF-8).
 func rawArgument(_ parsed: String) -> [UInt8] {

@@ -92,7 +92,7 @@ struct PathResolver {
     }
 }
 
-private func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMetadata) {
+func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMetadata) {
     o.add(prefix + "kind", m.kind.name)
     o.add(prefix + "size", m.size)
     o.add(prefix + "inode", m.inode)
@@ -104,7 +104,7 @@ private func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryM
     if m.kind == .directory { o.add(prefix + "dir_id", m.dirID) }
 }
 
-private func countsFields(_ o: inout JSONObject, _ c: RunCounts) {
+func countsFields(_ o: inout JSONObject, _ c: RunCounts) {
     o.add("entries", c.entries)
     o.add("dirs", c.directories)
     o.add("files", c.files)

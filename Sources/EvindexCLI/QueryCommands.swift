@@ -100,14 +100,7 @@ struct LsCommand: ParsableCommand {
         if json {
             var o = JSONObject()
             o.addPath("path", path)
-            o.add("kind", m.kind.name)
-            o.add("size", m.size)
-            o.add("inode", m.inode)
-            o.add("dev", m.device)
-            o.add("mode", m.mode)
-            o.add("mtime_ns", m.mtimeNs)
-            o.add("ctime_ns", m.ctimeNs)
-            o.add("btime_ns", m.btimeNs)
+            metadataFields(&o, "", m)
             out.line(o.json)
         } else {
             let kind: String

@@ -50,12 +50,8 @@ struct ReplayCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard access(database.directory + "/data.mdb", F_OK) == 0 else {
-            throw StoreError(.missing, "no evindex database at \(database.directory) (run `evindex run PATH` first)")
-        }
-        let lock = try WriterLock(directory: database.directory, holder: "pid \(getpid()), replaying")
+        let (log, lock) = try database.openLocked(doing: "replaying")
         defer { withExtendedLifetime(lock) {} }
-        let log = try EventLog(directory: database.directory, create: false)
         let live = try Views(environment: log.environment, create: false)
         let replayed = try Views(environment: log.environment, prefix: Replay.prefix, create: true)
         let result: Replay.Result

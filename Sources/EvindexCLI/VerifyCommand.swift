@@ -26,12 +26,8 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var database: DatabaseOption
 
     func run() throws {
-        guard access(database.directory + "/data.mdb", F_OK) == 0 else {
-            throw StoreError(.missing, "no evindex database at \(database.directory) (run `evindex run PATH` first)")
-        }
-        let lock = try WriterLock(directory: database.directory, holder: "pid \(getpid()), verifying")
+        let (log, lock) = try database.openLocked(doing: "verifying")
         defer { withExtendedLifetime(lock) {} }
-        let log = try EventLog(directory: database.directory, create: false)
         var checked: UInt64 = 0
         do {
             try log.environment.read { txn in

@@ -116,19 +116,11 @@ final class Writer {
 
     /// Ends an unfinished run for good (`--restart`): JobFailed, status failed.
     func abandon(_ unfinished: RunRecord, reason: String) throws {
-        try write { txn in
-            self.runID = unfinished.id
-            self.run = unfinished
-            self.sequence = try log.lastSequence(txn) + 1
-            let now = wallClockMs()
-            try appendRare(txn, .jobFailed(message: reason), timeMs: now)
-            run.status = .failed
-            run.endedMs = now
-            run.message = reason
-            run.lastSequence = sequence - 1
-            try log.putRun(txn, run)
-            try fold.flush(txn, lastSequence: sequence - 1)
-        }
+        runID = unfinished.id
+        run = unfinished
+        counts = unfinished.counts
+        sequence = try views.environment.read { try log.lastSequence($0) } + 1
+        try fail(reason)
         run = nil
     }
 
