@@ -98,7 +98,8 @@ final class Writer {
                 state = restored
                 from = at + 1
             }
-            try log.forEachRecord(txn, from: from) { record in
+            // Only the run's own stretch after its snapshot: resume does not grow with the log.
+            try log.forEachRecord(txn, from: from, through: unfinished.lastSequence) { record in
                 if record.run == unfinished.id { state.apply(record) }
                 return true
             }

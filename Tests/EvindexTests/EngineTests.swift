@@ -281,6 +281,26 @@ struct EngineTests {
         }
     }
 
+    /// Files that are not an LMDB database, or a truncated one, are refused in one line.
+    @Test(arguments: ["garbage", "truncated"])
+    func damagedDatabaseFileIsRefused(_ damage: String) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: tmp + "/tree", withIntermediateDirectories: true)
+            _ = try IndexJob.run(RunOptions(root: Array((tmp + "/tree").utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            if damage == "garbage" {
+                try Data(repeating: 0x5A, count: 64 * 1024).write(to: URL(fileURLWithPath: db + "/data.mdb"))
+            } else {
+                #expect(truncate(db + "/data.mdb", 4096) == 0)
+            }
+            for command in [["ls", tmp + "/tree"], ["runs"], ["run", tmp + "/tree"]] {
+                let r = try Support.evindex(command + ["--db", db])
+                #expect(r.status != 0 && r.status != 130, "\(command) \(damage): \(r.status)")
+                #expect(r.stderr.hasPrefix("evindex: ") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            }
+        }
+    }
+
     /// A flipped byte in a stored record is reported by `evindex log` with its sequence.
     @Test func corruptStoredRecordIsReportedWithItsSequence() throws {
         try Support.withTemporaryDirectory { tmp in
