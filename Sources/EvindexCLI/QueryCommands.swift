@@ -62,7 +62,7 @@ struct LsCommand: ParsableCommand {
     @Flag(name: [.customShort("R"), .customLong("recursive")], help: "List every entry below the path.")
     var recursive = false
 
-    @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns.")
+    @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns, and dir_id for a directory.")
     var json = false
 
     @Flag(name: .long, help: "Read the views rebuilt by the last `evindex replay` (e.g. `replay --to SEQ`: the index as it was just after SEQ).")
@@ -143,7 +143,7 @@ struct DuCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("How many levels below the path to include (0: the path only).", valueName: "n"))
     var depth: Int = 1
 
-    @Option(name: .long, help: ArgumentHelp("Show the K biggest directories (terminal output only).", valueName: "k"))
+    @Option(name: .long, help: ArgumentHelp("Show the K biggest directories (not with --json, which lists all).", valueName: "k"))
     var top: Int = 20
 
     @Flag(name: .long, help: "Exact sizes in bytes instead of 1.2G-style sizes.")

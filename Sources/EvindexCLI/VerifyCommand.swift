@@ -11,7 +11,7 @@ import Glibc
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check every record's checksum and every view against a replay of the log.",
+        abstract: "Check every record's checksum, and the file-path and directory-size views against a replay of the log.",
         discussion: """
             Reads the whole log, checking each record's CRC-32C and schema version, then
             rebuilds the views from the log (as `replay --verify` does) and compares them

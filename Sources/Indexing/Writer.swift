@@ -43,6 +43,9 @@ final class Writer {
         return try write { txn in
             self.runID = try log.nextRunID(txn)
             self.previousRunStartMs = try trustBoundary(txn, root: root, before: runID)
+            // Nothing of an abandoned run carries over.
+            self.counts = RunCounts()
+            self.jobState = JobState()
             self.sequence = try log.lastSequence(txn) + 1
             self.nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
             var rootDirID: UInt64
@@ -66,19 +69,26 @@ final class Writer {
         }
     }
 
-    /// When the last run that covered any part of `root` began, if it completed; else 0.
+    /// When the last completed run that covered all of `root` began; 0 when there is none,
+    /// or when a later run over any part of it did not complete.
     ///
-    /// Directories changed before (that start − 2 s) may have their names taken from the
-    /// views. A run cut off (or failed, or restarted) may have recorded directories without
-    /// their listing, so after one nothing is trusted until a run completes.
+    /// Directories whose ctime is older than that start − 2 s may have their names taken
+    /// from the views: that run read them (or found them unchanged) after they last changed,
+    /// late enough that a change in the same clock tick cannot hide. A subtree run does not
+    /// move the boundary (it did not read what lies outside it). A run cut off, failed or
+    /// restarted may have recorded directories without their listing, so after one nothing
+    /// is trusted until a covering run completes.
     private func trustBoundary(_ txn: Transaction, root: [UInt8], before id: UInt32) throws -> Int64 {
         let slash = UInt8(ascii: "/")
         func covers(_ a: [UInt8], _ b: [UInt8]) -> Bool {
             a == b || (b.count > a.count && b.starts(with: a) && (a == [slash] || b[a.count] == slash))
         }
-        guard let last = try log.allRuns(txn).last(where: { $0.id < id && (covers($0.root, root) || covers(root, $0.root)) })
-        else { return 0 }
-        return last.status == .completed ? last.startedMs : 0
+        let earlier = try log.allRuns(txn).filter { $0.id < id }
+        guard let cover = earlier.last(where: { covers($0.root, root) && $0.status == .completed }) else { return 0 }
+        let unfinishedSince = earlier.contains {
+            $0.id > cover.id && $0.status != .completed && (covers($0.root, root) || covers(root, $0.root))
+        }
+        return unfinishedSince ? 0 : cover.startedMs
     }
 
     /// Takes up an unfinished run (paused, or cut off by a crash): its job state is the

@@ -102,8 +102,14 @@ struct ResumeTests {
             try Support.makeTree(root, entries: 60_000, seed: 24)
             Thread.sleep(forTimeInterval: 2.2)
             _ = try Self.interruptedRun(root, db, after: 0.25, signal: SIGKILL)
-            let r = try Support.evindex(["run", root, "--restart", "--db", db])
+            let r = try Support.evindex(["run", root, "--restart", "--db", db, "--json"])
             #expect(r.status == 0, "\(r.stderr)")
+            // The new run's counts are its own, not the abandoned run's.
+            let summary = try Support.objects(r.stdout).first ?? [:]
+            let newRun = summary["run"] as? Int ?? 0
+            let created = try Support.objects(try Support.evindex(["log", "--run", String(newRun), "--json", "--db", db]).stdout)
+                .filter { $0["type"] as? String == "EntryCreated" }.count
+            #expect(summary["created"] as? Int == created)
             try RescanTests.expectViewsMatchDisk(root, db)
             let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
             #expect(runs.last?["status"] as? String == "completed")
