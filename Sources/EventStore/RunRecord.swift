@@ -7,6 +7,8 @@ public struct RunRecord: Sendable, Hashable {
         case completed = 2
         case failed = 3
         case paused = 4
+        /// Given up for a new run (`--restart`): never resumed.
+        case abandoned = 5
 
         public var name: String {
             switch self {
@@ -14,8 +16,13 @@ public struct RunRecord: Sendable, Hashable {
             case .completed: "completed"
             case .failed: "failed"
             case .paused: "paused"
+            case .abandoned: "abandoned"
             }
         }
+
+        /// Whether a later `run` of the same root takes this run up again: paused, cut off
+        /// (still "running" after a crash) or failed (a full disk, say) once the cause is gone.
+        public var isResumable: Bool { self == .running || self == .paused || self == .failed }
     }
 
     public var id: UInt32

@@ -85,7 +85,7 @@ public enum IndexJob {
         let rootDirID: UInt64, rootIsNew: Bool, isRescan: Bool
         var alreadyListed: Set<UInt64> = []
         let unfinished = try log.environment.read { txn in
-            try log.allRuns(txn).last { $0.root == root && ($0.status == .running || $0.status == .paused) }
+            try log.allRuns(txn).last { $0.root == root && $0.status.isResumable }
         }
         if let unfinished, !options.restart {
             try writer.resume(unfinished)
@@ -143,7 +143,11 @@ public enum IndexJob {
                 while case .batches = queue.pop() {}
             }
             thread.join()
-            let message = "\(error)"
+            var message = "\(error)"
+            if isFull(options.databaseDirectory) {
+                // LMDB reports a short write as EIO; say what the user can act on.
+                message = "the disk holding \(options.databaseDirectory) is full (\(error)); free some space and run again to resume"
+            }
             try? writer.fail(message)
             throw IndexError(.failed, "run \(writer.runID) of \(String(decoding: root, as: UTF8.self)) failed: \(message)")
         }
@@ -192,6 +196,13 @@ public enum IndexJob {
         }
         // A parent may have left them blocked (the mask is inherited across exec).
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
+    /// Whether the filesystem holding `directory` has (almost) no space left.
+    static func isFull(_ directory: String) -> Bool {
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return false }
+        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < 1 << 20
     }
 
     /// A deep tree holds one descriptor per level: allow as many as the hard limit.

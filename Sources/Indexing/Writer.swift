@@ -131,7 +131,7 @@ final class Writer {
         run = unfinished
         counts = unfinished.counts
         sequence = try views.environment.read { try log.lastSequence($0) } + 1
-        try fail(reason)
+        try fail(reason, status: .abandoned)
         run = nil
     }
 
@@ -306,12 +306,12 @@ final class Writer {
     }
 
     /// Records that the run failed (JobFailed and the run's status), best effort.
-    func fail(_ message: String) throws {
+    func fail(_ message: String, status: RunRecord.Status = .failed) throws {
         guard run != nil else { return }
         try write { txn in
             let now = wallClockMs()
             try appendRare(txn, .jobFailed(message: message), timeMs: now)
-            run.status = .failed
+            run.status = status
             run.endedMs = now
             run.message = message
             run.lastSequence = sequence - 1

@@ -281,6 +281,34 @@ struct EngineTests {
         }
     }
 
+    /// A full disk fails the run in one clear line and leaves the database readable; once
+    /// there is space again, the next run resumes the failed one and completes it.
+    @Test func fullDiskFailsTheRunAndItResumesLater() throws {
+        guard getuid() == 0 else { return }
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", mnt = tmp + "/mnt", db = mnt + "/db"
+            try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+            let mounted = try Support.run(["/bin/mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt])
+            try #require(mounted.status == 0, "mounting a small tmpfs as root: \(mounted.stderr)")
+            defer { _ = try? Support.run(["/bin/umount", mnt]) }
+            try Support.makeTree(root, entries: 20_000, seed: 9)
+
+            let failed = try Support.evindex(["run", root, "--db", db])
+            #expect(failed.status == 1)
+            #expect(failed.stderr.split(separator: "\n").count == 1 && failed.stderr.contains("is full"), "\(failed.stderr)")
+            let runs = try Support.evindex(["runs", "--json", "--db", db])
+            #expect(runs.status == 0, "the database stays readable: \(runs.stderr)")
+
+            #expect(try Support.run(["/bin/mount", "-o", "remount,size=64m", mnt]).status == 0)
+            let resumed = try Support.evindex(["run", root, "--db", db])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            let after = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
+            #expect(after.count == 1 && after[0]["status"] as? String == "completed", "\(after)")
+            try ResumeTests.expectEachEntryCreatedOnce(db, entries: try FindOracle.entries(root).count)
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+        }
+    }
+
     /// Files that are not an LMDB database, or a truncated one, are refused in one line.
     @Test(arguments: ["garbage", "truncated"])
     func damagedDatabaseFileIsRefused(_ damage: String) throws {

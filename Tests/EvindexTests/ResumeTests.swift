@@ -113,7 +113,7 @@ struct ResumeTests {
             try RescanTests.expectViewsMatchDisk(root, db)
             let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
             #expect(runs.last?["status"] as? String == "completed")
-            #expect(runs.dropLast().allSatisfy { $0["status"] as? String == "failed" })
+            #expect(runs.dropLast().allSatisfy { $0["status"] as? String == "abandoned" })
         }
     }
 
