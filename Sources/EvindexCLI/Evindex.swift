@@ -27,7 +27,7 @@ struct Evindex: ParsableCommand {
             Exit codes: 0 done (non-critical errors are counted in the summary), 1 the job
             failed, 2 bad usage or input.
             """,
-        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ReplayCommand.self, VerifyCommand.self]
+        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, ReplayCommand.self, VerifyCommand.self]
     )
 
     static func main() {

@@ -1,0 +1,100 @@
+import ArgumentParser
+import EventStore
+import Events
+import LMDB
+import Projections
+import Traversal
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "One run in detail: status, root, timing, events by type, errors, pauses and snapshots.",
+        discussion: """
+            Reads the run's row and its events: how many of each type, its non-critical
+            errors grouped by error and operation (with the first path of each group), where
+            it paused and resumed, and where its job state was snapshotted.
+
+            Examples:
+              evindex show 3
+              evindex show 3 --json
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The run id (see `evindex runs`).", valueName: "run"))
+    var runID: UInt32
+
+    @Flag(name: .long, help: "One JSON object: the run's row, events_by_type, errors, pauses, resumes, snapshots.")
+    var json = false
+
+    @OptionGroup var database: DatabaseOption
+
+    func run() throws {
+        let index = try ReadOnlyIndex(database)
+        var out = Output()
+        try index.log.environment.read { txn in
+            guard let run = try index.log.run(txn, id: runID) else {
+                throw CommandFailure(message: "no run \(runID) in \(database.directory)")
+            }
+            var byType: [EventType: Int] = [:]
+            var errors: [String: (count: Int, first: String)] = [:]
+            var pauses: [UInt64] = [], resumes: [UInt64] = [], snapshots: [UInt64] = []
+            var paths = PathResolver(views: index.views)
+            do {
+                try index.log.forEachRecord(txn, from: run.firstSequence, through: run.lastSequence) { r in
+                    guard r.run == runID else { return true }
+                    byType[r.event.type, default: 0] += 1
+                    switch r.event {
+                    case .jobPaused: pauses.append(r.sequence)
+                    case .jobResumed: resumes.append(r.sequence)
+                    case .snapshotTaken: snapshots.append(r.sequence)
+                    case let .nonCriticalError(parent, name, errno, operation):
+                        let key = "\(Errno(rawValue: errno).name) \(operation.name)"
+                        let path = try paths.entry(txn, parent, name).map(displayPath) ?? "dir#\(parent)/\(displayPath(name))"
+                        errors[key, default: (0, path)].count += 1
+                    default: break
+                    }
+                    return true
+                }
+            } catch let error as DecodeError {
+                throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
+            }
+            let types = EventType.allCases.filter { byType[$0] != nil }
+            if json {
+                var o = JSONObject()
+                o.add("run", run.id)
+                o.addPath("root", run.root)
+                o.add("status", run.status.name)
+                o.add("first_seq", run.firstSequence)
+                o.add("last_seq", run.lastSequence)
+                o.add("started_ms", run.startedMs)
+                o.add("ended_ms", run.endedMs)
+                countsFields(&o, run.counts)
+                if !run.message.isEmpty { o.add("message", run.message) }
+                o.addRaw("events_by_type", "{" + types.map { "\"\($0.name)\":\(byType[$0]!)" }.joined(separator: ",") + "}")
+                o.addRaw("errors", "[" + errors.keys.sorted().map { key in
+                    let parts = key.split(separator: " ")
+                    return "{\"error\":\"\(parts[0])\",\"operation\":\"\(parts[1])\",\"count\":\(errors[key]!.count),\"first_path\":\(jsonString(errors[key]!.first))}"
+                }.joined(separator: ",") + "]")
+                o.addRaw("pauses", "[" + pauses.map(String.init).joined(separator: ",") + "]")
+                o.addRaw("resumes", "[" + resumes.map(String.init).joined(separator: ",") + "]")
+                o.addRaw("snapshots", "[" + snapshots.map(String.init).joined(separator: ",") + "]")
+                out.line(o.json)
+            } else {
+                let seconds = run.endedMs > 0 ? format3(Double(run.endedMs - run.startedMs) / 1000) + " s" : "not ended"
+                out.line("run \(run.id) of \(displayPath(run.root)): \(run.status.name)\(run.message.isEmpty ? "" : " (\(run.message))")")
+                out.line("  started \(timestamp(seconds: run.startedMs / 1000)) UTC, \(seconds); events \(run.firstSequence)-\(run.lastSequence)")
+                let c = run.counts
+                out.line("  \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))")
+                out.line("  \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors")
+                out.line("  events: " + types.map { "\($0.name) \(byType[$0]!)" }.joined(separator: ", "))
+                for key in errors.keys.sorted() {
+                    out.line("  error \(key): \(errors[key]!.count), first at \(errors[key]!.first)")
+                }
+                if !pauses.isEmpty { out.line("  paused at " + pauses.map(String.init).joined(separator: ", ")) }
+                if !resumes.isEmpty { out.line("  resumed at " + resumes.map(String.init).joined(separator: ", ")) }
+                if !snapshots.isEmpty { out.line("  snapshots at " + snapshots.map(String.init).joined(separator: ", ")) }
+            }
+        }
+        out.flush()
+    }
+}
