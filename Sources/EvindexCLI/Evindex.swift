@@ -18,14 +18,18 @@ struct Evindex: ParsableCommand {
             file-path and directory-size views are folds of that log.
 
             Examples:
-              evindex run ~/Photos          index a tree (again later: only changes are written)
-              evindex ls ~/Photos -R        list what the index holds below a path
-              evindex du ~/Photos --depth 2 directory sizes from the index
-              evindex log --run 3           the events of run 3
-              evindex runs                  every run, its status and counts
+              evindex run ~/Photos           index a tree (again: only changes are written)
+              evindex ls ~/Photos -R         what the index holds below a path
+              evindex du ~/Photos --depth 2  the biggest directories, from the index
+              evindex log --run 3            the events of run 3
+              evindex runs                   every run, its status and counts
+              evindex show 3                 one run: events by type, errors, pauses
+              evindex replay --verify        rebuild the views from the log and compare
+              evindex verify                 every checksum, and the views against a replay
 
             Exit codes: 0 done (non-critical errors are counted in the summary), 1 the job
-            failed, 2 bad usage or input.
+            failed or the database is damaged, 2 bad usage or input, 130 paused by a signal
+            (run the same command again to resume).
             """,
         subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, ReplayCommand.self, VerifyCommand.self]
     )

@@ -14,6 +14,11 @@ struct RunCommand: ParsableCommand {
             counted in the summary, and the run goes on. Only one run at a time may write
             a database; a second is refused at once.
 
+            Ctrl-C (SIGINT) or SIGTERM pauses the run at its next directory: it writes
+            JobPaused and a snapshot of its state and exits 130. The next `evindex run` of
+            the same path resumes it, as it does a run cut off by a crash or failed on a full
+            disk; --restart starts a new run instead.
+
             Examples:
               evindex run ~/Documents
               evindex run /srv/share --db /var/lib/evindex --json
@@ -33,7 +38,7 @@ struct RunCommand: ParsableCommand {
         discussion: "By default such a directory's names are taken from the index (its entries are still stat'ed) when its ctime is more than 2 s older than the start of the last completed run of this tree."))
     var fullListing = false
 
-    @Flag(name: .long, help: "Start a new run even if an earlier run of this path was paused or cut off (by default it is resumed).")
+    @Flag(name: .long, help: "Start a new run even if an earlier run of this path was paused, cut off or failed (by default it is resumed).")
     var restart = false
 
     @Option(name: .long, help: ArgumentHelp(
