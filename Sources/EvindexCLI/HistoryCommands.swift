@@ -92,7 +92,9 @@ struct PathResolver {
     }
 }
 
-func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMetadata) {
+/// The fields of an entry's metadata; `dir_id` (the view's own key, which differs from one
+/// database to another) only where events name directories by it.
+func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMetadata, withDirID: Bool = true) {
     o.add(prefix + "kind", m.kind.name)
     o.add(prefix + "size", m.size)
     o.add(prefix + "inode", m.inode)
@@ -101,7 +103,7 @@ func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMetadata)
     o.add(prefix + "mtime_ns", m.mtimeNs)
     o.add(prefix + "ctime_ns", m.ctimeNs)
     o.add(prefix + "btime_ns", m.btimeNs)
-    if m.kind == .directory { o.add(prefix + "dir_id", m.dirID) }
+    if withDirID && m.kind == .directory { o.add(prefix + "dir_id", m.dirID) }
 }
 
 func countsFields(_ o: inout JSONObject, _ c: RunCounts) {

@@ -62,7 +62,7 @@ struct LsCommand: ParsableCommand {
     @Flag(name: [.customShort("R"), .customLong("recursive")], help: "List every entry below the path.")
     var recursive = false
 
-    @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns, and dir_id for a directory.")
+    @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns.")
     var json = false
 
     @Flag(name: .long, help: "Read the views rebuilt by the last `evindex replay` (e.g. `replay --to SEQ`: the index as it was just after SEQ).")
@@ -100,7 +100,7 @@ struct LsCommand: ParsableCommand {
         if json {
             var o = JSONObject()
             o.addPath("path", path)
-            metadataFields(&o, "", m)
+            metadataFields(&o, "", m, withDirID: false)
             out.line(o.json)
         } else {
             let kind: String
