@@ -104,6 +104,9 @@ struct ChangeDetector: WalkDelegate {
     /// Directories this run recorded before it was stopped (a resumed run): their rows are
     /// taken as they are.
     private var alreadyListed: Set<UInt64>
+    /// Directories with something below them the stopped run did not list: the others
+    /// (among `alreadyListed`) are wholly recorded and are not entered again.
+    private let unfinishedBelow: Set<UInt64>
     /// The dir ids of the recorded listing just handed to the walker.
     private var recordedIDs: (UInt64, [UInt64])?
     /// Directories whose DirectoryListed (and errors) wait for their held-back changes.
@@ -114,11 +117,13 @@ struct ChangeDetector: WalkDelegate {
     private var replacedDirectories: Set<UInt64> = []
 
     init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64,
-         rootIsNew: Bool, alreadyListed: Set<UInt64> = [], previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true,
+         rootIsNew: Bool, alreadyListed: Set<UInt64> = [], unfinishedBelow: Set<UInt64> = [],
+         previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true,
          progress: RunProgress = RunProgress()) {
         self.views = views
         self.progress = progress
         self.alreadyListed = alreadyListed
+        self.unfinishedBelow = unfinishedBelow
         self.racyThresholdNs = trustDirectoryTimes && previousRunStartMs > 0 ? (previousRunStartMs - 2_000) * 1_000_000 : .min
         self.queue = queue
         self.stop = stop
@@ -190,7 +195,13 @@ struct ChangeDetector: WalkDelegate {
             recordedIDs = nil
             for i in listing.entries.indices {
                 counts.add(EntryKind(mode: listing.entries[i].stat.mode), size: listing.entries[i].stat.size)
-                if listing.entries[i].canDescend { listing.entries[i].directoryID = ids[i] }
+                guard listing.entries[i].canDescend else { continue }
+                if alreadyListed.contains(ids[i]) && !unfinishedBelow.contains(ids[i]) {
+                    // Wholly recorded: counted from the views, not walked again.
+                    try countRecordedSubtree(ids[i])
+                } else {
+                    listing.entries[i].directoryID = ids[i]
+                }
             }
             return
         }
@@ -329,6 +340,27 @@ struct ChangeDetector: WalkDelegate {
         }
         deferredCreations = []
         send(changes)
+    }
+
+    /// Counts, from the views, everything below a directory the stopped run wholly recorded.
+    private mutating func countRecordedSubtree(_ dirID: UInt64) throws {
+        let txn = try snapshot()
+        var pending = [dirID]
+        var entries: UInt64 = 0, bytes: UInt64 = 0, directories: UInt64 = 0
+        while let id = pending.popLast() {
+            try views.forEachChild(txn, of: id) { _, m in
+                counts.add(m.kind, size: m.size)
+                entries += 1
+                if m.kind == .file { bytes &+= m.size }
+                if m.kind == .directory && m.dirID != 0 {
+                    pending.append(m.dirID)
+                    directories += 1
+                }
+                return true
+            }
+        }
+        progress.listed(entries: entries, bytes: bytes, subdirectories: directories, errors: 0)
+        progress.listedWithoutReading(directories)
     }
 
     private func report(_ listing: DirectoryListing) {

@@ -84,6 +84,7 @@ public enum IndexJob {
         let writer = try Writer(log: log, views: views, options: options)
         let rootDirID: UInt64, rootIsNew: Bool, isRescan: Bool
         var alreadyListed: Set<UInt64> = []
+        var unfinishedBelow: Set<UInt64> = []
         let unfinished = try log.environment.read { txn in
             try log.allRuns(txn).last { $0.root == root && $0.status.isResumable }
         }
@@ -91,6 +92,9 @@ public enum IndexJob {
             try writer.resume(unfinished)
             (rootDirID, rootIsNew, isRescan) = (unfinished.rootDirID, false, !unfinished.isFirstIndex)
             alreadyListed = writer.jobState.listed
+            unfinishedBelow = try log.environment.read { txn in
+                try directoriesWithUnlistedDescendants(views, txn, listed: alreadyListed)
+            }
         } else {
             if let unfinished {
                 try writer.abandon(unfinished, reason: "abandoned: a new run was started with --restart")
@@ -103,6 +107,7 @@ public enum IndexJob {
         let stop = options.stop
         let walkerStart = writer.nextDirID
         let listedBefore = alreadyListed
+        let notWholly = unfinishedBelow
         let progress = options.progress
         progress.rootFound()
         progress.set(.walking)
@@ -110,7 +115,8 @@ public enum IndexJob {
         let thread = try WalkerThread {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
-                                          alreadyListed: listedBefore, previousRunStartMs: previousRunStartMs,
+                                          alreadyListed: listedBefore, unfinishedBelow: notWholly,
+                                          previousRunStartMs: previousRunStartMs,
                                           trustDirectoryTimes: options.trustDirectoryTimes, progress: progress)
             var failure: (any Error & Sendable)?
             var completed = false
@@ -155,6 +161,22 @@ public enum IndexJob {
         progress.set(.done)
         summary.seconds = monotonicSeconds() - started
         return summary
+    }
+
+    /// Directories with a directory at or below them that the interrupted run did not list
+    /// (or has not reached): every other listed directory's subtree is wholly recorded, and
+    /// the resumed walk need not enter it. One pass over the directory rows.
+    static func directoriesWithUnlistedDescendants(_ views: Views, _ txn: Transaction, listed: Set<UInt64>) throws -> Set<UInt64> {
+        var parents: [UInt64: UInt64] = [:]
+        try views.forEachDirectory(txn) { id, parent in parents[id] = parent }
+        var marked = Set<UInt64>()
+        for id in parents.keys where !listed.contains(id) {
+            var current = id
+            while current != 0, marked.insert(current).inserted {
+                current = parents[current] ?? 0
+            }
+        }
+        return marked
     }
 
     /// The absolute, symlink-free form of the root; refuses what cannot be indexed.

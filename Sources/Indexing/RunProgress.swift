@@ -54,5 +54,8 @@ public final class RunProgress: Sendable {
 
     func rootFound() { directoriesFoundValue.add(1, ordering: .relaxed) }
 
+    /// Directories a resumed run counted from the views without listing them again.
+    func listedWithoutReading(_ count: UInt64) { directoriesListedValue.add(count, ordering: .relaxed) }
+
     func wrote(events: UInt64) { eventsValue.add(events, ordering: .relaxed) }
 }

@@ -172,6 +172,18 @@ public final class Views: Sendable {
         }
     }
 
+    /// Calls `body` with every directory's id and parent id, in id order.
+    public func forEachDirectory(_ txn: Transaction, _ body: (UInt64, UInt64) throws -> Void) throws {
+        try txn.withCursor(dirs) { cursor in
+            var row = try cursor.first()
+            while let (key, value) = row {
+                var r = ByteReader(buffer: value)
+                try body(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), try r.varint())
+                row = try cursor.next()
+            }
+        }
+    }
+
     /// The directory-size row of `dirID`.
     public func directory(_ txn: Transaction, _ dirID: UInt64) throws -> DirectoryRecord? {
         try Self.withIDKey(dirID) { k in try txn.get(dirs, key: k) { try DirectoryRecord(decoding: $0) } }
