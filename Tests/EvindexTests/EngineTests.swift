@@ -133,6 +133,28 @@ struct EngineTests {
             #expect(second.counts.removed == 0)
             let totals = try log.environment.read { txn in try views.directory(txn, 1)?.totals }
             #expect(totals == DirectoryTotals(size: 316, files: 6, directories: 5))
+            // No view disagrees with a replay of the log, faults and all.
+            let verified = try Support.evindex(["verify", "--db", db])
+            #expect(verified.status == 0, "\(verified.stderr)")
+        }
+    }
+
+    /// A directory replaced by a file between its parent's listing and its own opening
+    /// (ENOTDIR, or ELOOP for a symlink, from openat with O_DIRECTORY|O_NOFOLLOW): one
+    /// error, the job completes, and the next run records the file.
+    @Test func directoryReplacedByAFileMidWalk() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root + "/turns/inner", withIntermediateDirectories: true)
+            let fs = FaultyFileSystem(faults: ["open:turns": .notDirectory])
+            let first = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: fs)
+            #expect(first.status == .completed && first.counts.errors == 1)
+            try FileManager.default.removeItem(atPath: root + "/turns")
+            try Data(count: 8).write(to: URL(fileURLWithPath: root + "/turns"))
+            let second = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
+            #expect(second.counts.updated == 1 && second.counts.errors == 0)
+            try RescanTests.expectViewsMatchDisk(root, db)
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
         }
     }
 

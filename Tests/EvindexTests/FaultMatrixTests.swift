@@ -28,6 +28,7 @@ struct FaultMatrixTests {
             #expect(s["dirs"] as? Int == 2_000 && s["files"] as? Int == 1 && s["errors"] as? Int == 0, "\(s)")
             let du = try Support.objects(try Support.evindex(["du", root, "--depth", "0", "--json", "--db", db]).stdout)[0]
             #expect(du["size"] as? Int == 1 && du["dirs"] as? Int == 2_000)
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
         }
     }
 
@@ -49,6 +50,7 @@ struct FaultMatrixTests {
             try RescanTests.expectViewsMatchDisk(root, db)
             let again = try Support.objects(try Support.evindex(["run", root, "--db", db, "--json"]).stdout)[0]
             #expect(again["created"] as? Int == 0 && again["removed"] as? Int == 0)
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
         }
     }
 
