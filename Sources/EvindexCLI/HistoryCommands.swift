@@ -106,6 +106,19 @@ func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMetadata,
     if withDirID && m.kind == .directory { o.add(prefix + "dir_id", m.dirID) }
 }
 
+/// A run's row as JSON fields (`runs --json`, `show --json`).
+func runFields(_ o: inout JSONObject, _ r: RunRecord) {
+    o.add("run", r.id)
+    o.addPath("root", r.root)
+    o.add("status", r.status.name)
+    o.add("first_seq", r.firstSequence)
+    o.add("last_seq", r.lastSequence)
+    o.add("started_ms", r.startedMs)
+    o.add("ended_ms", r.endedMs)
+    countsFields(&o, r.counts)
+    if !r.message.isEmpty { o.add("message", r.message) }
+}
+
 func countsFields(_ o: inout JSONObject, _ c: RunCounts) {
     o.add("entries", c.entries)
     o.add("dirs", c.directories)
@@ -238,15 +251,7 @@ struct RunsCommand: ParsableCommand {
                 let c = r.counts
                 if json {
                     var o = JSONObject()
-                    o.add("run", r.id)
-                    o.addPath("root", r.root)
-                    o.add("status", r.status.name)
-                    o.add("first_seq", r.firstSequence)
-                    o.add("last_seq", r.lastSequence)
-                    o.add("started_ms", r.startedMs)
-                    o.add("ended_ms", r.endedMs)
-                    countsFields(&o, c)
-                    if !r.message.isEmpty { o.add("message", r.message) }
+                    runFields(&o, r)
                     out.line(o.json)
                 } else {
                     func col(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(1, w - s.count)) }

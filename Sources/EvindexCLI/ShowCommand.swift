@@ -61,15 +61,7 @@ struct ShowCommand: ParsableCommand {
             let types = EventType.allCases.filter { byType[$0] != nil }
             if json {
                 var o = JSONObject()
-                o.add("run", run.id)
-                o.addPath("root", run.root)
-                o.add("status", run.status.name)
-                o.add("first_seq", run.firstSequence)
-                o.add("last_seq", run.lastSequence)
-                o.add("started_ms", run.startedMs)
-                o.add("ended_ms", run.endedMs)
-                countsFields(&o, run.counts)
-                if !run.message.isEmpty { o.add("message", run.message) }
+                runFields(&o, run)
                 o.addRaw("events_by_type", "{" + types.map { "\"\($0.name)\":\(byType[$0]!)" }.joined(separator: ",") + "}")
                 o.addRaw("errors", "[" + errors.keys.sorted().map { key in
                     let parts = key.split(separator: " ")
