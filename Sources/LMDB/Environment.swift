@@ -191,13 +191,4 @@ public final class Environment: @unchecked Sendable {
         }
         return try read { txn in try txn.openDatabase(name, create: false) }
     }
-
-    /// Bytes used by the data file (pages in use × page size).
-    public func usedBytes() throws -> Int {
-        var stat = MDB_stat()
-        try check(mdb_env_stat(env, &stat))
-        var info = MDB_envinfo()
-        try check(mdb_env_info(env, &info))
-        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
-    }
 }

@@ -251,8 +251,6 @@ public final class Views: Sendable {
         return location
     }
 
-    /// Number of entries in the file-path view.
-    public func entryCount(_ txn: Transaction) throws -> Int { try txn.count(entries) }
 }
 
 /// A view that contradicts itself (a parent cycle, a missing row).

@@ -52,16 +52,6 @@ public struct DirectoryListing: Sendable {
         self.directoryID = directoryID
         self.stat = stat
     }
-
-    /// The name of `entry`, valid while `body` runs.
-    @inline(__always)
-    public func withName<R>(_ entry: ListedEntry, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try names.withUnsafeBytes { all in
-            try body(UnsafeRawBufferPointer(rebasing: all[Int(entry.nameStart)..<Int(entry.nameStart + entry.nameLength)]))
-        }
-    }
-
-    public func name(_ entry: ListedEntry) -> [UInt8] { withName(entry) { Array($0) } }
 }
 
 /// A directory's names known without reading it, and possibly their metadata.
