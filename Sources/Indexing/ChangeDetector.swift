@@ -190,7 +190,9 @@ struct ChangeDetector: WalkDelegate {
 
     mutating func directoryListed(_ listing: inout DirectoryListing) throws {
         let dirID = listing.directoryID
-        defer { report(listing) }
+        // Progress is what this listing added to the counts: no second pass over entries.
+        let before = counts
+        defer { report(since: before, errors: listing.errors.count) }
         if let (id, ids) = recordedIDs, id == dirID, ids.count == listing.entries.count {
             recordedIDs = nil
             for i in listing.entries.indices {
@@ -346,12 +348,10 @@ struct ChangeDetector: WalkDelegate {
     private mutating func countRecordedSubtree(_ dirID: UInt64) throws {
         let txn = try snapshot()
         var pending = [dirID]
-        var entries: UInt64 = 0, bytes: UInt64 = 0, directories: UInt64 = 0
+        var directories: UInt64 = 0
         while let id = pending.popLast() {
             try views.forEachChild(txn, of: id) { _, m in
                 counts.add(m.kind, size: m.size)
-                entries += 1
-                if m.kind == .file { bytes &+= m.size }
                 if m.kind == .directory && m.dirID != 0 {
                     pending.append(m.dirID)
                     directories += 1
@@ -359,18 +359,13 @@ struct ChangeDetector: WalkDelegate {
                 return true
             }
         }
-        progress.listed(entries: entries, bytes: bytes, subdirectories: directories, errors: 0)
+        // Its entries reach the progress through the counts; its directories count as listed.
         progress.listedWithoutReading(directories)
     }
 
-    private func report(_ listing: DirectoryListing) {
-        var bytes: UInt64 = 0, subdirectories: UInt64 = 0
-        for entry in listing.entries {
-            if entry.stat.isRegularFile { bytes &+= entry.stat.size }
-            if entry.canDescend && entry.directoryID != 0 { subdirectories += 1 }
-        }
-        progress.listed(entries: UInt64(listing.entries.count), bytes: bytes, subdirectories: subdirectories,
-                        errors: UInt64(listing.errors.count))
+    private func report(since before: RunCounts, errors: Int) {
+        progress.listed(entries: counts.entries - before.entries, bytes: counts.bytes &- before.bytes,
+                        subdirectories: counts.directories - before.directories, errors: UInt64(errors))
     }
 
     /// The indexed directory that a directory newly seen at `into` is, by inode, if it
