@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .executable(name: "evindex", targets: ["EvindexCLI"]),
         // The engine for embedding: index, query and replay without the CLI.
-        .library(name: "EvindexEngine", targets: ["Indexing", "Projections", "EventStore", "Events", "Traversal"]),
+        .library(name: "EvindexEngine", targets: ["Indexing", "Projections", "EventStore", "Events", "Traversal", "Rules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -22,19 +22,21 @@ let package = Package(
         .target(name: "EventStore", dependencies: ["LMDB", "Events"]),
         // System calls glibc hides from Swift (getdents64), for the walker's hot path.
         .target(name: "CLinux"),
-        .target(name: "Traversal", dependencies: ["CLinux"]),
+        // Which entries a run indexes: globs, child-directory rules, git's ignore files.
+        .target(name: "Rules"),
+        .target(name: "Traversal", dependencies: ["CLinux", "Rules"]),
         .target(name: "Projections", dependencies: ["LMDB", "Events"]),
-        .target(name: "Indexing", dependencies: ["EventStore", "Projections", "Traversal", "Events", "LMDB"]),
+        .target(name: "Indexing", dependencies: ["EventStore", "Projections", "Traversal", "Rules", "Events", "LMDB"]),
         .executableTarget(
             name: "EvindexCLI",
             dependencies: [
-                "Indexing", "Projections", "EventStore", "Events", "Traversal", "LMDB",
+                "Indexing", "Projections", "EventStore", "Events", "Traversal", "Rules", "LMDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "EvindexTests",
-            dependencies: ["EvindexCLI", "Indexing", "EventStore", "Projections", "Events", "Traversal", "LMDB"]
+            dependencies: ["EvindexCLI", "Indexing", "EventStore", "Projections", "Events", "Traversal", "Rules", "LMDB"]
         ),
     ]
 )

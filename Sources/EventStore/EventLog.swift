@@ -159,6 +159,16 @@ public final class EventLog: Sendable {
         }
     }
 
+    /// The options (the rules text) a run's `JobStarted` recorded; nil if it is missing.
+    public func jobOptions(_ txn: Transaction, run: RunRecord) throws -> String? {
+        var options: String?
+        try forEachRecord(txn, from: run.firstSequence, through: run.firstSequence) { record in
+            if case let .jobStarted(_, _, o, _) = record.event { options = o }
+            return false
+        }
+        return options
+    }
+
     /// Like `forEachRecord`, without decoding: the sequence and the stored bytes.
     public func forEachRawRecord(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
                                  _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {

@@ -31,7 +31,7 @@ struct Evindex: ParsableCommand {
             failed or the database is damaged, 2 bad usage or input, 130 paused by a signal
             (run the same command again to resume).
             """,
-        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, ReplayCommand.self, VerifyCommand.self]
+        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, ReplayCommand.self, VerifyCommand.self, WhyCommand.self]
     )
 
     static func main() {

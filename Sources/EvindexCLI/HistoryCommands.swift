@@ -204,7 +204,8 @@ func eventLine(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver
     }
     let detail: String
     switch r.event {
-    case let .jobStarted(root, _, _, version): detail = "\(displayPath(root)) (evindex \(version))"
+    case let .jobStarted(root, _, options, version):
+        detail = "\(displayPath(root)) (evindex \(version))" + (options.isEmpty ? "" : " rules \(describeRules(options))")
     case let .jobPaused(reason): detail = reason
     case .jobResumed: detail = ""
     case let .jobCompleted(c): detail = "\(c.entries) entries, \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors"

@@ -1,7 +1,11 @@
 import ArgumentParser
 import Events
 import Indexing
+import Rules
 import Traversal
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,11 +23,57 @@ struct RunCommand: ParsableCommand {
             the same path resumes it, as it does a run cut off by a crash or failed on a full
             disk; --restart starts a new run instead.
 
+            Rules (Docs/RULES.md) choose what is indexed; every rejected path is recorded
+            as a PathRejected event naming its rule (`evindex why PATH`), and a rejected
+            directory is not entered. A run records its rules in its JobStarted event; a
+            rescan with other rules says so, and records only what the change of rules
+            changed. Rules files come first, then presets, then the flags.
+
             Examples:
               evindex run ~/Documents
               evindex run /srv/share --db /var/lib/evindex --json
+              evindex run ~/code --gitignore --reject node_modules
+              evindex run ~/Pictures --preset only-images --no-hidden
+              evindex run ~ --rules ~/.config/evindex/home.rules
             """
     )
+
+    @Option(name: .customLong("reject"), help: ArgumentHelp(
+        "Do not index entries matching this glob (repeatable). No '/': the name; leading '/': the absolute path; else the path below the root.",
+        valueName: "glob"))
+    var rejectGlobs: [String] = []
+
+    @Option(name: .customLong("accept"), help: ArgumentHelp(
+        "Index only files (not directories) matching one of these globs (repeatable).", valueName: "glob"))
+    var acceptGlobs: [String] = []
+
+    @Option(name: .customLong("require-child"), help: ArgumentHelp(
+        "Index files only inside a directory that has this child directory, or below one (repeatable: all are required).",
+        valueName: "name"))
+    var requireChildren: [String] = []
+
+    @Option(name: .customLong("reject-if-child"), help: ArgumentHelp(
+        "Do not index a directory that has this child directory (repeatable: any one rejects).", valueName: "name"))
+    var rejectIfChildren: [String] = []
+
+    @Flag(inversion: .prefixedNo, help: "Apply .gitignore files, .git/info/exclude and git's global excludes file inside git work trees, as git does (default: off).")
+    var gitignore: Bool?
+
+    @Flag(inversion: .prefixedNo, help: "Index entries whose name starts with a dot (default: on).")
+    var hidden: Bool?
+
+    @Option(name: .customLong("max-depth"), help: ArgumentHelp(
+        "Do not enter directories at this depth (the root's children are at depth 1); they are still indexed.",
+        valueName: "n"))
+    var maxDepth: Int?
+
+    @Option(name: .customLong("preset"), help: ArgumentHelp(
+        "A named rule set (repeatable): \(RuleSet.presets.map(\.name).joined(separator: ", ")).", valueName: "name"))
+    var presets: [String] = []
+
+    @Option(name: .customLong("rules"), help: ArgumentHelp("Read rules from this file (format: Docs/RULES.md; repeatable).",
+                                                         valueName: "file"))
+    var rulesFiles: [String] = []
 
     @Argument(help: ArgumentHelp("The directory to index.", valueName: "path"))
     var path: String
@@ -50,6 +100,7 @@ struct RunCommand: ParsableCommand {
         var options = RunOptions(root: rawArgument(path), databaseDirectory: database.directory)
         options.trustDirectoryTimes = !fullListing
         options.restart = restart
+        options.rules = try ruleSet()
         IndexJob.pauseOnSignals()
         let display = ProgressDisplay(progress: options.progress, mode: progress)
         display.start()
@@ -78,10 +129,73 @@ struct RunCommand: ParsableCommand {
             out.line("run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors; events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s")
         }
         out.flush()
+        if let abandoned = summary.abandonedForRules {
+            printError("note: run \(abandoned) was unfinished with other rules; it was abandoned and this run started over")
+        }
+        if let (run, text) = summary.previousRules {
+            printError("note: the rules differ from run \(run)'s: \(describeRules(text)) before, \(describeRules(options.rules.canonicalText)) now")
+        }
         if summary.status == .paused {
             printError("paused run \(summary.run) of \(displayPath(summary.root)) after \(c.entries) entries; run `evindex run \(path)` to go on, or add --restart to start over")
             exitProcess(130)
         }
+    }
+}
+
+extension RunCommand {
+    /// The rules of this run: rules files, then presets, then flags. A bad one is one line
+    /// naming the file (or flag), the line and the problem, before anything is written.
+    func ruleSet() throws -> RuleSet {
+        var rules = RuleSet()
+        do throws(RuleError) {
+            for file in rulesFiles {
+                guard let contents = readFileBytes(rawArgument(file)) else {
+                    throw RuleError(source: file, message: "cannot read the rules file (\(Errno.current))")
+                }
+                try rules.add(rulesText: contents, source: file)
+            }
+            for preset in presets { try rules.add(keyword: "preset", argument: preset) }
+            func flag(_ name: String, _ keyword: String, _ values: [String]) throws(RuleError) {
+                for v in values {
+                    do throws(RuleError) { try rules.add(keyword: keyword, argument: v) } catch {
+                        throw RuleError(source: "--\(name) \(v)", message: error.message)
+                    }
+                }
+            }
+            try flag("reject", "reject", rejectGlobs)
+            try flag("accept", "accept", acceptGlobs)
+            try flag("require-child", "require-child", requireChildren)
+            try flag("reject-if-child", "reject-if-child", rejectIfChildren)
+            if let gitignore { rules.gitignore = gitignore }
+            if let hidden { rules.hidden = hidden }
+            if let maxDepth { try flag("max-depth", "max-depth", [String(maxDepth)]) }
+        } catch {
+            throw CommandFailure(message: error.description)
+        }
+        return rules
+    }
+}
+
+/// A rules text on one line, for notes: "no rules" when empty.
+func describeRules(_ text: String) -> String {
+    text.isEmpty ? "no rules" : "[" + text.split(separator: "\n").joined(separator: "; ") + "]"
+}
+
+/// A whole file by path bytes; nil when it cannot be read (errno tells why).
+func readFileBytes(_ path: [UInt8]) -> [UInt8]? {
+    let fd = (path + [0]).withUnsafeBufferPointer { p in
+        open(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), O_RDONLY | O_CLOEXEC)
+    }
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var result: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return nil }
+        if n == 0 { return result }
+        result.append(contentsOf: chunk[..<n])
     }
 }
 

@@ -15,7 +15,13 @@ struct MoveSource: Sendable {
 
 /// One change the writer turns into an event.
 struct Change: Sendable {
-    enum Kind: UInt8, Sendable { case created, updated, removed, moved }
+    enum Kind: UInt8, Sendable {
+        case created, updated, removed, moved
+        /// The rules rejected the name (`PathRejected`, with `rule`).
+        case rejected
+        /// A name recorded as rejected is no longer in its directory (`EntryRemoved`).
+        case rejectionLifted
+    }
     var kind: Kind
     /// The name, in the batch's `names`.
     var nameStart: Int32
@@ -25,6 +31,8 @@ struct Change: Sendable {
     var old: EntryMetadata?
     /// For a move: where it was.
     var from: MoveSource?
+    /// For a rejection: the rule.
+    var rule: String?
 }
 
 /// What the walker side hands the writer: the changes of (part of) one directory.
@@ -101,6 +109,8 @@ struct ChangeDetector: WalkDelegate {
     let racyThresholdNs: Int64
     /// Whether any listing is marked incomplete in the views (most often none is).
     private var checkIncomplete = true
+    /// Whether any name is recorded as rejected (only with rules, now or before).
+    private var checkRejections = true
     /// Directories this run recorded before it was stopped (a resumed run): their rows are
     /// taken as they are.
     private var alreadyListed: Set<UInt64>
@@ -151,6 +161,7 @@ struct ChangeDetector: WalkDelegate {
         let r = try views.environment.makeReader()
         reader = r
         checkIncomplete = try views.hasIncompleteListings(r)
+        checkRejections = try views.hasRejections(r)
         return r
     }
 
@@ -178,6 +189,13 @@ struct ChangeDetector: WalkDelegate {
                     ids.append(m.dirID)
                 }
                 return true
+            }
+            // Rejected names too: the rules judge every name again, as after a read.
+            if !resumed && checkRejections {
+                try views.forEachRejection(txn, of: directoryID) { name, _ in
+                    names.append(contentsOf: name)
+                    names.append(0)
+                }
             }
         } catch {
             return nil
@@ -316,6 +334,10 @@ struct ChangeDetector: WalkDelegate {
                 try appeared(order[next])
                 next += 1
             }
+            if !listing.rejected.isEmpty || (!isFresh && checkRejections) {
+                try compareRejections(&listing, txn, isFresh: isFresh, complete: listingComplete, unreadable: unreadable,
+                                      batch: &batch, base: base)
+            }
         }
         if changed && deferredCreations.count + deferredRemovals.count > deferredBefore {
             // Recorded as listed only once its held-back changes are written (at the end of
@@ -330,6 +352,34 @@ struct ChangeDetector: WalkDelegate {
             send(batch)
         }
         if deferredCreations.count >= Self.deferredCreationLimit { releaseDeferredCreations() }
+    }
+
+    /// Records new or changed rejections, and rejected names that left the directory.
+    private mutating func compareRejections(_ listing: inout DirectoryListing, _ txn: Transaction, isFresh: Bool, complete: Bool,
+                                            unreadable: Set<[UInt8]>, batch: inout WriterBatch, base: UnsafeRawPointer) throws {
+        var known: [[UInt8]: [UInt8]] = [:]
+        if !isFresh && checkRejections {
+            try views.forEachRejection(txn, of: listing.directoryID) { name, rule in known[Array(name)] = Array(rule) }
+        }
+        for r in listing.rejected {
+            let name = Array(UnsafeRawBufferPointer(start: base + Int(r.nameStart), count: Int(r.nameLength)))
+            if let old = known.removeValue(forKey: name), old.elementsEqual(r.rule.utf8) { continue }
+            batch.changes.append(Change(kind: .rejected, nameStart: r.nameStart, nameLength: r.nameLength,
+                                        metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0),
+                                        rule: r.rule))
+            if batch.changes.count >= batchLimit { flush(&batch) }
+        }
+        guard !known.isEmpty, complete else { return }
+        // Names now indexed drop their rejection as they are created; the rest are gone.
+        for e in listing.entries {
+            known.removeValue(forKey: Array(UnsafeRawBufferPointer(start: base + Int(e.nameStart), count: Int(e.nameLength))))
+        }
+        let lifted = known.keys.filter { !unreadable.contains($0) }.map {
+            (parent: listing.directoryID, name: $0,
+             change: Change(kind: .rejectionLifted, nameStart: 0, nameLength: 0,
+                            metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0)))
+        }
+        if !lifted.isEmpty { send(lifted) }
     }
 
     /// Held-back creations beyond this are written at once (memory stays bounded on a

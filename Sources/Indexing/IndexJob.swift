@@ -3,6 +3,7 @@ import Events
 import Synchronization
 import LMDB
 import Projections
+import Rules
 import Traversal
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +32,10 @@ public struct RunSummary: Sendable {
     public var firstSequence: UInt64
     public var lastSequence: UInt64
     public var seconds: Double
+    /// When the rules differ from the last run of this root: that run and its rules text.
+    public var previousRules: (run: UInt32, text: String)?
+    /// A paused or cut-off run that was not resumed because its rules differ.
+    public var abandonedForRules: UInt32?
 }
 
 /// Settings of one `evindex run`.
@@ -54,6 +59,11 @@ public struct RunOptions: Sendable {
     public var progress = RunProgress()
     /// The first size of the LMDB map (it grows by doubling when full).
     public var initialMapSize = 1 << 34
+    /// Which entries are indexed (none rejected by default).
+    public var rules = RuleSet()
+    /// Where git's global config and excludes file are looked for (HOME, XDG_CONFIG_HOME,
+    /// GIT_CONFIG_GLOBAL); the process environment by default.
+    public var environment: [String: String]?
     public init(root: [UInt8], databaseDirectory: String) {
         self.root = root
         self.databaseDirectory = databaseDirectory
@@ -85,10 +95,16 @@ public enum IndexJob {
         let rootDirID: UInt64, rootIsNew: Bool, isRescan: Bool
         var alreadyListed: Set<UInt64> = []
         var unfinishedBelow: Set<UInt64> = []
-        let unfinished = try log.environment.read { txn in
-            try log.allRuns(txn).last { $0.root == root && $0.status.isResumable }
+        let rulesText = options.rules.canonicalText
+        let (unfinished, unfinishedRules, previous) = try log.environment.read { txn in
+            let runs = try log.allRuns(txn)
+            let unfinished = runs.last { $0.root == root && $0.status.isResumable }
+            let previous = runs.last { $0.root == root && !$0.status.isResumable }
+            return (unfinished, try unfinished.flatMap { try log.jobOptions(txn, run: $0) },
+                    try previous.flatMap { run in try log.jobOptions(txn, run: run).map { (run.id, $0) } })
         }
-        if let unfinished, !options.restart {
+        var abandonedForRules: UInt32?
+        if let unfinished, !options.restart, unfinishedRules == rulesText {
             try writer.resume(unfinished)
             (rootDirID, rootIsNew, isRescan) = (unfinished.rootDirID, false, !unfinished.isFirstIndex)
             alreadyListed = writer.jobState.listed
@@ -97,9 +113,12 @@ public enum IndexJob {
             }
         } else {
             if let unfinished {
-                try writer.abandon(unfinished, reason: "abandoned: a new run was started with --restart")
+                let rulesDiffer = !options.restart
+                try writer.abandon(unfinished, reason: rulesDiffer ? "abandoned: a new run was started with other rules"
+                                                                   : "abandoned: a new run was started with --restart")
+                if rulesDiffer { abandonedForRules = unfinished.id }
             }
-            (rootDirID, rootIsNew) = try writer.start(root: root)
+            (rootDirID, rootIsNew) = try writer.start(root: root, rules: rulesText)
             isRescan = !rootIsNew
         }
 
@@ -112,6 +131,9 @@ public enum IndexJob {
         progress.rootFound()
         progress.set(.walking)
         let previousRunStartMs = writer.previousRunStartMs
+        let compiledRules: CompiledRules? = options.rules.isEmpty ? nil
+            : CompiledRules(options.rules, root: root, environment: options.environment ?? processEnvironment(),
+                            readFile: readWholeFile)
         let thread = try WalkerThread {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
@@ -124,7 +146,7 @@ public enum IndexJob {
                 try root.withUnsafeBufferPointer { bytes in
                     var path = Array(bytes) + [0]
                     completed = try path.withUnsafeMutableBytes { p in
-                        try Walker(fileSystem: fileSystem).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
+                        try Walker(fileSystem: fileSystem, rules: compiledRules).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
                                                                 rootID: rootDirID, delegate: &detector)
                     }
                 }
@@ -160,6 +182,8 @@ public enum IndexJob {
         thread.join()
         progress.set(.done)
         summary.seconds = monotonicSeconds() - started
+        if let previous, previous.1 != rulesText { summary.previousRules = previous }
+        summary.abandonedForRules = abandonedForRules
         return summary
     }
 
@@ -235,6 +259,36 @@ public enum IndexJob {
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
     }
+}
+
+/// The process environment, as the rules look up git's config files in it.
+func processEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") { result[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    return result
+}
+
+/// A whole file by absolute path, nil when it cannot be read (git's config and excludes files).
+func readWholeFile(_ path: [UInt8]) -> [UInt8]? {
+    let fd = (path + [0]).withUnsafeBufferPointer { p in
+        open(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), O_RDONLY | O_CLOEXEC)
+    }
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var result: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while result.count < 16 << 20 {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        result.append(contentsOf: chunk[..<n])
+    }
+    return result
 }
 
 func monotonicSeconds() -> Double {

@@ -38,7 +38,7 @@ final class Writer {
     private(set) var previousRunStartMs: Int64 = 0
 
     /// Appends JobStarted and the run's row; returns the root's dir id and whether it is new.
-    func start(root: [UInt8]) throws -> (UInt64, Bool) {
+    func start(root: [UInt8], rules: String) throws -> (UInt64, Bool) {
         let now = wallClockMs()
         return try write { txn in
             self.runID = try log.nextRunID(txn)
@@ -61,7 +61,7 @@ final class Writer {
                                  firstSequence: sequence, lastSequence: sequence, startedMs: now)
             self.run.isFirstIndex = isNew
             self.lastSnapshotSequence = sequence
-            try appendRare(txn, .jobStarted(root: root, rootDirID: rootDirID, options: "", version: IndexJob.version), timeMs: now)
+            try appendRare(txn, .jobStarted(root: root, rootDirID: rootDirID, options: rules, version: IndexJob.version), timeMs: now)
             try log.setMetaValue(txn, "nextDirID", nextDirID)
             try log.putRun(txn, run)
             try fold.flush(txn, lastSequence: sequence - 1)
@@ -291,6 +291,10 @@ final class Writer {
                     try appendRare(txn, .entryMoved(fromParent: from.parent, fromName: from.name, toParent: parent,
                                                     toName: Array(name), change.metadata), timeMs: timeMs)
                     counts.moved += 1
+                case .rejected:
+                    try appendRare(txn, .pathRejected(parent: parent, name: Array(name), rule: change.rule ?? ""), timeMs: timeMs)
+                case .rejectionLifted:
+                    try appendRare(txn, .entryRemoved(parent: parent, name: Array(name)), timeMs: timeMs)
                 }
             }
         }

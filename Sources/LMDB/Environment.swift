@@ -21,7 +21,7 @@ public final class Environment: @unchecked Sendable {
 
     /// Options for opening an environment.
     public struct Options: Sendable {
-        public var maxDatabases: UInt32 = 16
+        public var maxDatabases: UInt32 = 32
         public var maxReaders: UInt32 = 126
         /// Address space only: without MDB_WRITEMAP the file grows with the data, not the map.
         public var initialMapSize: Int = 1 << 34

@@ -21,8 +21,24 @@ public final class ViewFold {
     private var fresh: Set<UInt64> = []
     private var freshInTransaction: [UInt64] = []
     private var valueBuffer = ByteWriter(capacity: 256)
+    /// Whether the rejections view may hold rows: only then does an entry's arrival look
+    /// for a rejection to drop. Nil until first asked; true is always safe.
+    private var mayHaveRejections: Bool?
 
     public init(views: Views) { self.views = views }
+
+    private func rejectionsPossible(_ txn: Transaction) throws -> Bool {
+        if let known = mayHaveRejections { return known }
+        let has = try views.hasRejections(txn)
+        mayHaveRejections = has
+        return has
+    }
+
+    /// A name that is now indexed, or gone, is no longer a rejected name.
+    private func dropRejection(_ txn: Transaction, key: UnsafeRawBufferPointer) throws {
+        guard let rejected = views.rejected, try rejectionsPossible(txn) else { return }
+        _ = try txn.delete(rejected, key: key)
+    }
 
     // MARK: - Transaction boundaries
 
@@ -121,7 +137,13 @@ public final class ViewFold {
             try Views.withIDKey(dirID) { k in _ = try txn.delete(views.incomplete, key: k) }
         case let .nonCriticalError(parent, name, _, operation):
             try markIncomplete(txn, parent: parent, name: name, operation: operation)
-        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .pathRejected, .snapshotTaken:
+        case let .pathRejected(parent, name, rule):
+            guard let rejected = views.rejected else { break }
+            mayHaveRejections = true
+            try name.withUnsafeBytes { n in
+                try Views.withEntryKey(parent, n) { key in try Array(rule.utf8).withUnsafeBytes { try txn.put(rejected, key: key, value: $0) } }
+            }
+        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .snapshotTaken:
             break
         }
     }
@@ -172,6 +194,7 @@ public final class ViewFold {
             }) {
                 try retract(txn, parent: parent, old, keepingDirectory: old.kind == .directory && m.kind == .directory && old.dirID == m.dirID)
             }
+            if mayHaveRejections != false && !fresh.contains(parent) { try dropRejection(txn, key: key) }
             valueBuffer.reset()
             valueBuffer.metadata(m)
             try txn.put(views.entries, key: key, value: valueBuffer.bytes)
@@ -221,7 +244,11 @@ public final class ViewFold {
             guard let old = try txn.get(views.entries, key: key, { v in
                 var r = ByteReader(buffer: v)
                 return try r.metadata()
-            }) else { return }
+            }) else {
+                // A rejected name that is gone from its directory.
+                try dropRejection(txn, key: key)
+                return
+            }
             try retract(txn, parent: parent, old, keepingDirectory: false)
             try txn.delete(views.entries, key: key)
         }
@@ -248,6 +275,7 @@ public final class ViewFold {
                 }) {
                     try retract(txn, parent: toParent, existing, keepingDirectory: false)
                 }
+                try dropRejection(txn, key: key)
                 valueBuffer.reset()
                 valueBuffer.metadata(m)
                 try txn.put(views.entries, key: key, value: valueBuffer.bytes)
@@ -277,6 +305,13 @@ public final class ViewFold {
             }
             try name.withUnsafeBytes { n in
                 try Views.withEntryKey(id, n) { key in _ = try txn.delete(views.entries, key: key) }
+            }
+        }
+        if let rejected = views.rejected, try rejectionsPossible(txn) {
+            var names: [[UInt8]] = []
+            try views.forEachRejection(txn, of: id) { name, _ in names.append(Array(name)) }
+            for name in names {
+                try name.withUnsafeBytes { n in try Views.withEntryKey(id, n) { key in _ = try txn.delete(rejected, key: key) } }
             }
         }
         pendingDeltas[id] = nil

@@ -47,8 +47,10 @@ extension Views {
 
     /// Where two sets of views first differ, as a sentence naming the entry; nil when equal.
     public func firstDifference(_ txn: Transaction, from other: Views) throws -> String? {
-        for (name, a, b) in [("file-path view", entries, other.entries), ("directory-size view", dirs, other.dirs),
-                             ("roots", roots, other.roots)] {
+        var pairs = [("file-path view", entries, other.entries), ("directory-size view", dirs, other.dirs),
+                     ("roots", roots, other.roots)]
+        if let a = rejected, let b = other.rejected { pairs.append(("rejections", a, b)) }
+        for (name, a, b) in pairs {
             let difference: String? = try txn.withCursor(a) { ca in
                 try txn.withCursor(b) { cb in
                     var x = try ca.first(), y = try cb.first()
@@ -75,7 +77,7 @@ extension Views {
 
     /// A key of a view as a path when it can be resolved, else its ids.
     private func describe(_ txn: Transaction, _ key: UnsafeRawBufferPointer, db: Database) -> String {
-        if db == entries, key.count >= 8 {
+        if db == entries || db == rejected, key.count >= 8 {
             let parent = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
             let name = String(decoding: key[8...], as: UTF8.self)
             if let dir = try? path(txn, of: parent) { return "\"\(String(decoding: dir, as: UTF8.self))/\(name)\"" }
@@ -91,6 +93,6 @@ extension Views {
 
     /// Empties both views (before a replay into them).
     public func clear(_ txn: Transaction) throws {
-        for db in [entries, dirs, roots, state, dirInodes, incomplete] { try txn.clear(db) }
+        for db in [entries, dirs, roots, state, dirInodes, incomplete] + (rejected.map { [$0] } ?? []) { try txn.clear(db) }
     }
 }

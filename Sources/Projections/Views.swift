@@ -62,6 +62,9 @@ public struct DirectoryRecord: Sendable, Hashable {
 ///   how a rescan recognizes a directory that moved
 /// - `incomplete`: dir id → empty, for directories whose last listing met an error: a
 ///   rescan must read them again whatever their mtime says
+/// - `rejected`: parent dir id (8 bytes big-endian) + name → the rule that rejected it
+///   (`PathRejected`), for names the rules kept out of the index: `evindex why`, and how a
+///   rescan knows which rejections are new
 /// - `state`:   "lastSequence" → the last sequence folded into the views
 ///
 /// A `prefix` gives a second, independent set of views in the same environment (replay
@@ -74,6 +77,8 @@ public final class Views: Sendable {
     let state: Database
     let dirInodes: Database
     let incomplete: Database
+    /// Nil only for a reader of a database written before rejections were recorded.
+    let rejected: Database?
 
     /// Opens the views; `create` (the writer) creates them, readers never write.
     public init(environment: Environment, prefix: String = "", create: Bool = true) throws {
@@ -87,6 +92,8 @@ public final class Views: Sendable {
              try txn.openDatabase(prefix + "incomplete", create: create))
         }
         (entries, dirs, roots, state, dirInodes, incomplete) = create ? try environment.write(open) : try environment.read(open)
+        rejected = create ? try environment.write { try $0.openDatabase(prefix + "rejected", create: true) }
+            : try? environment.read { try $0.openDatabase(prefix + "rejected", create: false) }
     }
 
     // MARK: - Keys
@@ -120,6 +127,34 @@ public final class Views: Sendable {
     /// Whether directory `dirID`'s last listing met an error.
     public func isListingIncomplete(_ txn: Transaction, _ dirID: UInt64) throws -> Bool {
         try Self.withIDKey(dirID) { k in try txn.get(incomplete, key: k) { _ in true } } ?? false
+    }
+
+    /// Whether any name is recorded as rejected.
+    public func hasRejections(_ txn: Transaction) throws -> Bool {
+        guard let rejected else { return false }
+        return try txn.count(rejected) > 0
+    }
+
+    /// The rule that rejected `name` in directory `parent`, if it is recorded as rejected.
+    public func rejection(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> String? {
+        guard let rejected else { return nil }
+        return try name.withUnsafeBytes { n in
+            try Self.withEntryKey(parent, n) { key in try txn.get(rejected, key: key) { String(decoding: $0, as: UTF8.self) } }
+        }
+    }
+
+    /// Calls `body` with each rejected name of directory `dirID` and its rule, in name order.
+    public func forEachRejection(_ txn: Transaction, of dirID: UInt64,
+                                 _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let rejected else { return }
+        try txn.withCursor(rejected) { cursor in
+            var record = try Self.withIDKey(dirID) { try cursor.seek(atLeast: $0) }
+            let prefix = dirID.bigEndian
+            while let (key, value) = record, key.count >= 8, key.loadUnaligned(as: UInt64.self) == prefix {
+                try body(UnsafeRawBufferPointer(rebasing: key[8...]), value)
+                record = try cursor.next()
+            }
+        }
     }
 
     /// The id of the indexed directory with this device and inode.

@@ -91,6 +91,34 @@ public protocol FileSystem: Sendable {
     /// `fstat` of an open directory.
     func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat
     func close(_ directory: DirectoryHandle)
+    /// The contents of the regular file `name` (a path relative to `directory`), not
+    /// following a symlink at its end: how `.gitignore` files are read.
+    func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8]
+}
+
+extension FileSystem {
+    public func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
+        let fd = openat(directory.fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 { throw Errno.current }
+        defer { Glibc.close(fd) }
+        return try readAll(fd)
+    }
+}
+
+/// Reads a descriptor to its end (at most 16 MiB: an ignore file is never that big).
+func readAll(_ fd: Int32) throws(Errno) -> [UInt8] {
+    var result: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while result.count < 16 << 20 {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n == 0 { break }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw Errno.current
+        }
+        result.append(contentsOf: chunk[..<n])
+    }
+    return result
 }
 
 /// The real filesystem: openat, getdents64 and statx, each relative to a directory fd.

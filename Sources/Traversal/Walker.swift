@@ -1,3 +1,4 @@
+import Rules
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,8 +33,19 @@ public struct ListedEntry: Sendable {
     /// For a directory the walker will descend into, the id its own listing carries; else
     /// 0. Set by the delegate.
     public var directoryID: UInt64
-    /// A directory on the root's device: the walk may enter it.
+    /// A directory on the root's device (and not at the rules' maximum depth): the walk
+    /// may enter it.
     public var canDescend: Bool
+    /// The child-directory rules accept files inside this directory.
+    public var filesAccepted = true
+}
+
+/// An entry the rules rejected: not indexed, and a directory is not entered.
+public struct RejectedEntry: Sendable {
+    public var nameStart: Int32
+    public var nameLength: Int32
+    /// The rule, as `PathRejected` records it.
+    public var rule: String
 }
 
 /// Everything the walker learned reading one directory.
@@ -47,6 +59,8 @@ public struct DirectoryListing: Sendable {
     public var entries: [ListedEntry] = []
     /// Entries that could not be read, and a failed `readdir` of the directory itself.
     public var errors: [WalkError] = []
+    /// Entries the rules rejected (not in `entries`).
+    public var rejected: [RejectedEntry] = []
 
     public init(directoryID: UInt64, stat: EntryStat) {
         self.directoryID = directoryID
@@ -91,17 +105,24 @@ public protocol WalkDelegate {
 /// open, so depth is limited by the descriptor limit, not by PATH_MAX.
 public struct Walker<FS: FileSystem> {
     public let fileSystem: FS
+    /// Which entries are indexed; nil indexes everything.
+    public let rules: CompiledRules?
 
-    public init(fileSystem: FS) { self.fileSystem = fileSystem }
+    public init(fileSystem: FS, rules: CompiledRules? = nil) {
+        self.fileSystem = fileSystem
+        self.rules = rules
+    }
 
     private struct Frame {
         var handle: DirectoryHandle
         var names: [UInt8]
-        /// (nameStart, directoryID, stat) of the subdirectories still to enter.
-        var subdirectories: [(Int32, UInt64, EntryStat)]
+        /// (nameStart, directoryID, stat, filesAccepted) of the subdirectories still to enter.
+        var subdirectories: [(Int32, UInt64, EntryStat, Bool)]
         var next = 0
         /// The id of this directory, which its subdirectories' errors are filed under.
         var parentID: UInt64 = 0
+        /// The rules in force in this directory.
+        var context: DirectoryRules?
     }
 
     /// Walks the tree at `root`, whose listing carries `rootID`.
@@ -120,7 +141,9 @@ public struct Walker<FS: FileSystem> {
         }
         var stack: [Frame] = []
         defer { for frame in stack { fileSystem.close(frame.handle) } }
-        stack.append(try list(rootHandle, id: rootID, stat: rootStat, device: rootStat.device, delegate: &delegate))
+        let rootContext = rules?.rootContext(isDirectory: Self.isDirectory, exists: Self.exists, readFile: Self.readFile)
+        stack.append(try list(rootHandle, id: rootID, stat: rootStat, device: rootStat.device, context: rootContext,
+                              delegate: &delegate))
 
         while !stack.isEmpty {
             let top = stack.count - 1
@@ -129,7 +152,7 @@ public struct Walker<FS: FileSystem> {
                 continue
             }
             if delegate.shouldStop { return false }
-            let (nameStart, childID, stat) = stack[top].subdirectories[stack[top].next]
+            let (nameStart, childID, stat, filesAccepted) = stack[top].subdirectories[stack[top].next]
             stack[top].next += 1
             // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
             let opened: Result<DirectoryHandle, Errno> = stack[top].names.withUnsafeBytes { names in
@@ -142,7 +165,17 @@ public struct Walker<FS: FileSystem> {
             }
             switch opened {
             case let .success(handle):
-                stack.append(try list(handle, id: childID, stat: stat, device: rootStat.device, delegate: &delegate))
+                var context: DirectoryRules?
+                if let rules, let parent = stack[top].context {
+                    context = stack[top].names.withUnsafeBytes { names in
+                        var end = Int(nameStart)
+                        while names[end] != 0 { end += 1 }
+                        return rules.child(of: parent, name: UnsafeRawBufferPointer(rebasing: names[Int(nameStart)..<end]),
+                                           filesAccepted: filesAccepted)
+                    }
+                }
+                stack.append(try list(handle, id: childID, stat: stat, device: rootStat.device, context: context,
+                                      delegate: &delegate))
             case let .failure(errno):
                 let name = Self.name(in: stack[top].names, at: nameStart)
                 try delegate.walkFailed(WalkError(directoryID: stack[top].parentID, name: name,
@@ -160,7 +193,7 @@ public struct Walker<FS: FileSystem> {
 
     /// Reads, stats and hands over one directory; returns its frame for the descent.
     private func list<D: WalkDelegate>(_ handle: DirectoryHandle, id: UInt64, stat: EntryStat, device: UInt64,
-                                       delegate: inout D, reuse: Bool = true) throws -> Frame {
+                                       context: DirectoryRules?, delegate: inout D, reuse: Bool = true) throws -> Frame {
         var listing = DirectoryListing(directoryID: id, stat: stat)
         var starts: [(Int32, Int32)] = []
         var reused = false
@@ -190,8 +223,10 @@ public struct Walker<FS: FileSystem> {
                 listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
                                                    canDescend: st.isDirectory && st.device == device))
             }
+            var context = context
+            applyRules(&listing, handle, &context)
             try delegate.directoryListed(&listing)
-            return frame(handle, id, listing)
+            return frame(handle, id, listing, context)
         }
         listing.names.withUnsafeBytes { names in
             for (start, length) in starts {
@@ -209,19 +244,102 @@ public struct Walker<FS: FileSystem> {
         }
         if reused && listing.errors.contains(where: { $0.errno == .noSuchFileOrDirectory }) {
             // A name the directory's mtime vouched for is gone: read the directory after all.
-            return try list(handle, id: id, stat: stat, device: device, delegate: &delegate, reuse: false)
+            return try list(handle, id: id, stat: stat, device: device, context: context, delegate: &delegate, reuse: false)
         }
+        var context = context
+        applyRules(&listing, handle, &context)
         try delegate.directoryListed(&listing)
-        return frame(handle, id, listing)
+        return frame(handle, id, listing, context)
     }
 
-    private func frame(_ handle: DirectoryHandle, _ id: UInt64, _ listing: DirectoryListing) -> Frame {
-        var subdirectories: [(Int32, UInt64, EntryStat)] = []
+    private func frame(_ handle: DirectoryHandle, _ id: UInt64, _ listing: DirectoryListing, _ context: DirectoryRules?) -> Frame {
+        var subdirectories: [(Int32, UInt64, EntryStat, Bool)] = []
         for entry in listing.entries where entry.canDescend && entry.directoryID != 0 {
-            subdirectories.append((entry.nameStart, entry.directoryID, entry.stat))
+            subdirectories.append((entry.nameStart, entry.directoryID, entry.stat, entry.filesAccepted))
         }
         var frame = Frame(handle: handle, names: listing.names, subdirectories: subdirectories)
         frame.parentID = id
+        frame.context = context
         return frame
     }
+
+    // MARK: - Rules
+
+    /// Moves the entries the rules reject from `entries` to `rejected`, after taking this
+    /// directory's `.git` and `.gitignore` into its context.
+    private func applyRules(_ listing: inout DirectoryListing, _ handle: DirectoryHandle, _ context: inout DirectoryRules?) {
+        guard let rules, var ctx = context else { return }
+        let fs = fileSystem
+        listing.names.withUnsafeBytes { names in
+            func name(_ e: ListedEntry) -> UnsafeRawBufferPointer {
+                UnsafeRawBufferPointer(rebasing: names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])
+            }
+            if rules.ruleSet.gitignore {
+                var hasGit = false, hasIgnoreFile = false
+                for e in listing.entries where e.nameLength == 4 || e.nameLength == 10 {
+                    let n = name(e)
+                    if n.elementsEqual(dotGitName) { hasGit = true }
+                    if e.stat.isRegularFile && n.elementsEqual(dotGitignoreName) { hasIgnoreFile = true }
+                }
+                if hasGit || hasIgnoreFile {
+                    rules.enter(&ctx, hasGit: hasGit, hasIgnoreFile: hasIgnoreFile) { relative in
+                        (relative + [0]).withUnsafeBufferPointer { p in
+                            try? fs.readFile(handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self))
+                        }
+                    }
+                }
+            }
+            var kept: [ListedEntry] = []
+            kept.reserveCapacity(listing.entries.count)
+            for var entry in listing.entries {
+                let n = name(entry)
+                let verdict = rules.classify(n, isDirectory: entry.stat.isDirectory, in: ctx) { child in
+                    // "name/child", relative to this directory: one lstat, no descent.
+                    (Array(n) + [UInt8(ascii: "/")] + child + [0]).withUnsafeBufferPointer { p in
+                        let path = UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self)
+                        return (try? fs.stat(handle, path))?.isDirectory ?? false
+                    }
+                }
+                switch verdict {
+                case let .accepted(descend, filesAccepted):
+                    if !descend { entry.canDescend = false }
+                    entry.filesAccepted = filesAccepted
+                    kept.append(entry)
+                case let .rejected(rule):
+                    listing.rejected.append(RejectedEntry(nameStart: entry.nameStart, nameLength: entry.nameLength, rule: rule))
+                }
+            }
+            listing.entries = kept
+        }
+        context = ctx
+    }
+
+
+    /// Absolute-path helpers for the rules' look above the root (the walk itself reads
+    /// only through the file-system capability).
+    private static func isDirectory(_ path: [UInt8]) -> Bool {
+        var st = Glibc.stat()
+        return (path + [0]).withUnsafeBufferPointer { p in
+            lstat(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), &st) == 0
+        } && st.st_mode & S_IFMT == S_IFDIR
+    }
+
+    private static func exists(_ path: [UInt8]) -> Bool {
+        var st = Glibc.stat()
+        return (path + [0]).withUnsafeBufferPointer { p in
+            lstat(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), &st) == 0
+        }
+    }
+
+    private static func readFile(_ path: [UInt8]) -> [UInt8]? {
+        let fd = (path + [0]).withUnsafeBufferPointer { p in
+            open(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return try? readAll(fd)
+    }
 }
+
+private let dotGitName = Array(".git".utf8)
+private let dotGitignoreName = Array(".gitignore".utf8)

@@ -1,0 +1,255 @@
+/// A rule set made ready for the walk: globs compiled into sets, the user's excludes file
+/// read. One per run; asked once per listed entry.
+public final class CompiledRules: Sendable {
+    public let ruleSet: RuleSet
+    /// The walk's root, absolute: absolute globs and git sources are built on it.
+    let root: [UInt8]
+    let rejects: GlobSet
+    let accepts: GlobSet
+    let requireChildren: [[UInt8]]
+    let rejectIfChildren: [[UInt8]]
+    let globalExcludes: IgnoreFile?
+    let environment: [String: String]
+
+    /// - Parameters:
+    ///   - environment: HOME, XDG_CONFIG_HOME and GIT_CONFIG_GLOBAL decide where git's
+    ///     global config and excludes file are.
+    ///   - readFile: reads a file by absolute path (nil when it cannot be read).
+    public init(_ ruleSet: RuleSet, root: [UInt8], environment: [String: String], readFile: ([UInt8]) -> [UInt8]?) {
+        self.ruleSet = ruleSet
+        self.root = root
+        self.environment = environment
+        rejects = GlobSet(ruleSet.rejectGlobs)
+        accepts = GlobSet(ruleSet.acceptGlobs)
+        requireChildren = ruleSet.requireChildren.map { Array($0.utf8) }
+        rejectIfChildren = ruleSet.rejectIfChildren.map { Array($0.utf8) }
+        if ruleSet.gitignore, let path = GitConfig.excludesFile(environment: environment, readFile: readFile),
+           let contents = readFile(path) {
+            globalExcludes = IgnoreFile(source: path, base: [], contents: contents)
+        } else {
+            globalExcludes = nil
+        }
+    }
+
+    /// Whether any rule needs the child-directory probe.
+    public var probesChildren: Bool { !requireChildren.isEmpty || !rejectIfChildren.isEmpty }
+
+    // MARK: - Directory contexts
+
+    /// The rules in force at the root, before its own listing is read: finds the git work
+    /// tree the root lies in (its top may be above the root) and reads the ignore files
+    /// between that top and the root.
+    ///
+    /// - Parameters:
+    ///   - isDirectory: whether an absolute path is a directory (for `.git` and required children).
+    public func rootContext(isDirectory: ([UInt8]) -> Bool, exists: ([UInt8]) -> Bool, readFile: ([UInt8]) -> [UInt8]?) -> DirectoryRules {
+        var context = DirectoryRules(depth: 0, relativePath: [], git: nil, filesAccepted: requireChildren.isEmpty)
+        if !requireChildren.isEmpty {
+            context.filesAccepted = requireChildren.allSatisfy { isDirectory(root + [UInt8(ascii: "/")] + $0) }
+        }
+        guard ruleSet.gitignore else { return context }
+        // The nearest ancestor with a `.git` is the top of the work tree holding the root.
+        var ancestors: [[UInt8]] = []
+        var path = root
+        while let slash = path.lastIndex(of: UInt8(ascii: "/")), !path.isEmpty, path != [UInt8(ascii: "/")] {
+            path = slash == 0 ? [UInt8(ascii: "/")] : Array(path[..<slash])
+            ancestors.append(path)
+        }
+        guard let topIndex = ancestors.firstIndex(where: { exists(join($0, Array(".git".utf8))) }) else { return context }
+        let top = ancestors[topIndex]
+        var frame = GitFrame(tree: workTree(top: top, readFile: { readFile(join(top, $0)) }), pathInTree: [], file: nil, parent: nil)
+        frame = frame.with(file: ignoreFile(in: top, pathInTree: [], read: readFile))
+        // Down from the top to the root's parent, then the root itself (read at its listing).
+        for dir in ancestors[..<topIndex].reversed() + [root] {
+            let pathInTree = Array(dir[(top == [UInt8(ascii: "/")] ? 1 : top.count + 1)...])
+            frame = GitFrame(tree: frame.tree, pathInTree: pathInTree, file: nil, parent: frame)
+            if dir != root { frame = frame.with(file: ignoreFile(in: dir, pathInTree: pathInTree, read: readFile)) }
+        }
+        context.git = frame
+        return context
+    }
+
+    private func ignoreFile(in dir: [UInt8], pathInTree: [UInt8], read: ([UInt8]) -> [UInt8]?) -> IgnoreFile? {
+        let source = join(dir, Array(".gitignore".utf8))
+        guard let contents = read(source) else { return nil }
+        return IgnoreFile(source: source, base: pathInTree, contents: contents)
+    }
+
+    private func workTree(top: [UInt8], readFile: ([UInt8]) -> [UInt8]?) -> GitWorkTree {
+        var files: [IgnoreFile] = []
+        // A repository's own config may name another excludes file.
+        if let local = readFile(Array(".git/config".utf8)), let path = GitConfig.excludesFile(in: local, environment: environment),
+           let contents = readFile(path.first == UInt8(ascii: "/") ? path : Array(".git/".utf8) + path) {
+            files.append(IgnoreFile(source: path, base: [], contents: contents))
+        } else if let globalExcludes {
+            files.append(globalExcludes)
+        }
+        if let info = readFile(Array(".git/info/exclude".utf8)) {
+            files.append(IgnoreFile(source: join(top, Array(".git/info/exclude".utf8)), base: [], contents: info))
+        }
+        return GitWorkTree(top: top, repositoryFiles: files)
+    }
+
+    /// The absolute path of a directory of the walk.
+    public func absolutePath(of context: DirectoryRules) -> [UInt8] {
+        context.relativePath.isEmpty ? root : join(root, context.relativePath)
+    }
+
+    /// A directory's listing is known: a `.git` in it makes it the top of a work tree (a
+    /// nested repository has its own rules), and its `.gitignore` joins the rules.
+    ///
+    /// - Parameters:
+    ///   - hasGit: the listing holds an entry named `.git`.
+    ///   - hasIgnoreFile: the listing holds a regular file named `.gitignore`.
+    ///   - read: reads a file by a path relative to this directory.
+    public func enter(_ context: inout DirectoryRules, hasGit: Bool, hasIgnoreFile: Bool, read: ([UInt8]) -> [UInt8]?) {
+        guard ruleSet.gitignore else { return }
+        let here = absolutePath(of: context)
+        if hasGit {
+            context.git = GitFrame(tree: workTree(top: here, readFile: read), pathInTree: [], file: nil, parent: nil)
+        }
+        guard let frame = context.git, hasIgnoreFile, let contents = read(Array(".gitignore".utf8)) else { return }
+        context.git = frame.with(file: IgnoreFile(source: join(here, Array(".gitignore".utf8)), base: frame.pathInTree, contents: contents))
+    }
+
+    /// The context of a subdirectory the walk enters.
+    public func child(of context: DirectoryRules, name: UnsafeRawBufferPointer, filesAccepted: Bool) -> DirectoryRules {
+        var child = context
+        child.depth += 1
+        child.relativePath = context.relativePath.isEmpty ? Array(name) : context.relativePath + [UInt8(ascii: "/")] + Array(name)
+        child.filesAccepted = filesAccepted
+        if let git = context.git {
+            let path = git.pathInTree.isEmpty ? Array(name) : git.pathInTree + [UInt8(ascii: "/")] + Array(name)
+            child.git = GitFrame(tree: git.tree, pathInTree: path, file: nil, parent: git.file == nil ? git.parent ?? git : git)
+        }
+        return child
+    }
+
+    // MARK: - Verdicts
+
+    /// What to do with one entry of a directory whose context is `context`.
+    ///
+    /// - Parameters:
+    ///   - hasChildDirectory: whether this entry (a directory) has a child directory of that name.
+    public func classify(_ name: UnsafeRawBufferPointer, isDirectory: Bool, in context: DirectoryRules,
+                         hasChildDirectory: ([UInt8]) -> Bool) -> Verdict {
+        // Rejections first, in a fixed order: the first that applies names the rejection.
+        if context.git != nil, name.elementsEqual(Self.dotGit) {
+            return .rejected("gitignore: .git is git's own data, never part of the work tree")
+        }
+        if !rejects.isEmpty, let glob = rejects.firstMatch(name: name, relativeTo: context.relativePath, root: root) {
+            return .rejected("reject \(glob)")
+        }
+        if !ruleSet.hidden && name.first == UInt8(ascii: ".") {
+            return .rejected("hidden")
+        }
+        if isDirectory {
+            for child in rejectIfChildren where hasChildDirectory(child) {
+                return .rejected("reject-if-child \(String(decoding: child, as: UTF8.self))")
+            }
+        }
+        if let git = context.git, let (file, pattern) = git.lastMatch(name: name, isDirectory: isDirectory), !pattern.negated {
+            return .rejected("gitignore \(escaped(file.source)):\(pattern.line):\(escaped(pattern.text))")
+        }
+        if isDirectory {
+            var filesAccepted = context.filesAccepted
+            if !filesAccepted { filesAccepted = requireChildren.allSatisfy(hasChildDirectory) }
+            let descend = ruleSet.maxDepth.map { context.depth + 1 < $0 } ?? true
+            return .accepted(descend: descend, filesAccepted: filesAccepted)
+        }
+        if !accepts.isEmpty && accepts.firstMatch(name: name, relativeTo: context.relativePath, root: root) == nil {
+            return .rejected("accept: matches none of the accept globs")
+        }
+        if !context.filesAccepted {
+            return .rejected("require-child: not inside a directory that has \(ruleSet.requireChildren.joined(separator: ", "))")
+        }
+        return .accepted(descend: false, filesAccepted: true)
+    }
+
+    static let dotGit: [UInt8] = Array(".git".utf8)
+}
+
+/// What the rules say of one entry.
+public enum Verdict: Sendable, Equatable {
+    /// Indexed; a directory is entered when `descend`, and files below it are accepted by
+    /// the child-directory rules when `filesAccepted`.
+    case accepted(descend: Bool, filesAccepted: Bool)
+    /// Not indexed (a directory is not entered): the rule, as `PathRejected` records it.
+    case rejected(String)
+}
+
+/// The rules in force in one directory of the walk.
+public struct DirectoryRules: Sendable {
+    /// The root is at depth 0.
+    public internal(set) var depth: Int
+    /// From the root, no leading slash; empty at the root.
+    var relativePath: [UInt8]
+    /// The git ignore files in force; nil outside a work tree (or without `--gitignore`).
+    var git: GitFrame?
+    /// The child-directory rules accept files here.
+    var filesAccepted: Bool
+}
+
+/// A git work tree: its top and the files that apply everywhere in it (lowest priority first).
+final class GitWorkTree: Sendable {
+    let top: [UInt8]
+    let repositoryFiles: [IgnoreFile]
+    init(top: [UInt8], repositoryFiles: [IgnoreFile]) { self.top = top; self.repositoryFiles = repositoryFiles }
+}
+
+/// One directory of a work tree and its `.gitignore`; `parent` leads to the top.
+final class GitFrame: Sendable {
+    let tree: GitWorkTree
+    /// This directory's path relative to the top.
+    let pathInTree: [UInt8]
+    let file: IgnoreFile?
+    /// The nearest directory above with a `.gitignore` (or the top).
+    let parent: GitFrame?
+
+    init(tree: GitWorkTree, pathInTree: [UInt8], file: IgnoreFile?, parent: GitFrame?) {
+        self.tree = tree; self.pathInTree = pathInTree; self.file = file; self.parent = parent
+    }
+
+    func with(file: IgnoreFile?) -> GitFrame {
+        guard let file, !file.isEmpty else { return self }
+        return GitFrame(tree: tree, pathInTree: pathInTree, file: file, parent: parent)
+    }
+
+    /// Git's precedence: the deepest `.gitignore` first, up to the top, then
+    /// `.git/info/exclude`, then the user's excludes file; in each file the last matching
+    /// line wins. A negated match means "not ignored".
+    func lastMatch(name: UnsafeRawBufferPointer, isDirectory: Bool) -> (IgnoreFile, IgnorePattern)? {
+        var path = pathInTree
+        if !path.isEmpty { path.append(UInt8(ascii: "/")) }
+        let nameStart = path.count
+        path.append(contentsOf: name)
+        return path.withUnsafeBytes { p -> (IgnoreFile, IgnorePattern)? in
+            var frame: GitFrame? = self
+            while let f = frame {
+                if let file = f.file, let m = file.lastMatch(path: p, nameStart: nameStart, isDirectory: isDirectory) { return (file, m) }
+                frame = f.parent
+            }
+            for file in tree.repositoryFiles.reversed() {
+                if let m = file.lastMatch(path: p, nameStart: nameStart, isDirectory: isDirectory) { return (file, m) }
+            }
+            return nil
+        }
+    }
+}
+
+func join(_ dir: [UInt8], _ name: [UInt8]) -> [UInt8] {
+    dir == [UInt8(ascii: "/")] ? dir + name : dir + [UInt8(ascii: "/")] + name
+}
+
+/// Bytes as text for a rule's name: valid UTF-8 as is, other bytes as `\xHH`.
+func escaped(_ bytes: [UInt8]) -> String {
+    if let s = String(validating: bytes, as: UTF8.self) { return s }
+    var out = ""
+    for b in bytes {
+        if b < 0x80 { out.unicodeScalars.append(Unicode.Scalar(b)) } else {
+            let hex = Array("0123456789ABCDEF")
+            out += "\\x" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 15)])
+        }
+    }
+    return out
+}

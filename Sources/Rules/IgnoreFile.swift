@@ -1,0 +1,187 @@
+/// One line of a `.gitignore`-style file, parsed as git's `add_pattern` does.
+public struct IgnorePattern: Sendable {
+    /// The glob, without its `!`, its trailing `/`, and (when anchored) its leading `/`.
+    var glob: [UInt8]
+    /// `!pattern`: a match re-includes.
+    var negated: Bool
+    /// `pattern/`: matches directories only.
+    var directoryOnly: Bool
+    /// No `/` but a trailing one: matches the last component at any depth. Otherwise the
+    /// path relative to the file's directory.
+    var basenameOnly: Bool
+    /// The line as written (what `git check-ignore -v` prints).
+    public var text: [UInt8]
+    /// 1-based line number in its file.
+    public var line: Int
+    /// The glob is a plain name (no special byte): compared, not matched.
+    var literal: Bool
+    /// `*` followed by a plain suffix (`*.log`): a suffix comparison.
+    var suffix: [UInt8]?
+}
+
+/// The patterns of one ignore file: a `.gitignore`, `.git/info/exclude` or the user's
+/// excludes file. `base` is the directory the file applies to, relative to the work
+/// tree's top (empty at the top); patterns with a `/` are anchored there.
+public final class IgnoreFile: Sendable {
+    public let source: [UInt8]
+    let base: [UInt8]
+    let patterns: [IgnorePattern]
+    /// Indices of literal basename patterns by name, and of `*suffix` patterns by their
+    /// last byte: most lines are one of these, found without a loop over the file.
+    private let literalNames: [UInt64: [Int]]
+    private let suffixesByLastByte: [UInt8: [Int]]
+    /// The other patterns, in file order.
+    private let others: [Int]
+
+    public var isEmpty: Bool { patterns.isEmpty }
+
+    /// Parses `contents` as git does: a UTF-8 BOM is skipped, lines end at `\n` (a `\r`
+    /// before it is dropped), `#` starts a comment, unescaped trailing spaces are trimmed.
+    public init(source: [UInt8], base: [UInt8], contents: [UInt8]) {
+        self.source = source
+        self.base = base
+        var patterns: [IgnorePattern] = []
+        var start = 0
+        if contents.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }
+        var lineNumber = 0
+        var i = start
+        while i <= contents.count {
+            if i == contents.count || contents[i] == UInt8(ascii: "\n") {
+                lineNumber += 1
+                var end = i
+                if end > start && contents[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                if end > start && contents[start] != UInt8(ascii: "#") {
+                    let raw = Array(contents[start..<end])
+                    if let p = Self.parse(raw, line: lineNumber) { patterns.append(p) }
+                }
+                start = i + 1
+            }
+            i += 1
+        }
+        self.patterns = patterns
+        var literalNames: [UInt64: [Int]] = [:]
+        var suffixes: [UInt8: [Int]] = [:]
+        var others: [Int] = []
+        for (index, p) in patterns.enumerated() {
+            if p.basenameOnly && p.literal {
+                literalNames[fnv1a(p.glob), default: []].append(index)
+            } else if p.basenameOnly, let s = p.suffix, let last = s.last {
+                suffixes[last, default: []].append(index)
+            } else {
+                others.append(index)
+            }
+        }
+        self.literalNames = literalNames
+        self.suffixesByLastByte = suffixes
+        self.others = others
+    }
+
+    static func isSpecial(_ c: UInt8) -> Bool {
+        c == UInt8(ascii: "*") || c == UInt8(ascii: "?") || c == UInt8(ascii: "[") || c == UInt8(ascii: "\\")
+    }
+
+    /// One non-comment line to a pattern; nil when nothing is left after trimming.
+    static func parse(_ raw: [UInt8], line: Int) -> IgnorePattern? {
+        var text = trimTrailingSpaces(raw)
+        guard !text.isEmpty else { return nil }
+        let written = text
+        var negated = false
+        if text[0] == UInt8(ascii: "!") {
+            negated = true
+            text.removeFirst()
+        }
+        var directoryOnly = false
+        if text.last == UInt8(ascii: "/") {
+            directoryOnly = true
+            text.removeLast()
+        }
+        let basenameOnly = !text.contains(UInt8(ascii: "/"))
+        if !basenameOnly && text.first == UInt8(ascii: "/") { text.removeFirst() }
+        guard !text.isEmpty else { return nil }
+        let literal = !text.contains(where: isSpecial)
+        var suffix: [UInt8]?
+        if text.count > 1 && text[0] == UInt8(ascii: "*") && !text[1...].contains(where: isSpecial) {
+            suffix = Array(text[1...])
+        }
+        return IgnorePattern(glob: text, negated: negated, directoryOnly: directoryOnly, basenameOnly: basenameOnly,
+                             text: written, line: line, literal: literal, suffix: suffix)
+    }
+
+    /// Git's `trim_trailing_spaces`: trailing spaces go unless escaped with a backslash.
+    static func trimTrailingSpaces(_ s: [UInt8]) -> [UInt8] {
+        var lastSpace: Int?
+        var i = 0
+        while i < s.count {
+            switch s[i] {
+            case UInt8(ascii: " "):
+                if lastSpace == nil { lastSpace = i }
+            case UInt8(ascii: "\\"):
+                i += 1
+                if i >= s.count { return s }
+                lastSpace = nil
+            default:
+                lastSpace = nil
+            }
+            i += 1
+        }
+        if let lastSpace { return Array(s[..<lastSpace]) }
+        return s
+    }
+
+    /// The last pattern of this file that matches, if any.
+    ///
+    /// - Parameters:
+    ///   - path: the entry's path relative to the work tree's top.
+    ///   - nameStart: where its last component starts in `path`.
+    func lastMatch(path: UnsafeRawBufferPointer, nameStart: Int, isDirectory: Bool) -> IgnorePattern? {
+        let name = UnsafeRawBufferPointer(rebasing: path[nameStart...])
+        var best = -1
+        if !literalNames.isEmpty, let hits = literalNames[fnv1a(name)] {
+            for i in hits.reversed() where i > best && (!patterns[i].directoryOnly || isDirectory) && patterns[i].glob.elementsEqual(name) {
+                best = i
+                break
+            }
+        }
+        if let last = name.last, let hits = suffixesByLastByte[last] {
+            for i in hits.reversed() where i > best {
+                let p = patterns[i]
+                if p.directoryOnly && !isDirectory { continue }
+                let s = p.suffix!
+                if name.count >= s.count && name.suffix(s.count).elementsEqual(s) {
+                    best = i
+                    break
+                }
+            }
+        }
+        for i in others.reversed() where i > best {
+            if matches(patterns[i], path: path, name: name, isDirectory: isDirectory) {
+                best = i
+                break
+            }
+        }
+        return best >= 0 ? patterns[best] : nil
+    }
+
+    private func matches(_ p: IgnorePattern, path: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, isDirectory: Bool) -> Bool {
+        if p.directoryOnly && !isDirectory { return false }
+        return p.glob.withUnsafeBytes { glob in
+            if p.basenameOnly {
+                return Wildmatch.matches(glob, name, pathname: false)
+            }
+            // Anchored at the file's directory: the path must lie below it.
+            var rest = path
+            if !base.isEmpty {
+                guard path.count > base.count + 1, path[base.count] == UInt8(ascii: "/"),
+                      base.withUnsafeBytes({ memcmpEqual($0, UnsafeRawBufferPointer(rebasing: path[..<base.count])) })
+                else { return false }
+                rest = UnsafeRawBufferPointer(rebasing: path[(base.count + 1)...])
+            }
+            return Wildmatch.matches(glob, rest, pathname: true)
+        }
+    }
+}
+
+@inline(__always)
+func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    a.count == b.count && a.elementsEqual(b)
+}

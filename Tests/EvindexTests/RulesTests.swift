@@ -1,0 +1,372 @@
+import Foundation
+import Testing
+@testable import Rules
+
+/// Indexer rules end to end: git itself is the oracle for `--gitignore`; `find` (with the
+/// same globs, prunes and depth) for the other kinds; hand-built trees where neither fits.
+@Suite(.serialized)
+struct RulesTests {
+    static let cases = Support.fixtures.appendingPathComponent("gitignore_cases.py").path
+
+    /// What the index holds below `root`, as paths relative to it (directories end in "/").
+    static func indexed(_ root: String, _ db: String) throws -> Set<String> {
+        let ls = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
+        #expect(ls.status == 0, "\(ls.stderr)")
+        return Set(try Support.objects(ls.stdout).map { o in
+            let p = String(decoding: Support.pathBytes(o), as: UTF8.self)
+            return String(p.dropFirst(root.count + 1)) + ((o["kind"] as! String) == "dir" ? "/" : "")
+        })
+    }
+
+    /// `find ROOT -mindepth 1 ARGS -print`, relative paths, directories ending in "/".
+    static func find(_ root: String, _ args: [String]) throws -> Set<String> {
+        // The expression's -print (or the end of it) prints relative path and type.
+        let format = ["-printf", "%P\\0%y\\0"]
+        let expression = args.contains("-print") ? args.flatMap { $0 == "-print" ? format : [$0] } : args + format
+        let r = try Support.run(["/usr/bin/find", root, "-mindepth", "1"] + expression)
+        #expect(r.status == 0, "find: \(r.stderr)")
+        let fields = r.stdout.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        var out = Set<String>()
+        var i = 0
+        while i + 1 < fields.count {
+            out.insert(fields[i] + (fields[i + 1] == "d" ? "/" : ""))
+            i += 2
+        }
+        return out
+    }
+
+    /// The PathRejected events of a database: path relative to `root` → rule.
+    static func rejections(_ root: String, _ db: String, run: Int? = nil) throws -> [String: String] {
+        let log = try Support.evindex(["log", "--json", "--db", db] + (run.map { ["--run", String($0)] } ?? []))
+        #expect(log.status == 0, "\(log.stderr)")
+        var out: [String: String] = [:]
+        for o in try Support.objects(log.stdout) where o["type"] as? String == "PathRejected" {
+            let p = String(decoding: Support.pathBytes(o), as: UTF8.self)
+            out[String(p.dropFirst(root.count + 1))] = o["rule"] as? String
+        }
+        return out
+    }
+
+    static func expectSame(_ got: Set<String>, _ want: Set<String>, _ what: String,
+                           sourceLocation: SourceLocation = #_sourceLocation) {
+        let same = got == want
+        #expect(same, "\(what): indexed but not expected \(got.subtracting(want).sorted().prefix(5)), expected but not indexed \(want.subtracting(got).sorted().prefix(5))",
+                sourceLocation: sourceLocation)
+    }
+
+    // MARK: - git
+
+    /// 60 generated work trees (nested .gitignore files, negations, anchored and unanchored
+    /// patterns, `**`, dir-only patterns, re-includes inside excluded folders, escapes,
+    /// trailing spaces, CRLF, info/exclude, the global excludes file, nested repositories):
+    /// the regular files indexed are exactly `git ls-files --others --exclude-standard`,
+    /// and every gitignore PathRejected names what `git check-ignore -v` names.
+    @Test func gitignoreAgreesWithGitOnGeneratedWorkTrees() throws {
+        var files = 0, checked = 0
+        for seed in 1...60 {
+            try Support.withTemporaryDirectory { tmp in
+                let dest = tmp + "/case"
+                let made = try Support.run(["/usr/bin/env", "python3", Self.cases, "make", dest, "--seed", String(seed)])
+                try #require(made.status == 0, "generator: \(made.stderr)")
+                var env = ProcessInfo.processInfo.environment
+                env["HOME"] = dest + "/home"
+                env["XDG_CONFIG_HOME"] = nil
+                env["GIT_CONFIG_GLOBAL"] = nil
+                let db = tmp + "/db"
+                let run = try Support.run([Support.evindex, "run", dest + "/tree", "--gitignore", "--db", db], environment: env)
+                try #require(run.status == 0, "run: \(run.stderr)")
+                let ls = try Support.evindex(["ls", dest + "/tree", "-R", "--json", "--db", db])
+                let log = try Support.evindex(["log", "--json", "--db", db])
+                try ls.stdout.write(to: URL(fileURLWithPath: tmp + "/ls.json"))
+                try log.stdout.write(to: URL(fileURLWithPath: tmp + "/log.json"))
+                let check = try Support.run(["/usr/bin/env", "python3", Self.cases, "check", dest, tmp + "/ls.json", tmp + "/log.json"])
+                #expect(check.status == 0, "seed \(seed): \(check.text) \(check.stderr)")
+                if let summary = try? JSONSerialization.jsonObject(with: check.stdout) as? [String: Any] {
+                    files += summary["files_expected"] as? Int ?? 0
+                    checked += summary["rejections_checked"] as? Int ?? 0
+                }
+            }
+        }
+        // Not vacuous: hundreds of files listed by git and of rejections checked by git.
+        #expect(files > 800, "only \(files) files compared")
+        #expect(checked > 300, "only \(checked) rejections compared")
+    }
+
+    /// A root below the top of its work tree: the .gitignore files above it apply, with
+    /// their paths anchored at their own directories; outside any work tree none applies.
+    @Test func gitignoreAboveTheRootAndOutsideWorkTrees() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let top = tmp + "/repo"
+            for d in ["/repo/sub/inner", "/repo/.git", "/plain"] { try FileManager.default.createDirectory(atPath: tmp + d, withIntermediateDirectories: true) }
+            try "*.log\n/sub/inner/b.txt\n".write(toFile: top + "/.gitignore", atomically: true, encoding: .utf8)
+            try "*.log\n".write(toFile: tmp + "/plain/.gitignore", atomically: true, encoding: .utf8)
+            for f in ["/repo/sub/inner/a.log", "/repo/sub/inner/b.txt", "/repo/sub/inner/c.txt", "/plain/x.log"] {
+                _ = FileManager.default.createFile(atPath: tmp + f, contents: Data())
+            }
+            let db = tmp + "/db"
+            #expect(try Support.evindex(["run", top + "/sub", "--gitignore", "--db", db]).status == 0)
+            Self.expectSame(try Self.indexed(top + "/sub", db), ["inner/", "inner/c.txt"], "root inside a work tree")
+            let rules = try Self.rejections(top + "/sub", db)
+            #expect(rules["inner/a.log"] == "gitignore \(top)/.gitignore:1:*.log")
+            #expect(rules["inner/b.txt"] == "gitignore \(top)/.gitignore:2:/sub/inner/b.txt")
+            #expect(try Support.evindex(["run", tmp + "/plain", "--gitignore", "--db", db]).status == 0)
+            Self.expectSame(try Self.indexed(tmp + "/plain", db), [".gitignore", "x.log"], "no work tree")
+        }
+    }
+
+    // MARK: - The other rule kinds, against find
+
+    /// Each glob scope, hidden, max-depth and accept on a mktree tree, each against `find`
+    /// with the equivalent test; rejected directories are not entered (nothing below them
+    /// is rejected or indexed).
+    @Test func ruleKindsAgreeWithFind() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 4000, seed: 21)
+            var n = 0
+            func check(_ flags: [String], _ findArgs: [String], _ what: String) throws {
+                n += 1
+                let db = tmp + "/db\(n)"
+                let r = try Support.evindex(["run", root, "--db", db] + flags)
+                try #require(r.status == 0, "\(what): \(r.stderr)")
+                let got = try Self.indexed(root, db)
+                Self.expectSame(got, try Self.find(root, findArgs), what)
+                #expect(!got.isEmpty, "\(what): nothing indexed")
+            }
+            let prune = { (test: [String]) in ["("] + test + [")", "-prune", "-o"] }
+            try check(["--reject", "*.log"], prune(["-name", "*.log"]) + ["-print"], "reject by name")
+            try check(["--reject", "node_modules", "--reject", "*.tmp"], prune(["-name", "node_modules", "-o", "-name", "*.tmp"]) + ["-print"],
+                      "two reject globs")
+            try check(["--no-hidden"], prune(["-name", ".*"]) + ["-print"], "no hidden")
+            try check(["--max-depth", "2"], ["-maxdepth", "2"], "max depth 2")
+            try check(["--max-depth", "1"], ["-maxdepth", "1"], "max depth 1") // the root's entries are at depth 1
+            try check(["--accept", "*.jpg", "--accept", "*.png"], ["(", "-type", "d", "-o", "-name", "*.jpg", "-o", "-name", "*.png", ")"],
+                      "accept globs limit files, not directories")
+            try check(["--preset", "only-images"],
+                      ["(", "-type", "d", "-o", "-name", "*.jpg", "-o", "-name", "*.png", "-o", "-name", "*.gif", ")"],
+                      "preset only-images")
+            try check(["--preset", "no-hidden"], prune(["-name", ".*"]) + ["-print"], "preset no-hidden")
+            try check(["--preset", "no-git"], prune(["-name", ".git", "-o", "-name", ".gitignore"]) + ["-print"], "preset no-git")
+            // Reject wins over accept; a path glob is matched below the root.
+            try check(["--accept", "*.jpg", "--reject", "Media"],
+                      prune(["-path", root + "/Media"]) + ["(", "-type", "d", "-o", "-name", "*.jpg", ")", "-print"],
+                      "reject wins over accept")
+            try check(["--reject", "awkward/*.txt"], prune(["-path", root + "/awkward/*.txt"]) + ["-print"], "relative path glob")
+            try check(["--reject", root + "/wide"], prune(["-path", root + "/wide"]) + ["-print"], "absolute path glob")
+            try check(["--reject-if-child", ".git"], prune(["-type", "d", "-exec", "test", "-d", "{}/.git", ";"]) + ["-print"],
+                      "reject-if-child")
+        }
+    }
+
+    /// Rejected entries are PathRejected events naming their rule, once each: nothing is
+    /// recorded below a rejected directory.
+    @Test func rejectionsNameTheirRuleAndStopTheDescent() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            for d in ["a/node_modules/x", "a/src", ".cache"] { try FileManager.default.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true) }
+            for f in ["a/node_modules/x/m.js", "a/src/m.js", "a/src/debug.log", ".cache/c", "top.log"] {
+                _ = FileManager.default.createFile(atPath: root + "/" + f, contents: Data())
+            }
+            #expect(try Support.evindex(["run", root, "--reject", "node_modules", "--reject", "*.log", "--no-hidden", "--db", db]).status == 0)
+            #expect(try Self.rejections(root, db) == [
+                "a/node_modules": "reject node_modules", "a/src/debug.log": "reject *.log", "top.log": "reject *.log", ".cache": "hidden",
+            ])
+            Self.expectSame(try Self.indexed(root, db), ["a/", "a/src/", "a/src/m.js"], "indexed")
+            let why = try Support.evindex(["why", root + "/a/node_modules/x/m.js", "--json", "--db", db])
+            #expect(why.status == 1)
+            let answer = try Support.objects(why.stdout)[0]
+            #expect(answer["rule"] as? String == "reject node_modules")
+            #expect(answer["event"] as? String == "PathRejected")
+            #expect(String(decoding: Support.pathBytes(answer, key: "at"), as: UTF8.self) == root + "/a/node_modules")
+            #expect(try Support.evindex(["why", root + "/a/src/m.js", "--db", db]).status == 0)
+        }
+    }
+
+    /// require-child: files only inside a directory with the child directories (or below
+    /// one); other directories are walked through, so repositories at any depth are found.
+    @Test func requireChildAndOnlyGitRepositories() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            for d in ["notes", "code/app/.git", "code/app/src", "code/group/lib/.git", "code/group/lib/x", "code/tool/.svn"] {
+                try FileManager.default.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true)
+            }
+            for f in ["readme", "notes/n.txt", "code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD", "code/group/g.txt",
+                      "code/group/lib/x/l.c", "code/tool/t.c"] {
+                _ = FileManager.default.createFile(atPath: root + "/" + f, contents: Data())
+            }
+            let dirs: Set<String> = ["notes/", "code/", "code/app/", "code/app/.git/", "code/app/src/", "code/group/", "code/group/lib/",
+                                     "code/group/lib/.git/", "code/group/lib/x/", "code/tool/", "code/tool/.svn/"]
+            let db = tmp + "/db"
+            #expect(try Support.evindex(["run", root, "--preset", "only-git-repos", "--db", db]).status == 0)
+            Self.expectSame(try Self.indexed(root, db),
+                            dirs.union(["code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD", "code/group/lib/x/l.c"]),
+                            "only git repositories")
+            let rules = try Self.rejections(root, db)
+            #expect(Set(rules.keys) == ["readme", "notes/n.txt", "code/group/g.txt", "code/tool/t.c"])
+            // Both children required.
+            let db2 = tmp + "/db2"
+            #expect(try Support.evindex(["run", root, "--require-child", ".git", "--require-child", "src", "--db", db2]).status == 0)
+            Self.expectSame(try Self.indexed(root, db2), dirs.union(["code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD"]),
+                            "two required children")
+            // reject-if-child: the repositories go, with everything in them.
+            let db3 = tmp + "/db3"
+            #expect(try Support.evindex(["run", root, "--reject-if-child", ".git", "--db", db3]).status == 0)
+            Self.expectSame(try Self.indexed(root, db3),
+                            ["readme", "notes/", "notes/n.txt", "code/", "code/group/", "code/group/g.txt", "code/tool/", "code/tool/.svn/", "code/tool/t.c"],
+                            "reject-if-child .git")
+        }
+    }
+
+    /// The no-system preset: OS-protected names anywhere, system paths by absolute path.
+    @Test func noSystemPreset() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            for d in ["lost+found/x", ".Trash-0/files", "keep/System Volume Information", "keep/proc"] {
+                try FileManager.default.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true)
+            }
+            #expect(try Support.evindex(["run", root, "--preset", "no-system", "--db", db]).status == 0)
+            // "proc" below the root is not /proc.
+            Self.expectSame(try Self.indexed(root, db), ["keep/", "keep/proc/"], "no-system")
+        }
+    }
+
+    // MARK: - Bad input
+
+    /// A malformed glob, rules file, preset or depth: one line naming the file (or flag),
+    /// the line and the problem; exit 2; nothing written.
+    @Test func malformedRulesStopTheRunBeforeItStarts() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            let rules = tmp + "/bad.rules"
+            let cases: [([String], String, String)] = [
+                (["--reject", "[a-"], "tree", "evindex: --reject [a-: bad glob \"[a-\": unclosed [ at byte 1"),
+                (["--accept", "x[[:nope:]]"], "tree", "evindex: --accept x[[:nope:]]: bad glob \"x[[:nope:]]\": unknown character class [:nope:]"),
+                (["--rules", rules], "# ok\nreject *.o\n\nrejekt *.tmp\n", "evindex: \(rules):4: unknown rule \"rejekt\""),
+                (["--rules", rules], "accept\n", "evindex: \(rules):1: accept needs an argument"),
+                (["--rules", rules], "reject *.o\nmax-depth -3\n", "evindex: \(rules):2: max-depth takes a whole number of 1 or more, not \"-3\""),
+                (["--rules", rules], "hidden maybe\n", "evindex: \(rules):1: hidden takes on or off, not \"maybe\""),
+                (["--rules", rules], "reject a\\\n", "evindex: \(rules):1: bad glob \"a\\\": ends with an unescaped backslash"),
+                (["--rules", rules], "require-child a/b\n", "evindex: \(rules):1: \"a/b\" is not a directory name"),
+                (["--rules", tmp + "/missing.rules"], "", "evindex: \(tmp)/missing.rules: cannot read the rules file"),
+                (["--preset", "only-videos"], "", "evindex: no preset \"only-videos\""),
+            ]
+            for (flags, contents, message) in cases {
+                if flags.first == "--rules" && flags[1] == rules { try contents.write(toFile: rules, atomically: true, encoding: .utf8) }
+                let r = try Support.evindex(["run", root, "--db", db] + flags)
+                #expect(r.status == 2, "\(flags): exit \(r.status)")
+                #expect(r.stderr.hasPrefix(message), "\(flags): \(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").count == 1, "\(flags): \(r.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: db), "\(flags): the database was created")
+            }
+        }
+    }
+
+    // MARK: - Rescans with rules
+
+    /// Changing the rules records only what the change changed (rejected names leave,
+    /// accepted ones arrive); the note says the rules differ; an unchanged rescan with
+    /// rules writes nothing; the views always equal find's and a replay of the log.
+    @Test func rescansFollowRuleChangesAndGitignoreEdits() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 3000, seed: 5)
+            let noLogs = ["(", "-name", "*.log", ")", "-prune", "-o", "-print"]
+            func run(_ flags: [String]) throws -> [String: Any] {
+                let r = try Support.evindex(["run", root, "--db", db, "--json"] + flags)
+                #expect(r.status == 0, "\(r.stderr)")
+                return try Support.objects(r.stdout).first ?? [:]
+            }
+            _ = try run(["--reject", "*.log"])
+            let logs = try Self.find(root, ["-name", "*.log"]).count
+            #expect(logs > 10)
+            Self.expectSame(try Self.indexed(root, db), try Self.find(root, noLogs), "first run")
+            let unchanged = try run(["--reject", "*.log"])
+            #expect((unchanged["last_seq"] as! Int) - (unchanged["first_seq"] as! Int) == 1, "an unchanged rescan wrote entry events")
+            let all = try Support.evindex(["run", root, "--db", db, "--json"])
+            #expect(all.stderr.contains("note: the rules differ from run 2's: [reject *.log] before, no rules now"), "\(all.stderr)")
+            let allSummary = try Support.objects(all.stdout)[0]
+            #expect(allSummary["created"] as? Int == logs)
+            Self.expectSame(try Self.indexed(root, db), try Self.find(root, []), "without rules")
+            let again = try run(["--reject", "*.log"])
+            #expect(again["removed"] as? Int == logs)
+            #expect(try Self.rejections(root, db, run: 4).count == logs)
+            Self.expectSame(try Self.indexed(root, db), try Self.find(root, noLogs), "rules again")
+
+            // A .gitignore edited in place (its directory's times unchanged) is read again.
+            let repo = tmp + "/repo"
+            for d in ["/repo/.git", "/repo/d"] { try FileManager.default.createDirectory(atPath: tmp + d, withIntermediateDirectories: true) }
+            try "*.o\n".write(toFile: repo + "/.gitignore", atomically: false, encoding: .utf8)
+            for f in ["/repo/d/a.o", "/repo/d/b.c"] { _ = FileManager.default.createFile(atPath: tmp + f, contents: Data()) }
+            let rdb = tmp + "/rdb"
+            #expect(try Support.evindex(["run", repo, "--gitignore", "--db", rdb]).status == 0)
+            Self.expectSame(try Self.indexed(repo, rdb), [".gitignore", "d/", "d/b.c"], "gitignore first")
+            sleep(3) // past the racy window, so the directories are trusted
+            #expect(try Support.evindex(["run", repo, "--gitignore", "--db", rdb]).status == 0)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: repo + "/.gitignore"))
+            try handle.truncate(atOffset: 0)
+            try handle.write(contentsOf: Data("*.c\n".utf8))
+            try handle.close()
+            #expect(try Support.evindex(["run", repo, "--gitignore", "--db", rdb]).status == 0)
+            Self.expectSame(try Self.indexed(repo, rdb), [".gitignore", "d/", "d/a.o"], "gitignore edited")
+            let why = try Support.evindex(["why", repo + "/d/b.c", "--db", rdb])
+            #expect(why.text.contains("rejected by gitignore \(repo)/.gitignore:1:*.c"), "\(why.text)")
+            for d in [db, rdb] {
+                let verify = try Support.evindex(["verify", "--db", d])
+                #expect(verify.status == 0, "\(verify.text) \(verify.stderr)")
+            }
+        }
+    }
+
+    // MARK: - Parsers: fuzzing and git's line rules
+
+    /// Random and mutated rules files and ignore files never trap; every error names a line
+    /// that exists; wildmatch terminates on hostile patterns.
+    @Test func parsersSurviveFuzzing() throws {
+        var rng = SystemRandomNumberGenerator()
+        let seeds: [[UInt8]] = [
+            Array("reject *.o\naccept *.jpg\nrequire-child .git\nreject-if-child node_modules\ngitignore on\nhidden off\nmax-depth 3\npreset no-git\n".utf8),
+            Array("*.log\n!keep.log\n/build/\n**/x/**\n\\#a\n\\!b\ntrail\\ \n[[:alpha:]]*\n[!a-c]?\n".utf8),
+        ]
+        var errors = 0
+        for i in 0..<20_000 {
+            var bytes = seeds[i % 2]
+            for _ in 0..<Int.random(in: 1...8, using: &rng) {
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0 where !bytes.isEmpty: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                case 1: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
+                case 2 where !bytes.isEmpty: bytes.remove(at: Int.random(in: 0..<bytes.count, using: &rng))
+                default: bytes.insert(contentsOf: Array("[*\\!/:]\n".utf8).shuffled(using: &rng).prefix(3), at: Int.random(in: 0...bytes.count, using: &rng))
+                }
+            }
+            var rules = RuleSet()
+            do throws(RuleError) {
+                try rules.add(rulesText: bytes, source: "fuzz")
+            } catch {
+                errors += 1
+                let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).count
+                #expect(error.line != nil && error.line! >= 1 && error.line! <= lines, "\(error)")
+            }
+            let file = IgnoreFile(source: [], base: [], contents: bytes)
+            for p in file.patterns {
+                _ = Wildmatch.matches(p.glob, Array("a/b/c.log".utf8), pathname: true)
+                _ = Wildmatch.matches(p.glob, Array("x".utf8), pathname: false)
+            }
+        }
+        #expect(errors > 1000, "mutations should break many rules files")
+        // Exponential backtracking is bounded: a hostile pattern ends.
+        let hostile = Array(String(repeating: "*a", count: 30).utf8) + Array("b".utf8)
+        #expect(!Wildmatch.matches(hostile, Array(String(repeating: "a", count: 60).utf8), pathname: false))
+    }
+
+    /// Git's line rules, case by case (the generated work trees check them against git).
+    @Test func ignoreLinesParseAsGitDoes() throws {
+        let file = IgnoreFile(source: [], base: [], contents: Array("\u{FEFF}a\r\n# c\n\\#h\n\\!b\n!n\nt\\ \nsp   \n/r/\nd/\n\n".utf8))
+        let parsed = file.patterns.map { (String(decoding: $0.glob, as: UTF8.self), $0.negated, $0.directoryOnly, $0.basenameOnly, $0.line) }
+        #expect(parsed.map(\.0) == ["a", "\\#h", "\\!b", "n", "t\\ ", "sp", "r", "d"])
+        #expect(parsed.map(\.1) == [false, false, false, true, false, false, false, false])
+        #expect(parsed.map(\.2) == [false, false, false, false, false, false, true, true])
+        #expect(parsed.map(\.3) == [true, true, true, true, true, true, false, true])
+        #expect(parsed.map(\.4) == [1, 3, 4, 5, 6, 7, 8, 9])
+    }
+}
