@@ -35,6 +35,9 @@ public struct RunComparison {
     public var errorsOnlyInA: [ErrorKey] = []
     public var errorsOnlyInB: [ErrorKey] = []
     public var rejections: [RejectionDifference] = []
+    /// Directories each run could not open or read (whether or not the other could).
+    public var unreadableA: Set<[UInt8]> = []
+    public var unreadableB: Set<[UInt8]> = []
 
     public var isEmpty: Bool { errorsOnlyInA.isEmpty && errorsOnlyInB.isEmpty && rejections.isEmpty }
 
@@ -68,6 +71,8 @@ public struct RunComparison {
         }
         result.errorsOnlyInA = ea.keys.filter { eb[$0] == nil }.sorted(by: order)
         result.errorsOnlyInB = eb.keys.filter { ea[$0] == nil }.sorted(by: order)
+        result.unreadableA = Set(ea.keys.filter { $0.operation != .stat }.map(\.path))
+        result.unreadableB = Set(eb.keys.filter { $0.operation != .stat }.map(\.path))
         let ra = try rejectionRules(a), rb = try rejectionRules(b)
         for path in Set(ra.keys).union(rb.keys).sorted(by: { $0.lexicographicallyPrecedes($1) }) where ra[path] != rb[path] {
             result.rejections.append(RejectionDifference(path: path, ruleA: ra[path], ruleB: rb[path],

@@ -124,6 +124,9 @@ public struct EntryDifference: Sendable {
     public var subtree: SubtreeSize?
     /// An entry inside such a subtree (listed only when asked).
     public var insideSubtree = false
+    /// The whole listing of directory `path` is on one side only: the other side could
+    /// not read it (an `opendir` or `readdir` error). `subtree` sizes what is missing.
+    public var isListing = false
 }
 
 /// Entries and bytes below a directory.
@@ -139,6 +142,10 @@ public struct TreeDiff {
     public var fields: MetadataFields = .standard
     /// Report every entry inside a one-sided subtree too (JSON), not only its summary.
     public var listSubtreeContents = false
+    /// Directories (relative paths) each side failed to open or read: when one of them is
+    /// empty on that side, the other side's listing is summarized in one difference.
+    public var unreadableA: Set<[UInt8]> = []
+    public var unreadableB: Set<[UInt8]> = []
 
     public init(fields: MetadataFields = .standard, listSubtreeContents: Bool = false) {
         self.fields = fields; self.listSubtreeContents = listSubtreeContents
@@ -150,9 +157,11 @@ public struct TreeDiff {
         public var changed: UInt64 = 0
         /// Entries inside one-sided subtrees.
         public var insideSubtrees: UInt64 = 0
+        /// Directories whose whole listing is on one side only (the other could not read it).
+        public var missingListings: UInt64 = 0
         /// Directories whose listing differs, with their depth (the root is 0).
         public var divergingDirectories: [(path: [UInt8], depth: Int)] = []
-        public var isEmpty: Bool { onlyInA == 0 && onlyInB == 0 && changed == 0 }
+        public var isEmpty: Bool { onlyInA == 0 && onlyInB == 0 && changed == 0 && missingListings == 0 }
     }
 
     private struct Child {
@@ -188,6 +197,18 @@ public struct TreeDiff {
         while let (aID, bID, dir, depth) = stack.popLast() {
             let left = try Self.children(a, aID), right = try Self.children(b, bID)
             var diffs: [EntryDifference] = []
+            for (side, id, kind, unreadable, empty, full) in [(a, aID, EntryDifference.Kind.onlyInA, unreadableB, right.isEmpty, !left.isEmpty),
+                                                              (b, bID, EntryDifference.Kind.onlyInB, unreadableA, left.isEmpty, !right.isEmpty)]
+            where empty && full && unreadable.contains(dir) {
+                var d = EntryDifference(kind: kind, path: dir)
+                d.isListing = true
+                d.subtree = try oneSided(side, id, dir, kind, &diffs, &summary)
+                diffs.insert(d, at: 0)
+                summary.missingListings += 1
+                summary.divergingDirectories.append((dir, depth))
+                try group(dir, diffs)
+            }
+            if !diffs.isEmpty { continue }
             var descend: [(UInt64?, UInt64?, [UInt8], Int)] = []
             var i = 0, j = 0
             while i < left.count || j < right.count {
