@@ -75,6 +75,11 @@ struct HistoryTests {
             let until = try Support.objects(try Support.evindex(["log", "--until", String(run1End), "--json", "--db", db]).stdout)
             #expect(until.count == (run1["last_seq"] as! NSNumber).intValue && until.allSatisfy { ($0["run"] as! NSNumber).intValue == 1 })
             #expect(try Support.evindex(["log", "--since", "yesterday", "--db", db]).status == 2)
+
+            // show: the run's options and version from its JobStarted.
+            let shown = try Support.objects(try Support.evindex(["show", "2", "--json", "--db", db]).stdout)[0]
+            #expect(shown["options"] as? String == "" && shown["version"] as? String == "0.1.0")
+            #expect((shown["snapshot_entries"] as? [Int]) == [])
         }
     }
 
