@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .executable(name: "evindex", targets: ["EvindexCLI"]),
         // The engine for embedding: index, query and replay without the CLI.
-        .library(name: "EvindexEngine", targets: ["Indexing", "Projections", "EventStore", "Events", "Traversal", "Rules"]),
+        .library(name: "EvindexEngine", targets: ["Indexing", "History", "Projections", "EventStore", "Events", "Traversal", "Rules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,16 +27,18 @@ let package = Package(
         .target(name: "Traversal", dependencies: ["CLinux", "Rules"]),
         .target(name: "Projections", dependencies: ["LMDB", "Events"]),
         .target(name: "Indexing", dependencies: ["EventStore", "Projections", "Traversal", "Rules", "Events", "LMDB"]),
+        // Reading the past: the index a run learned, diffs of two runs, export and import.
+        .target(name: "History", dependencies: ["EventStore", "Projections", "Events", "LMDB"]),
         .executableTarget(
             name: "EvindexCLI",
             dependencies: [
-                "Indexing", "Projections", "EventStore", "Events", "Traversal", "Rules", "LMDB",
+                "Indexing", "History", "Projections", "EventStore", "Events", "Traversal", "Rules", "LMDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "EvindexTests",
-            dependencies: ["EvindexCLI", "Indexing", "EventStore", "Projections", "Events", "Traversal", "Rules", "LMDB"]
+            dependencies: ["EvindexCLI", "Indexing", "History", "EventStore", "Projections", "Events", "Traversal", "Rules", "LMDB"]
         ),
     ]
 )

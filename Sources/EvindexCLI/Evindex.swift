@@ -24,6 +24,8 @@ struct Evindex: ParsableCommand {
               evindex log --run 3            the events of run 3
               evindex runs                   every run, its status and counts
               evindex show 3                 one run: events by type, errors, pauses
+              evindex diff 2 3               what run 3 learned that run 2 did not, by path
+              evindex export 3 > run3.ndjson one run, self-contained; `evindex import` reads it
               evindex replay --verify        rebuild the views from the log and compare
               evindex verify                 every checksum, and the views against a replay
 
@@ -31,7 +33,7 @@ struct Evindex: ParsableCommand {
             failed or the database is damaged, 2 bad usage or input, 130 paused by a signal
             (run the same command again to resume).
             """,
-        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, ReplayCommand.self, VerifyCommand.self, WhyCommand.self]
+        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, DiffCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self, VerifyCommand.self, WhyCommand.self]
     )
 
     static func main() {

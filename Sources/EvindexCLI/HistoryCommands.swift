@@ -5,80 +5,20 @@ import LMDB
 import Projections
 import Traversal
 
-struct LogCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "log",
-        abstract: "Print events from the log, oldest first.",
-        discussion: """
-            Each event: its sequence number, run, time, type and fields. Entry events name
-            their path (resolved through the current index; an entry since removed shows its
-            directory id). A record whose checksum fails stops the listing with an error
-            naming its sequence number.
-
-            Examples:
-              evindex log --run 2 --limit 20
-              evindex log --from 1500 --json
-            """
-    )
-
-    @Option(name: .customLong("run"), help: ArgumentHelp("Only events of this run.", valueName: "id"))
-    var runID: UInt32?
-
-    @Option(name: .long, help: ArgumentHelp("Start at this sequence number.", valueName: "seq"))
-    var from: UInt64 = 1
-
-    @Option(name: .long, help: ArgumentHelp("Print at most this many events.", valueName: "n"))
-    var limit: Int?
-
-    @Flag(name: .long, help: "One JSON object per event: seq, run, time_ms, type and the event's fields.")
-    var json = false
-
-    @OptionGroup var database: DatabaseOption
-
-    func validate() throws {
-        if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
-    }
-
-    func run() throws {
-        let index = try ReadOnlyIndex(database)
-        var out = Output()
-        try index.log.environment.read { txn in
-            var start = from
-            var end = UInt64.max
-            if let runID {
-                guard let record = try index.log.run(txn, id: runID) else {
-                    throw CommandFailure(message: "no run \(runID) in \(database.directory)")
-                }
-                start = max(start, record.firstSequence)
-                end = record.lastSequence
-            }
-            var paths = PathResolver(views: index.views)
-            var printed = 0
-            do {
-                try index.log.forEachRecord(txn, from: start, through: end) { record in
-                    if let runID, record.run != runID { return true }
-                    if let limit, printed >= limit { return false }
-                    printed += 1
-                    out.line(json ? try eventJSON(record, txn, &paths) : try eventLine(record, txn, &paths))
-                    return true
-                }
-            } catch let error as DecodeError {
-                out.flush()
-                throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
-            }
-        }
-        out.flush()
-    }
-}
-
 /// Turns (directory id, name) into paths, caching directory paths.
 struct PathResolver {
     let views: Views
+    /// False: resolve nothing (`export`, whose records must not depend on today's index).
+    var enabled = true
     private var cache: [UInt64: [UInt8]] = [:]
 
-    init(views: Views) { self.views = views }
+    init(views: Views, enabled: Bool = true) { self.views = views; self.enabled = enabled }
+
+    /// Forgets the cached paths (a directory may have moved since).
+    mutating func forget() { cache.removeAll(keepingCapacity: true) }
 
     mutating func directory(_ txn: Transaction, _ id: UInt64) throws -> [UInt8]? {
+        guard enabled else { return nil }
         if let p = cache[id] { return p }
         let p = try views.path(txn, of: id)
         if cache.count > 100_000 { cache.removeAll() }

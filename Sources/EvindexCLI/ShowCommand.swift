@@ -38,6 +38,8 @@ struct ShowCommand: ParsableCommand {
             var byType: [EventType: Int] = [:]
             var errors: [String: (count: Int, first: String)] = [:]
             var pauses: [UInt64] = [], resumes: [UInt64] = [], snapshots: [UInt64] = []
+            var snapshotEntries: [UInt64] = []
+            var options = "", version = ""
             var paths = PathResolver(views: index.views)
             do {
                 try index.log.forEachRecord(txn, from: run.firstSequence, through: run.lastSequence) { r in
@@ -46,7 +48,8 @@ struct ShowCommand: ParsableCommand {
                     switch r.event {
                     case .jobPaused: pauses.append(r.sequence)
                     case .jobResumed: resumes.append(r.sequence)
-                    case .snapshotTaken: snapshots.append(r.sequence)
+                    case let .snapshotTaken(entries): snapshots.append(r.sequence); snapshotEntries.append(entries)
+                    case let .jobStarted(_, _, o, v): options = o; version = v
                     case let .nonCriticalError(parent, name, errno, operation):
                         let key = "\(Errno(rawValue: errno).name) \(operation.name)"
                         let path = try paths.entry(txn, parent, name).map(displayPath) ?? "dir#\(parent)/\(displayPath(name))"
@@ -70,11 +73,15 @@ struct ShowCommand: ParsableCommand {
                 o.addRaw("pauses", "[" + pauses.map(String.init).joined(separator: ",") + "]")
                 o.addRaw("resumes", "[" + resumes.map(String.init).joined(separator: ",") + "]")
                 o.addRaw("snapshots", "[" + snapshots.map(String.init).joined(separator: ",") + "]")
+                o.addRaw("snapshot_entries", "[" + snapshotEntries.map(String.init).joined(separator: ",") + "]")
+                o.add("options", options)
+                o.add("version", version)
                 out.line(o.json)
             } else {
                 let seconds = run.endedMs > 0 ? format3(Double(run.endedMs - run.startedMs) / 1000) + " s" : "not ended"
                 out.line("run \(run.id) of \(displayPath(run.root)): \(run.status.name)\(run.message.isEmpty ? "" : " (\(run.message))")")
                 out.line("  started \(timestamp(seconds: run.startedMs / 1000)) UTC, \(seconds); events \(run.firstSequence)-\(run.lastSequence)")
+                out.line("  evindex \(version.isEmpty ? "?" : version); options: \(options.isEmpty ? "(none)" : options)")
                 let c = run.counts
                 out.line("  \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))")
                 out.line("  \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors")
@@ -84,7 +91,9 @@ struct ShowCommand: ParsableCommand {
                 }
                 if !pauses.isEmpty { out.line("  paused at " + pauses.map(String.init).joined(separator: ", ")) }
                 if !resumes.isEmpty { out.line("  resumed at " + resumes.map(String.init).joined(separator: ", ")) }
-                if !snapshots.isEmpty { out.line("  snapshots at " + snapshots.map(String.init).joined(separator: ", ")) }
+                if !snapshots.isEmpty {
+                    out.line("  snapshots at " + zip(snapshots, snapshotEntries).map { "\($0) (\($1) entries)" }.joined(separator: ", "))
+                }
             }
         }
         out.flush()

@@ -157,6 +157,18 @@ public final class Views: Sendable {
         }
     }
 
+    /// Calls `body` with every rejected name: its directory's id, the name and the rule.
+    public func forEachRejection(_ txn: Transaction, _ body: (UInt64, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let rejected else { return }
+        try txn.withCursor(rejected) { cursor in
+            var record = try cursor.first()
+            while let (key, value) = record, key.count >= 8 {
+                try body(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), UnsafeRawBufferPointer(rebasing: key[8...]), value)
+                record = try cursor.next()
+            }
+        }
+    }
+
     /// The id of the indexed directory with this device and inode.
     public func directoryID(_ txn: Transaction, device: UInt64, inode: UInt64) throws -> UInt64? {
         try Self.withInodeKey(device: device, inode: inode) { k in

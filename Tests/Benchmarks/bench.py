@@ -47,6 +47,7 @@ RUN_CASE = "evindex run"
 RESCAN_CASE = "evindex rescan (no change)"
 MUTATED_CASE = f"evindex rescan (--mutate {MUTATE_OPS})"
 REPLAY_CASE = "evindex replay (from scratch)"
+DIFF_CASE = "evindex diff (before/after --mutate)"
 
 # Targets: issue 2 (first index), issue 3 (rescan of an unchanged tree), issue 4 (replay).
 RUN_WALL_RATIO = 1.5
@@ -54,6 +55,9 @@ RUN_RSS_MB = 300
 RESCAN_WALL_RATIO = 1.0
 RESCAN_GROWTH_B = 1_000_000
 REPLAY_EVENTS_PER_S = 1_000_000
+# Issue 6: diff of two runs of the whole tree.
+DIFF_WALL_S = 2.0
+DIFF_RSS_MB = 500
 
 
 class BenchError(Exception):
@@ -75,6 +79,8 @@ class Prepared:
     # "allocated", "grew", "events_per_s") and removes scratch state.
     finish: Callable[[str | None], dict[str, float]] = lambda _stdout: {}
     capture: bool = False
+    # Exit statuses that mean success (`diff` exits 1 when the runs differ).
+    ok_exit: tuple[int, ...] = (0,)
 
 
 @dataclass
@@ -116,7 +122,7 @@ class Table:
         return next(c for c in self.cases if c.name == name)
 
 
-def measure(argv: list[str], capture: bool = False) -> tuple[Measurement, str | None]:
+def measure(argv: list[str], capture: bool = False, ok_exit: tuple[int, ...] = (0,)) -> tuple[Measurement, str | None]:
     """Run argv to completion; raise if it fails. Returns its stdout if capture, else discards it."""
     # Both streams go to files rather than pipes: nothing reads a pipe while we
     # block in wait4, so a chatty child could fill it and deadlock.
@@ -129,7 +135,7 @@ def measure(argv: list[str], capture: bool = False) -> tuple[Measurement, str | 
         wall = time.perf_counter() - start
         # We reaped the child ourselves; tell Popen so it does not try again.
         proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        if proc.returncode not in ok_exit:
             err.seek(0)
             sys.stderr.write(err.read().decode(errors="replace"))
             raise BenchError(f"exit status {proc.returncode}: {shlex.join(argv)}")
@@ -330,11 +336,36 @@ def make_cases(evindex: str, ncdu: str | None, tree: Path, mutated: MutatedTree,
             return {"events": events, "events_per_s": per_s}
         return Prepared([evindex, "replay", "--db", str(db), "--json"], finish, capture=True)
 
+    diff_db = scratch / "diff-db"
+
+    def diff() -> Prepared:
+        # Two runs of the whole tree: the index from before mktree --mutate and a
+        # rescan after it, made once per invocation. diff reads, never writes, so
+        # every repetition uses the same db. Run 1 is folded into scratch views;
+        # run 2 is the latest, read from the live views.
+        if not diff_db.exists():
+            shutil.copytree(mutated.base_db, diff_db)
+            print("diff db: rescanning the mutated tree ...", flush=True)
+            measure([evindex, "run", str(mutated.tree), "--db", str(diff_db)])
+
+        def finish(stdout: str | None) -> dict[str, float]:
+            try:
+                summary = json.loads((stdout or "").strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise BenchError(f"evindex diff printed no usable JSON: {(stdout or '')[-300:]!r}") from None
+            if summary.get("type") != "summary" or summary.get("equivalent"):
+                print(f"{DIFF_CASE}: WARNING: the runs diff as equivalent: {summary}")
+            return {"differences": float(summary.get("only_in_a", 0) + summary.get("only_in_b", 0) + summary.get("changed", 0))}
+        # --json prints every difference: the cost of the whole comparison is timed,
+        # not a --limit'ed human page. Its output goes to a file (measure's capture).
+        return Prepared([evindex, "diff", "1", "2", "--db", str(diff_db), "--json"], finish, capture=True, ok_exit=(1,))
+
     cases = [
         Case(RUN_CASE, index_fresh),
         Case(RESCAN_CASE, lambda: rescan(tree, copy_db(ensure_base_db(), "rescan-db"))),
         Case(MUTATED_CASE, lambda: rescan(mutated.tree, copy_db(mutated.base_db, "mutated-db"))),
         Case(REPLAY_CASE, replay),
+        Case(DIFF_CASE, diff),
         Case("find", lambda: Prepared(["find", str(tree), "-printf", "%s %i %T@\\n"])),
     ]
     if ncdu:
@@ -345,7 +376,7 @@ def make_cases(evindex: str, ncdu: str | None, tree: Path, mutated: MutatedTree,
 def run_case(case: Case, runs: int) -> None:
     for i in range(runs):
         prepared = case.prepare()
-        m, stdout = measure(prepared.argv, prepared.capture)
+        m, stdout = measure(prepared.argv, prepared.capture, prepared.ok_exit)
         case.metrics.append(prepared.finish(stdout))
         case.runs.append(m)
         print(f"{case.name}: run {i + 1}/{runs} {m.wall_s:.3f} s, {rss_mb(m.rss_kib):.1f} MB", flush=True)
@@ -420,6 +451,7 @@ def print_table(table: Table) -> None:
 def print_verdict(table: Table) -> None:
     ncdu = next((c for c in table.cases if c.name == "ncdu"), None)
     run, rescan, replay = table.case(RUN_CASE), table.case(RESCAN_CASE), table.case(REPLAY_CASE)
+    diff = table.case(DIFF_CASE)
 
     def verdict(ok: bool, shown: str) -> str:
         return f"{'PASS' if ok else 'FAIL'} ({shown})"
@@ -441,6 +473,10 @@ def print_verdict(table: Table) -> None:
          verdict(grew < RESCAN_GROWTH_B, f"{grew:+.0f} B")),
         ("issue 4", f"replay >= {REPLAY_EVENTS_PER_S:,} events/s",
          verdict(per_s >= REPLAY_EVENTS_PER_S, f"{per_s:,.0f}/s")),
+        ("issue 6", f"diff of two runs wall <= {DIFF_WALL_S:g} s",
+         verdict(diff.median_wall() <= DIFF_WALL_S, f"{diff.median_wall():.3f} s")),
+        ("issue 6", f"diff of two runs peak RSS <= {DIFF_RSS_MB} MB",
+         verdict(diff.peak_rss_mb() <= DIFF_RSS_MB, f"{diff.peak_rss_mb():.0f} MB")),
     ]
     print(f"targets ({table.entries} entries):")
     width = max(len(what) for _, what, _ in checks)

@@ -318,6 +318,40 @@ struct RulesTests {
         }
     }
 
+    // MARK: - Diff
+
+    /// Runs with different rules diff with the rule change first; a run with rules and its
+    /// unchanged rescan (which records no rejection again) diff as equivalent.
+    @Test func diffShowsTheRuleChangeFirstAndRejectionsAreState() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 2000, seed: 8)
+            for flags in [["--reject", "*.log", "--gitignore"], ["--reject", "*.log", "--gitignore"], ["--reject", "*.tmp"]] {
+                #expect(try Support.evindex(["run", root, "--db", db] + flags).status == 0)
+            }
+            #expect(try Self.rejections(root, db, run: 2).isEmpty, "an unchanged rescan recorded rejections again")
+            let same = try Support.evindex(["diff", "1", "2", "--db", db])
+            #expect(same.status == 0, "\(same.text) \(same.stderr)")
+            let changed = try Support.evindex(["diff", "2", "3", "--db", db])
+            #expect(changed.status == 1, "\(changed.stderr)")
+            let lines = changed.text.split(separator: "\n").map(String.init)
+            let firstDifference = lines.firstIndex { !$0.hasPrefix("A: ") && !$0.hasPrefix("B: ") }
+            #expect(firstDifference.map { lines[$0] } == "options differ:", "\(lines.prefix(6))")
+            #expect(changed.text.contains("  A: [gitignore on; reject *.log]\n  B: [reject *.tmp]\n"), "\(changed.text.prefix(400))")
+            let json = try Support.objects(Support.evindex(["diff", "2", "3", "--json", "--db", db]).stdout)
+            // After the header naming the two runs, the options come first.
+            #expect(json.count > 1 && json[1]["type"] as? String == "options", "\(json.prefix(2))")
+            #expect(json.count > 1 && json[1]["b"] as? String == "reject *.tmp")
+            // Every .log file run 2 rejected by its glob is a rejection difference: rejected
+            // by `reject *.log` in A, indexed in B.
+            let logRejections = Set(try Self.rejections(root, db, run: 1).filter { $0.value == "reject *.log" }.keys)
+            let rows = json.filter { $0["rule_a"] as? String == "reject *.log" }
+            #expect(logRejections.count > 10)
+            #expect(Set(rows.map { String(decoding: Support.pathBytes($0), as: UTF8.self) }) == logRejections)
+            #expect(rows.allSatisfy { $0["indexed_b"] as? Bool == true && $0["indexed_a"] as? Bool == false })
+        }
+    }
+
     // MARK: - Parsers: fuzzing and git's line rules
 
     /// Random and mutated rules files and ignore files never trap; every error names a line

@@ -1,0 +1,130 @@
+import EventStore
+import Events
+import LMDB
+import Projections
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The index as it stood just after one sequence of a log: what a run "learned".
+///
+/// Rule: the cheapest set of views that equals the fold of the log through `through` is
+/// used. First the live views, when their last folded sequence is `through` (the run is
+/// the latest one); then the `replay.*` views, when an earlier `evindex replay --to`
+/// stopped exactly there; otherwise the log is folded from sequence 1 into a scratch LMDB
+/// environment in a temporary directory, with the same `ViewFold` the writer uses.
+/// Motivation: `diff` must not write into the database it reads (a run may be writing),
+/// and the fold is the definition of the index, so no second implementation of it exists.
+public final class LearnedIndex {
+    /// Where the views came from.
+    public enum Source: Sendable, Equatable {
+        case live
+        case replayed
+        /// Folded into scratch views: this many events.
+        case folded(events: UInt64)
+    }
+
+    public let views: Views
+    public let source: Source
+    /// The last sequence folded into `views`.
+    public let lastSequence: UInt64
+    /// Keeps a scratch environment open while the views are used.
+    private let scratch: Environment?
+
+    private init(views: Views, source: Source, lastSequence: UInt64, scratch: Environment?) {
+        self.views = views; self.source = source; self.lastSequence = lastSequence; self.scratch = scratch
+    }
+
+    /// The index of `log` as of sequence `through`.
+    ///
+    /// - Parameter live: the database's live views.
+    /// - Parameter scratchParent: the directory for a scratch environment (its files are
+    ///   unlinked at once, so nothing is left behind even after a crash).
+    /// - Throws: `DecodeError` for a corrupt record, `LMDBError`.
+    public static func at(_ through: UInt64, log: EventLog, live: Views, scratchParent: String = defaultScratchParent) throws -> LearnedIndex {
+        if try log.environment.read({ try live.lastSequence($0) }) == through {
+            return LearnedIndex(views: live, source: .live, lastSequence: through, scratch: nil)
+        }
+        if let replayed = try? Views(environment: log.environment, prefix: "replay.", create: false),
+           try log.environment.read({ try replayed.lastSequence($0) }) == through {
+            return LearnedIndex(views: replayed, source: .replayed, lastSequence: through, scratch: nil)
+        }
+        let environment = try scratchEnvironment(in: scratchParent)
+        let views = try Views(environment: environment)
+        let events = try fold(log: log, into: views, through: through)
+        return LearnedIndex(views: views, source: .folded(events: events), lastSequence: through, scratch: environment)
+    }
+
+    /// `$TMPDIR`, else `/tmp`.
+    public static var defaultScratchParent: String {
+        if let t = getenv("TMPDIR"), t[0] != 0 { return String(cString: t) }
+        return "/tmp"
+    }
+
+    /// A fresh LMDB environment whose files are already unlinked: it lives as long as the
+    /// process holds it open.
+    static func scratchEnvironment(in parent: String) throws -> Environment {
+        var template = Array((parent + "/evindex-scratch-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw HistoryError("cannot make a scratch directory in \(parent): \(String(cString: strerror(errno)))")
+        }
+        let path = String(cString: made)
+        var options = Environment.Options()
+        options.noSync = true
+        let environment: Environment
+        do {
+            environment = try Environment(path: path, options: options)
+        } catch {
+            rmdir(path)
+            throw error
+        }
+        unlink(path + "/data.mdb")
+        unlink(path + "/lock.mdb")
+        rmdir(path)
+        return environment
+    }
+
+    /// Folds `log` from sequence 1 through `through` into empty `target` views, 200,000
+    /// events per write transaction. Returns how many events were folded.
+    static func fold(log: EventLog, into target: Views, through: UInt64) throws -> UInt64 {
+        let fold = ViewFold(views: target)
+        var next: UInt64 = 1
+        var total: UInt64 = 0
+        let chunk: UInt64 = 200_000
+        try log.environment.read { source in
+            while true {
+                var last = next - 1
+                let (count, reachedEnd) = try target.environment.write(onRetry: { fold.rollBack() }) { txn -> (UInt64, Bool) in
+                    var count: UInt64 = 0
+                    var end = true
+                    last = next - 1
+                    try log.forEachRecord(source, from: next, through: through) { record in
+                        if count == chunk { end = false; return false }
+                        try fold.apply(txn, record)
+                        last = record.sequence
+                        count += 1
+                        return true
+                    }
+                    try fold.flush(txn, lastSequence: last)
+                    return (count, end)
+                }
+                fold.didCommit()
+                total += count
+                next = last + 1
+                if reachedEnd { return }
+            }
+        }
+        return total
+    }
+}
+
+/// A failure of a history command, in one line.
+public struct HistoryError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    /// For an import refused because the root is indexed: the two paths, as bytes.
+    public var overlap: (root: [UInt8], indexed: [UInt8])?
+    public init(_ message: String, overlap: (root: [UInt8], indexed: [UInt8])? = nil) {
+        self.message = message; self.overlap = overlap
+    }
+    public var description: String { message }
+}

@@ -1,0 +1,103 @@
+import EventStore
+import Events
+import LMDB
+
+/// What a run said about itself in its own events, besides the entries it indexed: its
+/// root, options (its rules), version, non-critical errors and rejections.
+public struct RunFacts: Sendable {
+    public struct Failure: Sendable, Hashable {
+        public var sequence: UInt64
+        public var parent: UInt64
+        public var name: [UInt8]
+        public var errno: Int32
+        public var operation: FileOperation
+    }
+
+    public struct Rejection: Sendable, Hashable {
+        public var sequence: UInt64
+        public var parent: UInt64
+        public var name: [UInt8]
+        public var rule: String
+    }
+
+    public var run: RunRecord
+    /// The last sequence of the run considered (`A@SEQ`, else the run's last).
+    public var through: UInt64
+    public var root: [UInt8]
+    public var rootDirID: UInt64
+    public var options: String = ""
+    public var version: String = ""
+    public var errors: [Failure] = []
+    public var rejections: [Rejection] = []
+    /// How many events of each type the run wrote (through `through`).
+    public var eventsByType: [EventType: Int] = [:]
+
+    /// Reads the run's own events from its first sequence through `through`. Only the
+    /// types needed are decoded; the rest are counted from their type byte.
+    public static func read(log: EventLog, _ txn: Transaction, run: RunRecord, through: UInt64) throws -> RunFacts {
+        var facts = RunFacts(run: run, through: through, root: run.root, rootDirID: run.rootDirID)
+        try log.forEachRawRecord(txn, from: run.firstSequence, through: through) { seq, value in
+            guard let type = RecordDecoder.peekType(value), recordRun(value) == run.id else { return true }
+            facts.eventsByType[type, default: 0] += 1
+            switch type {
+            case .jobStarted, .nonCriticalError, .pathRejected:
+                let record = try RecordDecoder.decode(sequence: seq, value: value)
+                switch record.event {
+                case let .jobStarted(root, rootDirID, options, version):
+                    facts.root = root; facts.rootDirID = rootDirID; facts.options = options; facts.version = version
+                case let .nonCriticalError(parent, name, errno, operation):
+                    facts.errors.append(Failure(sequence: seq, parent: parent, name: name, errno: errno, operation: operation))
+                case let .pathRejected(parent, name, rule):
+                    facts.rejections.append(Rejection(sequence: seq, parent: parent, name: name, rule: rule))
+                default: break
+                }
+            default: break
+            }
+            return true
+        }
+        return facts
+    }
+
+    /// The run id of an encoded record (the varint after the version and type bytes); 0
+    /// when it cannot be read (the decoder then names the damage).
+    static func recordRun(_ value: UnsafeRawBufferPointer) -> UInt32 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        var i = 2
+        while i < value.count && shift < 35 {
+            let b = value[i]
+            result |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { return UInt32(truncatingIfNeeded: result) }
+            shift += 7
+            i += 1
+        }
+        return 0
+    }
+
+    /// The first event of this run (through `through`) that concerns the listing of
+    /// directory `dirID`, named `name` in directory `parent`: an entry event, error or
+    /// rejection inside it, its `DirectoryListed`, or a failure to open it.
+    public func firstEvent(log: EventLog, _ txn: Transaction, dirID: UInt64?, parent: UInt64?, name: [UInt8]) throws -> EventRecord? {
+        var found: EventRecord?
+        try log.forEachRecord(txn, from: run.firstSequence, through: through) { record in
+            guard record.run == run.id else { return true }
+            let inside: (UInt64) -> Bool = { id in dirID != nil && id == dirID! }
+            let concerns: Bool
+            switch record.event {
+            case let .entryCreated(p, _, _), let .entryUpdated(p, _, _, _), let .entryRemoved(p, _), let .pathRejected(p, _, _):
+                concerns = inside(p)
+            case let .entryMoved(fp, _, tp, _, _):
+                concerns = inside(fp) || inside(tp)
+            case let .directoryListed(id, _):
+                concerns = inside(id)
+            case let .nonCriticalError(p, n, _, operation):
+                concerns = inside(p) || (operation == .openDirectory && parent != nil && p == parent! && n == name)
+            default:
+                concerns = false
+            }
+            if concerns { found = record; return false }
+            return true
+        }
+        return found
+    }
+}
