@@ -48,6 +48,7 @@ RESCAN_CASE = "evindex rescan (no change)"
 MUTATED_CASE = f"evindex rescan (--mutate {MUTATE_OPS})"
 REPLAY_CASE = "evindex replay (from scratch)"
 DIFF_CASE = "evindex diff (before/after --mutate)"
+GITIGNORE_CASE = "evindex run --gitignore"
 
 # Targets: issue 2 (first index), issue 3 (rescan of an unchanged tree), issue 4 (replay).
 RUN_WALL_RATIO = 1.5
@@ -57,6 +58,7 @@ RESCAN_GROWTH_B = 1_000_000
 REPLAY_EVENTS_PER_S = 1_000_000
 # Issue 6: diff of two runs of the whole tree.
 DIFF_WALL_S = 2.0
+GITIGNORE_RATIO = 1.1
 DIFF_RSS_MB = 500
 
 
@@ -279,14 +281,14 @@ def db_metrics(db: str | Path) -> dict[str, float]:
 
 
 def make_cases(evindex: str, ncdu: str | None, tree: Path, mutated: MutatedTree, scratch: Path) -> list[Case]:
-    def index_fresh() -> Prepared:
+    def index_fresh(*flags: str) -> Prepared:
         db = tempfile.mkdtemp(prefix="db-", dir=scratch)
 
         def finish(_stdout: str | None) -> dict[str, float]:
             metrics = db_metrics(db)
             shutil.rmtree(db)
             return metrics
-        return Prepared([evindex, "run", str(tree), "--db", db], finish)
+        return Prepared([evindex, "run", str(tree), "--db", db, *flags], finish)
 
     base_db = scratch / "base-db"
 
@@ -362,6 +364,9 @@ def make_cases(evindex: str, ncdu: str | None, tree: Path, mutated: MutatedTree,
 
     cases = [
         Case(RUN_CASE, index_fresh),
+        # The tree's projects have .git directories and .gitignore files: the rules
+        # apply below each of them.
+        Case(GITIGNORE_CASE, lambda: index_fresh("--gitignore")),
         Case(RESCAN_CASE, lambda: rescan(tree, copy_db(ensure_base_db(), "rescan-db"))),
         Case(MUTATED_CASE, lambda: rescan(mutated.tree, copy_db(mutated.base_db, "mutated-db"))),
         Case(REPLAY_CASE, replay),
@@ -452,6 +457,7 @@ def print_verdict(table: Table) -> None:
     ncdu = next((c for c in table.cases if c.name == "ncdu"), None)
     run, rescan, replay = table.case(RUN_CASE), table.case(RESCAN_CASE), table.case(REPLAY_CASE)
     diff = table.case(DIFF_CASE)
+    gitignore = table.case(GITIGNORE_CASE)
 
     def verdict(ok: bool, shown: str) -> str:
         return f"{'PASS' if ok else 'FAIL'} ({shown})"
@@ -473,6 +479,9 @@ def print_verdict(table: Table) -> None:
          verdict(grew < RESCAN_GROWTH_B, f"{grew:+.0f} B")),
         ("issue 4", f"replay >= {REPLAY_EVENTS_PER_S:,} events/s",
          verdict(per_s >= REPLAY_EVENTS_PER_S, f"{per_s:,.0f}/s")),
+        ("issue 5", f"run --gitignore wall <= {GITIGNORE_RATIO}x run without rules",
+         verdict(gitignore.median_wall() <= GITIGNORE_RATIO * run.median_wall(),
+                 f"{gitignore.median_wall() / run.median_wall():.2f}x")),
         ("issue 6", f"diff of two runs wall <= {DIFF_WALL_S:g} s",
          verdict(diff.median_wall() <= DIFF_WALL_S, f"{diff.median_wall():.3f} s")),
         ("issue 6", f"diff of two runs peak RSS <= {DIFF_RSS_MB} MB",
