@@ -92,6 +92,11 @@ struct RunCommand: ParsableCommand {
     var restart = false
 
     @Option(name: .long, help: ArgumentHelp(
+        "Threads reading directories (default: the number of cores). The events written are the same for any count.",
+        valueName: "n"))
+    var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
         "Progress on stderr: auto (a live line on a terminal, nothing otherwise), json (one object every 0.2 s), none.",
         valueName: "mode"))
     var progress: ProgressDisplay.Mode = .auto
@@ -101,6 +106,10 @@ struct RunCommand: ParsableCommand {
         options.trustDirectoryTimes = !fullListing
         options.restart = restart
         options.rules = try ruleSet()
+        if let threads {
+            guard threads >= 1 && threads <= 256 else { throw CommandFailure(message: "--threads must be between 1 and 256, not \(threads)") }
+            options.threads = threads
+        }
         IndexJob.pauseOnSignals()
         let display = ProgressDisplay(progress: options.progress, mode: progress)
         display.start()

@@ -18,8 +18,9 @@ struct VerifyCommand: ParsableCommand {
             with the live ones. Exits 0 when all is sound, 1 naming the first bad record or
             the first differing entry.
 
-            Example:
+            Examples:
               evindex verify --db /var/lib/evindex
+              evindex verify
             """
     )
 

@@ -117,8 +117,9 @@ struct ChangeDetector: WalkDelegate {
     /// Directories with something below them the stopped run did not list: the others
     /// (among `alreadyListed`) are wholly recorded and are not entered again.
     private let unfinishedBelow: Set<UInt64>
-    /// The dir ids of the recorded listing just handed to the walker.
-    private var recordedIDs: (UInt64, [UInt64])?
+    /// The dir ids of the recorded listings handed to the walker, by directory (the
+    /// walker may ask for several before it hands the first back).
+    private var recordedIDs: [UInt64: [UInt64]] = [:]
     /// Directories whose DirectoryListed (and errors) wait for their held-back changes.
     private var deferredListings: [(UInt64, UInt64, [WalkError])] = []
     /// A listing is being merged with the snapshot: hand-overs wait until it ends.
@@ -202,7 +203,7 @@ struct ChangeDetector: WalkDelegate {
         }
         guard resumed else { return KnownListing(names: names) }
         // Recorded by this run before it stopped: taken as is, nothing to compare.
-        recordedIDs = (directoryID, ids)
+        recordedIDs[directoryID] = ids
         return KnownListing(names: names, stats: stats)
     }
 
@@ -211,8 +212,7 @@ struct ChangeDetector: WalkDelegate {
         // Progress is what this listing added to the counts: no second pass over entries.
         let before = counts
         defer { report(since: before, errors: listing.errors.count) }
-        if let (id, ids) = recordedIDs, id == dirID, ids.count == listing.entries.count {
-            recordedIDs = nil
+        if let ids = recordedIDs.removeValue(forKey: dirID), ids.count == listing.entries.count {
             for i in listing.entries.indices {
                 counts.add(EntryKind(mode: listing.entries[i].stat.mode), size: listing.entries[i].stat.size)
                 guard listing.entries[i].canDescend else { continue }
@@ -225,7 +225,6 @@ struct ChangeDetector: WalkDelegate {
             }
             return
         }
-        recordedIDs = nil
         let txn = try snapshot()
         // The merge below reads the snapshot through a cursor: no hand-over (which releases
         // the snapshot) until it is done.

@@ -59,6 +59,9 @@ public struct RunOptions: Sendable {
     public var progress = RunProgress()
     /// The first size of the LMDB map (it grows by doubling when full).
     public var initialMapSize = 1 << 34
+    /// Threads reading directories (`--threads`): the online cores by default. The events
+    /// are the same for any count.
+    public var threads = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     /// Which entries are indexed (none rejected by default).
     public var rules = RuleSet()
     /// Where git's global config and excludes file are looked for (HOME, XDG_CONFIG_HOME,
@@ -131,10 +134,11 @@ public enum IndexJob {
         progress.rootFound()
         progress.set(.walking)
         let previousRunStartMs = writer.previousRunStartMs
+        let threads = options.threads
         let compiledRules: CompiledRules? = options.rules.isEmpty ? nil
             : CompiledRules(options.rules, root: root, environment: options.environment ?? processEnvironment(),
                             readFile: readWholeFile)
-        let thread = try WalkerThread {
+        let thread = try startWalker {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
                                           alreadyListed: listedBefore, unfinishedBelow: notWholly,
@@ -146,7 +150,7 @@ public enum IndexJob {
                 try root.withUnsafeBufferPointer { bytes in
                     var path = Array(bytes) + [0]
                     completed = try path.withUnsafeMutableBytes { p in
-                        try Walker(fileSystem: fileSystem, rules: compiledRules).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
+                        try Walker(fileSystem: fileSystem, rules: compiledRules, threads: threads).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
                                                                 rootID: rootDirID, delegate: &detector)
                     }
                 }
@@ -261,6 +265,15 @@ public enum IndexJob {
     }
 }
 
+/// The walker's thread (the writer keeps the calling thread).
+func startWalker(_ body: @escaping @Sendable () -> Void) throws -> WorkerThread {
+    do {
+        return try WorkerThread(body)
+    } catch {
+        throw IndexError(.failed, "cannot start the walker thread: \(error)")
+    }
+}
+
 /// The process environment, as the rules look up git's config files in it.
 func processEnvironment() -> [String: String] {
     var result: [String: String] = [:]
@@ -303,31 +316,3 @@ func wallClockMs() -> Int64 {
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
 
-/// A joinable thread for the walker (the writer keeps the calling thread).
-final class WalkerThread {
-    private var thread = pthread_t()
-
-    private final class Box {
-        let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
-    }
-
-    init(_ body: @escaping @Sendable () -> Void) throws {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, 8 << 20)
-        let rc = pthread_create(&thread, &attributes, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
-        if rc != 0 {
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw IndexError(.failed, "cannot start the walker thread: \(Errno(rawValue: rc))")
-        }
-    }
-
-    func join() { pthread_join(thread, nil) }
-}

@@ -99,30 +99,39 @@ public protocol WalkDelegate {
 /// Walks a tree depth-first, reading every directory by file descriptor.
 ///
 /// Stages per directory, as Spacedrive's walker: read the names (`readdir`), collect
-/// metadata (`fstatat` relative to the directory), hand the listing over, then descend
-/// into subdirectories. Symlinks are recorded and never followed; directories on another
-/// device are recorded and not entered. Only the descriptors of the current path are
-/// open, so depth is limited by the descriptor limit, not by PATH_MAX.
+/// metadata (`fstatat` relative to the directory), apply the rules, hand the listing over,
+/// then descend into subdirectories. Symlinks are recorded and never followed; directories
+/// on another device are recorded and not entered.
+///
+/// With `threads` > 1, lister threads read directories ahead of the walk: as soon as a
+/// listing is handed over, its subdirectories become tasks that any thread may read
+/// (newest first, so the listers work where the walk is about to go). The delegate still
+/// sees the listings in depth-first order (subdirectories in name order), one at a time
+/// on the calling thread, which
+/// also reads whatever no lister has started: the same tree gives the same calls in the
+/// same order whatever the thread count. A directory's descriptor stays open until each
+/// of its subdirectories is opened, so depth is limited by the descriptor limit, not by
+/// PATH_MAX.
 public struct Walker<FS: FileSystem> {
     public let fileSystem: FS
     /// Which entries are indexed; nil indexes everything.
     public let rules: CompiledRules?
+    /// Threads reading directories, the calling thread included.
+    public let threads: Int
 
-    public init(fileSystem: FS, rules: CompiledRules? = nil) {
+    public init(fileSystem: FS, rules: CompiledRules? = nil, threads: Int = 1) {
         self.fileSystem = fileSystem
         self.rules = rules
+        self.threads = max(1, threads)
     }
 
     private struct Frame {
-        var handle: DirectoryHandle
         var names: [UInt8]
-        /// (nameStart, directoryID, stat, filesAccepted) of the subdirectories still to enter.
-        var subdirectories: [(Int32, UInt64, EntryStat, Bool)]
+        /// The listing tasks of the subdirectories to enter, in listing order.
+        var tasks: [ListingTask]
         var next = 0
         /// The id of this directory, which its subdirectories' errors are filed under.
         var parentID: UInt64 = 0
-        /// The rules in force in this directory.
-        var context: DirectoryRules?
     }
 
     /// Walks the tree at `root`, whose listing carries `rootID`.
@@ -139,77 +148,124 @@ public struct Walker<FS: FileSystem> {
             fileSystem.close(rootHandle)
             throw error
         }
+        let pool = ListerPool(listers: threads - 1)
+        var helpers: [WorkerThread] = []
         var stack: [Frame] = []
-        defer { for frame in stack { fileSystem.close(frame.handle) } }
+        defer {
+            pool.stop()
+            for helper in helpers { helper.join() }
+            // Listings read ahead that the walk never took, and directories whose
+            // subdirectories were not all opened.
+            for frame in stack { for task in frame.tasks[frame.next...] { task.discard(fileSystem) } }
+        }
+        for _ in 1..<threads {
+            let fs = fileSystem, device = rootStat.device, rules = rules
+            helpers.append(try WorkerThread {
+                while let task = pool.next() {
+                    pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules))
+                }
+            })
+        }
+
         let rootContext = rules?.rootContext(isDirectory: Self.isDirectory, exists: Self.exists, readFile: Self.readFile)
-        stack.append(try list(rootHandle, id: rootID, stat: rootStat, device: rootStat.device, context: rootContext,
-                              delegate: &delegate))
+        let rootKnown = delegate.knownListing(of: rootID, stat: rootStat)
+        var rootListing = Self.list(rootHandle, id: rootID, stat: rootStat, device: rootStat.device, context: rootContext,
+                                    known: rootKnown, rules: rules, fs: fileSystem)
+        do { try delegate.directoryListed(&rootListing.listing) } catch {
+            fileSystem.close(rootHandle)
+            throw error
+        }
+        stack.append(frame(rootListing, handle: SharedHandle(rootHandle), pool: pool, delegate: &delegate))
 
         while !stack.isEmpty {
             let top = stack.count - 1
-            guard stack[top].next < stack[top].subdirectories.count else {
-                fileSystem.close(stack.removeLast().handle)
+            guard stack[top].next < stack[top].tasks.count else {
+                stack.removeLast()
                 continue
             }
             if delegate.shouldStop { return false }
-            let (nameStart, childID, stat, filesAccepted) = stack[top].subdirectories[stack[top].next]
+            let task = stack[top].tasks[stack[top].next]
             stack[top].next += 1
-            // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
-            let opened: Result<DirectoryHandle, Errno> = stack[top].names.withUnsafeBytes { names in
-                let name = names.baseAddress!.advanced(by: Int(nameStart)).assumingMemoryBound(to: CChar.self)
-                do throws(Errno) {
-                    return .success(try fileSystem.openDirectory(stack[top].handle, name))
-                } catch {
-                    return .failure(error)
+            switch pool.take(task, run: { Self.run(task, fs: fileSystem, device: rootStat.device, rules: rules) }) {
+            case let .opened(handle, listed):
+                var listed = listed
+                do { try delegate.directoryListed(&listed.listing) } catch {
+                    fileSystem.close(handle)
+                    throw error
                 }
-            }
-            switch opened {
-            case let .success(handle):
-                var context: DirectoryRules?
-                if let rules, let parent = stack[top].context {
-                    context = stack[top].names.withUnsafeBytes { names in
-                        var end = Int(nameStart)
-                        while names[end] != 0 { end += 1 }
-                        return rules.child(of: parent, name: UnsafeRawBufferPointer(rebasing: names[Int(nameStart)..<end]),
-                                           filesAccepted: filesAccepted)
-                    }
-                }
-                stack.append(try list(handle, id: childID, stat: stat, device: rootStat.device, context: context,
-                                      delegate: &delegate))
-            case let .failure(errno):
-                let name = Self.name(in: stack[top].names, at: nameStart)
-                try delegate.walkFailed(WalkError(directoryID: stack[top].parentID, name: name,
-                                                  errno: errno, operation: .openDirectory))
+                stack.append(frame(listed, handle: SharedHandle(handle), pool: pool, delegate: &delegate))
+            case let .failed(errno):
+                try delegate.walkFailed(WalkError(directoryID: stack[top].parentID, name: task.name, errno: errno, operation: .openDirectory))
             }
         }
         return true
     }
 
-    private static func name(in names: [UInt8], at start: Int32) -> [UInt8] {
-        var end = Int(start)
-        while names[end] != 0 { end += 1 }
-        return Array(names[Int(start)..<end])
+    /// The frame of a listing just handed over: a task for each subdirectory to enter,
+    /// offered to the listers last first, so the first subdirectory is read first.
+    private func frame<D: WalkDelegate>(_ listed: ListedDirectory, handle: SharedHandle, pool: ListerPool, delegate: inout D) -> Frame {
+        let listing = listed.listing
+        var tasks: [ListingTask] = []
+        listing.names.withUnsafeBytes { names in
+            func name(_ e: ListedEntry) -> UnsafeRawBufferPointer {
+                UnsafeRawBufferPointer(rebasing: names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])
+            }
+            // In name order, not readdir's: the walk (and so the log) does not depend on
+            // the order a filesystem returns names in, or on whether they came from the index.
+            let subdirectories = listing.entries.filter { $0.canDescend && $0.directoryID != 0 }
+                .sorted { name($0).lexicographicallyPrecedes(name($1)) }
+            for entry in subdirectories {
+                let name = Array(name(entry))
+                var context: DirectoryRules?
+                if let rules, let parent = listed.context {
+                    context = name.withUnsafeBytes { rules.child(of: parent, name: $0, filesAccepted: entry.filesAccepted) }
+                }
+                // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
+                tasks.append(ListingTask(parent: handle, name: name, id: entry.directoryID, stat: entry.stat, context: context,
+                                         known: delegate.knownListing(of: entry.directoryID, stat: entry.stat)))
+            }
+        }
+        handle.expect(tasks.count, fileSystem)
+        pool.offer(tasks)
+        return Frame(names: listing.names, tasks: tasks, parentID: listing.directoryID)
     }
 
-    /// Reads, stats and hands over one directory; returns its frame for the descent.
-    private func list<D: WalkDelegate>(_ handle: DirectoryHandle, id: UInt64, stat: EntryStat, device: UInt64,
-                                       context: DirectoryRules?, delegate: inout D, reuse: Bool = true) throws -> Frame {
+    /// Opens and reads one subdirectory (on whichever thread gets to it first).
+    private static func run(_ task: ListingTask, fs: FS, device: UInt64, rules: CompiledRules?) -> ListingOutcome {
+        let opened: Result<DirectoryHandle, Errno> = (task.name + [0]).withUnsafeBufferPointer { p in
+            do throws(Errno) {
+                return .success(try fs.openDirectory(task.parent.handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self)))
+            } catch {
+                return .failure(error)
+            }
+        }
+        task.parent.release(fs)
+        switch opened {
+        case let .success(handle):
+            return .opened(handle, list(handle, id: task.id, stat: task.stat, device: device, context: task.context, known: task.known,
+                                        rules: rules, fs: fs))
+        case let .failure(errno):
+            return .failed(errno)
+        }
+    }
+
+    /// Reads (or takes from `known`), stats and filters one directory.
+    private static func list(_ handle: DirectoryHandle, id: UInt64, stat: EntryStat, device: UInt64, context: DirectoryRules?,
+                             known: KnownListing?, rules: CompiledRules?, fs: FS) -> ListedDirectory {
         var listing = DirectoryListing(directoryID: id, stat: stat)
         var starts: [(Int32, Int32)] = []
-        var reused = false
         var knownStats: [EntryStat]?
-        if reuse, let known = delegate.knownListing(of: id, stat: stat) {
+        if let known {
             listing.names = known.names
             var start = 0
             for (i, byte) in known.names.enumerated() where byte == 0 {
                 starts.append((Int32(start), Int32(i - start)))
                 start = i + 1
             }
-            reused = true
             knownStats = known.stats
         } else {
             do throws(Errno) {
-                try fileSystem.readDirectory(handle) { name, length in
+                try fs.readDirectory(handle) { name, length in
                     starts.append((Int32(listing.names.count), Int32(length)))
                     listing.names.append(contentsOf: UnsafeRawBufferPointer(start: name, count: length + 1))
                 }
@@ -218,21 +274,20 @@ public struct Walker<FS: FileSystem> {
             }
         }
         listing.entries.reserveCapacity(starts.count)
+        var context = context
         if let knownStats, knownStats.count == starts.count {
             for ((start, length), st) in zip(starts, knownStats) {
                 listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
                                                    canDescend: st.isDirectory && st.device == device))
             }
-            var context = context
-            applyRules(&listing, handle, &context)
-            try delegate.directoryListed(&listing)
-            return frame(handle, id, listing, context)
+            applyRules(&listing, handle, &context, rules: rules, fs: fs)
+            return ListedDirectory(listing: listing, context: context)
         }
         listing.names.withUnsafeBytes { names in
             for (start, length) in starts {
                 let name = names.baseAddress!.advanced(by: Int(start)).assumingMemoryBound(to: CChar.self)
                 do throws(Errno) {
-                    let st = try fileSystem.stat(handle, name)
+                    let st = try fs.stat(handle, name)
                     listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
                                                        canDescend: st.isDirectory && st.device == device))
                 } catch {
@@ -242,34 +297,21 @@ public struct Walker<FS: FileSystem> {
                 }
             }
         }
-        if reused && listing.errors.contains(where: { $0.errno == .noSuchFileOrDirectory }) {
+        if known != nil && listing.errors.contains(where: { $0.errno == .noSuchFileOrDirectory }) {
             // A name the directory's mtime vouched for is gone: read the directory after all.
-            return try list(handle, id: id, stat: stat, device: device, context: context, delegate: &delegate, reuse: false)
+            return list(handle, id: id, stat: stat, device: device, context: context, known: nil, rules: rules, fs: fs)
         }
-        var context = context
-        applyRules(&listing, handle, &context)
-        try delegate.directoryListed(&listing)
-        return frame(handle, id, listing, context)
-    }
-
-    private func frame(_ handle: DirectoryHandle, _ id: UInt64, _ listing: DirectoryListing, _ context: DirectoryRules?) -> Frame {
-        var subdirectories: [(Int32, UInt64, EntryStat, Bool)] = []
-        for entry in listing.entries where entry.canDescend && entry.directoryID != 0 {
-            subdirectories.append((entry.nameStart, entry.directoryID, entry.stat, entry.filesAccepted))
-        }
-        var frame = Frame(handle: handle, names: listing.names, subdirectories: subdirectories)
-        frame.parentID = id
-        frame.context = context
-        return frame
+        applyRules(&listing, handle, &context, rules: rules, fs: fs)
+        return ListedDirectory(listing: listing, context: context)
     }
 
     // MARK: - Rules
 
     /// Moves the entries the rules reject from `entries` to `rejected`, after taking this
     /// directory's `.git` and `.gitignore` into its context.
-    private func applyRules(_ listing: inout DirectoryListing, _ handle: DirectoryHandle, _ context: inout DirectoryRules?) {
+    private static func applyRules(_ listing: inout DirectoryListing, _ handle: DirectoryHandle, _ context: inout DirectoryRules?,
+                                   rules: CompiledRules?, fs: FS) {
         guard let rules, var ctx = context else { return }
-        let fs = fileSystem
         listing.names.withUnsafeBytes { names in
             func name(_ e: ListedEntry) -> UnsafeRawBufferPointer {
                 UnsafeRawBufferPointer(rebasing: names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])

@@ -1,6 +1,33 @@
 import Foundation
+import Indexing
+import Synchronization
 import Testing
+import Traversal
 @testable import Rules
+
+/// Pauses the run (raises its stop flag) once it has opened `after` directories.
+struct PausingFileSystem: FileSystem {
+    let real = PosixFileSystem()
+    let stop: StopFlag
+    let after: Int
+    let opened = Counter()
+
+    final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
+    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        if opened.value.add(1, ordering: .relaxed).newValue == after { stop.set() }
+        return try real.openDirectory(parent, name)
+    }
+    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
+        try real.readDirectory(directory, body)
+    }
+    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
+    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
+    func close(_ directory: DirectoryHandle) { real.close(directory) }
+}
 
 /// Indexer rules end to end: git itself is the oracle for `--gitignore`; `find` (with the
 /// same globs, prunes and depth) for the other kinds; hand-built trees where neither fits.
@@ -315,6 +342,44 @@ struct RulesTests {
                 let verify = try Support.evindex(["verify", "--db", d])
                 #expect(verify.status == 0, "\(verify.text) \(verify.stderr)")
             }
+        }
+    }
+
+    // MARK: - Pause and resume
+
+    /// A paused run with rules resumes with them (same run, each entry created once, the
+    /// rejected ones never); started again with other rules it is abandoned, not mixed.
+    @Test func pausedRunsResumeOnlyWithTheirRules() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 20_000, seed: 4)
+            func options(_ db: String, _ glob: String, stop: StopFlag = StopFlag()) throws -> RunOptions {
+                var o = RunOptions(root: Array(root.utf8), databaseDirectory: db)
+                var rules = RuleSet()
+                try rules.add(keyword: "reject", argument: glob)
+                o.rules = rules
+                o.stop = stop
+                return o
+            }
+            let prune = { (glob: String) in ["(", "-name", glob, ")", "-prune", "-o", "-print"] }
+            let db = tmp + "/db"
+            let stop = StopFlag()
+            let paused = try IndexJob.run(try options(db, "*.log", stop: stop), fileSystem: PausingFileSystem(stop: stop, after: 300))
+            try #require(paused.status == .paused)
+            let resumed = try IndexJob.run(try options(db, "*.log"), fileSystem: PosixFileSystem())
+            #expect(resumed.status == .completed && resumed.run == paused.run && resumed.abandonedForRules == nil)
+            let expected = try Self.find(root, prune("*.log"))
+            Self.expectSame(try Self.indexed(root, db), expected, "resumed with its rules")
+            try ResumeTests.expectEachEntryCreatedOnce(db, entries: expected.count)
+
+            let db2 = tmp + "/db2"
+            let stop2 = StopFlag()
+            _ = try IndexJob.run(try options(db2, "*.log", stop: stop2), fileSystem: PausingFileSystem(stop: stop2, after: 300))
+            let other = try IndexJob.run(try options(db2, "*.md"), fileSystem: PosixFileSystem())
+            #expect(other.abandonedForRules == 1 && other.run == 2 && other.status == .completed)
+            Self.expectSame(try Self.indexed(root, db2), try Self.find(root, prune("*.md")), "restarted with other rules")
+            let runs = try Support.objects(Support.evindex(["runs", "--json", "--db", db2]).stdout)
+            #expect(runs.first?["status"] as? String == "abandoned", "\(runs)")
         }
     }
 

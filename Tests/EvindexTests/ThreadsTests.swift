@@ -1,0 +1,83 @@
+import Foundation
+import Indexing
+import Testing
+import Traversal
+
+/// `--threads`: listers read ahead of the walk, and the walk still hands listings over in
+/// depth-first order, so any thread count writes the same events and the same views.
+@Suite(.serialized)
+struct ThreadsTests {
+    /// The log without its wall-clock times, and the views as `ls -R` and `du` print them.
+    static func outcome(_ root: String, _ db: String) throws -> (log: String, ls: Data, du: Data) {
+        let log = try Support.evindex(["log", "--json", "--db", db])
+        #expect(log.status == 0, "\(log.stderr)")
+        let stripped = log.text.replacingOccurrences(of: #""time_ms":[0-9]+,"#, with: "", options: .regularExpression)
+        let ls = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
+        let du = try Support.evindex(["du", root, "--depth", "1000", "--json", "--db", db])
+        return (stripped, ls.stdout, du.stdout)
+    }
+
+    /// A first index and a rescan after `mktree --mutate`, with rules: `--threads 1`, 2
+    /// and 4 write byte-identical logs (times aside) and views, and each database equals a
+    /// replay of its log.
+    @Test func anyThreadCountWritesTheSameEventsAndViews() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 30_000, seed: 17)
+            let rules = ["--gitignore", "--reject", "*.tmp"]
+            var outcomes: [(log: String, ls: Data, du: Data)] = []
+            for threads in [1, 2, 4] {
+                let db = tmp + "/db\(threads)"
+                let r = try Support.evindex(["run", root, "--db", db, "--threads", String(threads)] + rules)
+                try #require(r.status == 0, "\(r.stderr)")
+                outcomes.append(try Self.outcome(root, db))
+            }
+            _ = try RescanTests.mutate(root, 200, seed: 3)
+            for (i, threads) in [1, 2, 4].enumerated() {
+                let db = tmp + "/db\(threads)"
+                let r = try Support.evindex(["run", root, "--db", db, "--threads", String(threads)] + rules)
+                try #require(r.status == 0, "\(r.stderr)")
+                outcomes[i] = try Self.outcome(root, db)
+                let verify = try Support.evindex(["verify", "--db", db])
+                #expect(verify.status == 0, "threads \(threads): \(verify.text) \(verify.stderr)")
+            }
+            #expect(outcomes[0].log.count > 100_000)
+            for i in 1..<outcomes.count {
+                #expect(outcomes[i].log == outcomes[0].log, "the log differs between --threads 1 and --threads \([1, 2, 4][i])")
+                #expect(outcomes[i].ls == outcomes[0].ls)
+                #expect(outcomes[i].du == outcomes[0].du)
+            }
+        }
+    }
+
+    /// Errors injected through the filesystem capability (a directory that cannot be
+    /// opened, one whose read fails part-way) are the same events for any thread count.
+    @Test func faultsGiveTheSameEventsForAnyThreadCount() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 20_000, seed: 9)
+            let fs = FaultyFileSystem(faults: ["open:awkward": .permissionDenied, "read:Media": .ioError])
+            var outcomes: [(log: String, ls: Data, du: Data)] = []
+            for threads in [1, 3] {
+                let db = tmp + "/db\(threads)"
+                var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
+                options.threads = threads
+                let summary = try IndexJob.run(options, fileSystem: fs)
+                #expect(summary.counts.errors == 2, "threads \(threads): \(summary.counts.errors) errors")
+                outcomes.append(try Self.outcome(root, db))
+            }
+            #expect(outcomes[1].log == outcomes[0].log)
+            #expect(outcomes[1].ls == outcomes[0].ls)
+        }
+    }
+
+    @Test func badThreadCountsAreRefused() throws {
+        try Support.withTemporaryDirectory { tmp in
+            for bad in ["0", "-1", "1000"] {
+                let r = try Support.evindex(["run", tmp, "--db", tmp + "/db", "--threads", bad])
+                #expect(r.status == 2, "--threads \(bad)")
+                #expect(!FileManager.default.fileExists(atPath: tmp + "/db"))
+            }
+        }
+    }
+}
