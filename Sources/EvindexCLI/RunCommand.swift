@@ -158,8 +158,9 @@ extension RunCommand {
         var rules = RuleSet()
         do throws(RuleError) {
             for file in rulesFiles {
-                guard let contents = readFileBytes(rawArgument(file)) else {
-                    throw RuleError(source: file, message: "cannot read the rules file (\(Errno.current))")
+                let contents: [UInt8]
+                do throws(Errno) { contents = try readWholeFile(rawArgument(file)) } catch {
+                    throw RuleError(source: file, message: "cannot read the rules file (\(error))")
                 }
                 try rules.add(rulesText: contents, source: file)
             }
@@ -190,23 +191,6 @@ func describeRules(_ text: String) -> String {
     text.isEmpty ? "no rules" : "[" + text.split(separator: "\n").joined(separator: "; ") + "]"
 }
 
-/// A whole file by path bytes; nil when it cannot be read (errno tells why).
-func readFileBytes(_ path: [UInt8]) -> [UInt8]? {
-    let fd = (path + [0]).withUnsafeBufferPointer { p in
-        open(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), O_RDONLY | O_CLOEXEC)
-    }
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var result: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return nil }
-        if n == 0 { return result }
-        result.append(contentsOf: chunk[..<n])
-    }
-}
 
 func format3(_ v: Double) -> String {
     let ms = Int64((v * 1000).rounded())

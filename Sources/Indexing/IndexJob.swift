@@ -137,7 +137,7 @@ public enum IndexJob {
         let threads = options.threads
         let compiledRules: CompiledRules? = options.rules.isEmpty ? nil
             : CompiledRules(options.rules, root: root, environment: options.environment ?? processEnvironment(),
-                            readFile: readWholeFile)
+                            readFile: { try? readWholeFile($0) })
         let thread = try startWalker {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
@@ -286,23 +286,6 @@ func processEnvironment() -> [String: String] {
     return result
 }
 
-/// A whole file by absolute path, nil when it cannot be read (git's config and excludes files).
-func readWholeFile(_ path: [UInt8]) -> [UInt8]? {
-    let fd = (path + [0]).withUnsafeBufferPointer { p in
-        open(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), O_RDONLY | O_CLOEXEC)
-    }
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var result: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while result.count < 16 << 20 {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        result.append(contentsOf: chunk[..<n])
-    }
-    return result
-}
 
 func monotonicSeconds() -> Double {
     var ts = timespec()

@@ -105,6 +105,19 @@ extension FileSystem {
     }
 }
 
+/// A whole file by absolute path (config and ignore files; at most 16 MiB).
+/// - Parameter followSymlinks: false refuses a symlink at the end of the path, as git
+///   does for `.gitignore` files.
+public func readWholeFile(_ path: [UInt8], followSymlinks: Bool = true) throws(Errno) -> [UInt8] {
+    let flags = O_RDONLY | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW)
+    let fd = (path + [0]).withUnsafeBufferPointer { p in
+        open(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), flags)
+    }
+    if fd < 0 { throw Errno.current }
+    defer { Glibc.close(fd) }
+    return try readAll(fd)
+}
+
 /// Reads a descriptor to its end (at most 16 MiB: an ignore file is never that big).
 func readAll(_ fd: Int32) throws(Errno) -> [UInt8] {
     var result: [UInt8] = []

@@ -374,12 +374,7 @@ public struct Walker<FS: FileSystem> {
     }
 
     private static func readFile(_ path: [UInt8]) -> [UInt8]? {
-        let fd = (path + [0]).withUnsafeBufferPointer { p in
-            open(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        }
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return try? readAll(fd)
+        try? readWholeFile(path, followSymlinks: false)
     }
 }
 
