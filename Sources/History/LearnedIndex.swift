@@ -109,6 +109,10 @@ public final class LearnedIndex {
                     return (count, end)
                 }
                 fold.didCommit()
+                // Each chunk reads on in the log and writes new pages: what was read stays
+                // in the page cache, not in this process.
+                log.environment.releaseMappedPages()
+                target.environment.releaseMappedPages()
                 total += count
                 next = last + 1
                 if reachedEnd { return }

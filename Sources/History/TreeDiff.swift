@@ -194,7 +194,14 @@ public struct TreeDiff {
                         group: ([UInt8], [EntryDifference]) throws -> Void) throws -> Summary {
         var summary = Summary()
         var stack: [(UInt64?, UInt64?, [UInt8], Int)] = [(a.facts.rootDirID, b.facts.rootDirID, [], 0)]
+        var visited = 0
         while let (aID, bID, dir, depth) = stack.popLast() {
+            visited += 1
+            if visited % 4096 == 0 {
+                // Both views are read once through: keep resident memory flat.
+                a.views.environment.releaseMappedPages()
+                if b.views.environment !== a.views.environment { b.views.environment.releaseMappedPages() }
+            }
             let left = try Self.children(a, aID), right = try Self.children(b, bID)
             var diffs: [EntryDifference] = []
             for (side, id, kind, unreadable, empty, full) in [(a, aID, EntryDifference.Kind.onlyInA, unreadableB, right.isEmpty, !left.isEmpty),

@@ -93,6 +93,39 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Unmaps, from this process only, the database pages it has read: they stay in the
+    /// page cache and are mapped again on the next access. A pass that reads a whole
+    /// database (diff, a fold into scratch views) calls this as it goes, so its resident
+    /// memory does not grow with the database. The map is read-only (no `MDB_WRITEMAP`),
+    /// so nothing is lost and open transactions stay valid.
+    public func releaseMappedPages() {
+        guard let (address, length) = mappedRange() else { return }
+        _ = madvise(address, length, MADV_DONTNEED)
+    }
+
+    /// Where LMDB mapped `data.mdb` in this process: the mapping of that file's inode in
+    /// /proc/self/maps (LMDB reports the address only for `MDB_FIXEDMAP`).
+    private func mappedRange() -> (UnsafeMutableRawPointer, Int)? {
+        var fd: Int32 = -1
+        var st = Glibc.stat()
+        guard mdb_env_get_fd(env, &fd) == 0, fstat(fd, &st) == 0, let maps = fopen("/proc/self/maps", "r") else { return nil }
+        defer { fclose(maps) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, maps) > 0, let line {
+            // start-end perms offset dev inode path
+            let text = String(cString: line)
+            let fields = text.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, UInt64(fields[4]) == UInt64(st.st_ino), text.contains("data.mdb") else { continue }
+            let bounds = fields[0].split(separator: "-")
+            guard bounds.count == 2, let start = UInt(bounds[0], radix: 16), let end = UInt(bounds[1], radix: 16), end > start,
+                  let address = UnsafeMutableRawPointer(bitPattern: start) else { continue }
+            return (address, Int(end - start))
+        }
+        return nil
+    }
+
     /// Adopts a map size grown by another process (after `MDB_MAP_RESIZED`).
     func adoptResizedMap() throws {
         pthread_rwlock_wrlock(readersLock)
