@@ -16,7 +16,7 @@ struct ExportCommand: ParsableCommand {
             Line 1 describes the run (the fields of `runs --json`, plus root_dir_id,
             first_index and base_entries). Then, unless the run was its root's first index,
             the index below its root just before the run began, one `"base":true` object
-            per entry (parents before children). Then the run's own events, as
+            per entry (parents before children) and per rejected name (with its rule). Then the run's own events, as
             `log --json` prints them but without resolved paths. Names that are not UTF-8
             are carried exactly in their `_b64` twins.
 
@@ -57,7 +57,7 @@ struct ExportCommand: ParsableCommand {
                     o.add("base", true)
                     o.add("parent", entry.parent)
                     o.addPath("name", entry.name)
-                    metadataFields(&o, "", entry.metadata)
+                    if let rule = entry.rule { o.add("rule", rule) } else { metadataFields(&o, "", entry.metadata) }
                     out.line(o.json)
                 case let .event(record):
                     try index.log.environment.read { txn in out.line(try eventJSON(record, txn, &noPaths)) }
@@ -156,8 +156,12 @@ struct ImportCommand: ParsableCommand {
                     }
                     run = try runRecord(value)
                 } else if value["base"] == .bool(true) {
-                    base.append(ExportedRun.BaseEntry(parent: try uint(value, "parent"), name: try path(value, "name"),
-                                                      metadata: try metadata(value, "")))
+                    if value["rule"] != nil {
+                        base.append(.rejected(parent: try uint(value, "parent"), name: try path(value, "name"), rule: try string(value, "rule")))
+                    } else {
+                        base.append(ExportedRun.BaseEntry(parent: try uint(value, "parent"), name: try path(value, "name"),
+                                                          metadata: try metadata(value, "")))
+                    }
                 } else {
                     events.append(try eventRecord(value))
                 }

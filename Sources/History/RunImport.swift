@@ -10,13 +10,22 @@ public struct ExportedRun: Sendable {
         public var parent: UInt64
         public var name: [UInt8]
         public var metadata: EntryMetadata
-        public init(parent: UInt64, name: [UInt8], metadata: EntryMetadata) {
-            self.parent = parent; self.name = name; self.metadata = metadata
+        /// Set for a name the base holds as rejected (the rule); `metadata` is then unused.
+        public var rule: String?
+        public init(parent: UInt64, name: [UInt8], metadata: EntryMetadata, rule: String? = nil) {
+            self.parent = parent; self.name = name; self.metadata = metadata; self.rule = rule
+        }
+
+        /// A rejected name of the base.
+        public static func rejected(parent: UInt64, name: [UInt8], rule: String) -> BaseEntry {
+            BaseEntry(parent: parent, name: name,
+                      metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0), rule: rule)
         }
     }
 
     public var run: RunRecord
-    /// Entries below the root before the run, parents before their children.
+    /// Entries below the root before the run, parents before their children, and the
+    /// names the base holds as rejected.
     public var base: [BaseEntry]
     public var events: [EventRecord]
 
@@ -39,6 +48,10 @@ public struct ExportedRun: Sendable {
                         base.append(BaseEntry(parent: dir, name: Array(name), metadata: m))
                         if m.kind == .directory && m.dirID != 0 { subdirs.append(m.dirID) }
                         return true
+                    }
+                    // Rejections are state too: a rescan compares with them.
+                    try before.views.forEachRejection(txn, of: dir) { name, rule in
+                        base.append(.rejected(parent: dir, name: Array(name), rule: String(decoding: rule, as: UTF8.self)))
                     }
                     stack.append(contentsOf: subdirs.reversed())
                 }
@@ -133,6 +146,10 @@ public enum RunImport {
                 var counts = RunCounts()
                 try append(id, time, .jobStarted(root: root, rootDirID: rootID, options: "", version: version))
                 for entry in exported.base {
+                    if let rule = entry.rule {
+                        try append(id, time, .pathRejected(parent: map(entry.parent), name: entry.name, rule: rule))
+                        continue
+                    }
                     let m = mapped(entry.metadata)
                     counts.add(m.kind, size: m.size)
                     counts.created += 1

@@ -414,6 +414,14 @@ struct RulesTests {
             #expect(logRejections.count > 10)
             #expect(Set(rows.map { String(decoding: Support.pathBytes($0), as: UTF8.self) }) == logRejections)
             #expect(rows.allSatisfy { $0["indexed_b"] as? Bool == true && $0["indexed_a"] as? Bool == false })
+
+            // A rescan with rules travels with its base's rejections: export, import, diff.
+            let exported = try Support.evindex(["export", "2", "--db", db])
+            #expect(exported.status == 0)
+            try exported.stdout.write(to: URL(fileURLWithPath: tmp + "/run2.ndjson"))
+            #expect(try Support.evindex(["import", tmp + "/run2.ndjson", "--db", tmp + "/imported"]).status == 0)
+            let across = try Support.evindex(["diff", "--logs", db, tmp + "/imported", "2", "2"])
+            #expect(across.status == 0, "\(across.text.suffix(600))")
         }
     }
 
