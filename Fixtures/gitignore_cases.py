@@ -37,6 +37,7 @@ def pattern(r):
         "trail\\ ", "sp ace   ", "# a comment", "", "[[:digit:]]*", "[[:upper:]]1", "*" + e,
         d + "/" + n, "/" + d + "/" + n, "!" + d + "/", "!/" + d, "a**b", "*/" + n,
         "!**/keep.txt", d + "/*/", "\\" + n[:1] + n[1:],
+        d + "/a**/" + n, "/" + d + "/b**", d + "/**/", "*/*." + e,
     ]
     # "**" alone ignores everything: rare, or most trees would be empty.
     return "**" if r.random() < 0.01 else r.choice(forms)
@@ -61,6 +62,14 @@ def make(dest, seed):
             f.write(global_patterns)
     with open(os.path.join(tree, ".git", "info", "exclude"), "a") as f:
         f.write("\n".join(pattern(r) for _ in range(r.randint(0, 4))) + "\n")
+    if r.random() < 0.3:
+        # The repository's own excludes file: relative to the top, with a comment after it;
+        # it replaces the user's.
+        with open(os.path.join(tree, "repo-excludes"), "w") as f:
+            f.write("\n".join(pattern(r) for _ in range(r.randint(1, 4))) + "\n")
+        git(tree, "config", "core.excludesFile", "repo-excludes")
+        with open(os.path.join(tree, ".git", "config"), "a") as f:
+            f.write("[core]\n\texcludesFile = repo-excludes ; the repository's own\n")
     nested = r.random() < 0.4
     fill(r, tree, 0, nested)
 
@@ -86,6 +95,9 @@ def fill(r, d, depth, nested):
             if nested and depth == 1 and r.random() < 0.5:
                 git(sub, "init", "-q", ".")
                 nested = False
+            elif r.random() < 0.05:
+                # An empty .git directory is no repository: the parent's rules go on.
+                os.mkdir(os.path.join(sub, ".git"))
             fill(r, sub, depth + 1, nested)
 
 
@@ -123,9 +135,14 @@ def expected_files(dest, work_tree):
     return out
 
 
+def is_repository(d):
+    g = os.path.join(d, b".git")
+    return os.path.isfile(g) or os.path.exists(os.path.join(g, b"HEAD"))
+
+
 def work_tree_of(path):
     d = os.path.dirname(path)
-    while not os.path.exists(os.path.join(d, b".git")):
+    while not is_repository(d):
         d = os.path.dirname(d)
     return d
 

@@ -126,12 +126,17 @@ struct ChangeDetector: WalkDelegate {
     private var inListing = false
     /// Directories replaced by another under the same name in this run: never a move source.
     private var replacedDirectories: Set<UInt64> = []
+    /// The run has rules: a resumed run judges its recorded directories' names again (a
+    /// `.git` or `.gitignore` among them shapes the rules below), instead of taking them as
+    /// recorded.
+    let hasRules: Bool
 
     init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64,
          rootIsNew: Bool, alreadyListed: Set<UInt64> = [], unfinishedBelow: Set<UInt64> = [],
          previousRunStartMs: Int64 = 0, trustDirectoryTimes: Bool = true,
-         progress: RunProgress = RunProgress()) {
+         progress: RunProgress = RunProgress(), hasRules: Bool = false) {
         self.views = views
+        self.hasRules = hasRules
         self.progress = progress
         self.alreadyListed = alreadyListed
         self.unfinishedBelow = unfinishedBelow
@@ -174,8 +179,9 @@ struct ChangeDetector: WalkDelegate {
     }
 
     mutating func knownListing(of directoryID: UInt64, stat: EntryStat) -> KnownListing? {
-        let resumed = alreadyListed.remove(directoryID) != nil
-        guard resumed || trusted.remove(directoryID) != nil, let txn = try? snapshot() else { return nil }
+        let wasListed = alreadyListed.remove(directoryID) != nil
+        guard wasListed || trusted.remove(directoryID) != nil, let txn = try? snapshot() else { return nil }
+        let resumed = wasListed && !hasRules
         var names: [UInt8] = []
         var stats: [EntryStat] = []
         var ids: [UInt64] = []
@@ -259,6 +265,10 @@ struct ChangeDetector: WalkDelegate {
 
             let unreadable = Set(listing.errors.lazy.filter { !$0.name.isEmpty }.map(\.name))
             let listingComplete = !listing.errors.contains { $0.operation == .readDirectory }
+            // Indexed names the rules now reject leave the index at once (before their
+            // PathRejected), never paired into moves.
+            var nowRejected: [[UInt8]: RejectedEntry] = [:]
+            for r in listing.rejected { nowRejected[Array(UnsafeRawBufferPointer(start: base + Int(r.nameStart), count: Int(r.nameLength)))] = r }
 
             var next = 0
             // An entry not in the view: created, or a directory that moved here.
@@ -296,7 +306,11 @@ struct ChangeDetector: WalkDelegate {
                     guard next < order.count && compare(name(listing.entries[order[next]]), oldName) == 0 else {
                         // A row whose name is no longer listed is gone, if the listing is whole.
                         let gone = Array(oldName)
-                        if listingComplete && !unreadable.contains(gone) {
+                        if let r = nowRejected[gone] {
+                            batch.changes.append(Change(kind: .removed, nameStart: r.nameStart, nameLength: r.nameLength, metadata: old))
+                            changed = true
+                            if batch.changes.count >= batchLimit { flush(&batch) }
+                        } else if listingComplete && !unreadable.contains(gone) {
                             deferredRemovals.append(DeferredEntry(parent: dirID, name: gone, metadata: old))
                         }
                         return true

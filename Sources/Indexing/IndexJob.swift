@@ -143,7 +143,8 @@ public enum IndexJob {
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
                                           alreadyListed: listedBefore, unfinishedBelow: notWholly,
                                           previousRunStartMs: previousRunStartMs,
-                                          trustDirectoryTimes: options.trustDirectoryTimes, progress: progress)
+                                          trustDirectoryTimes: options.trustDirectoryTimes, progress: progress,
+                                          hasRules: !options.rules.isEmpty)
             var failure: (any Error & Sendable)?
             var completed = false
             do {

@@ -143,7 +143,11 @@ public final class ViewFold {
             try name.withUnsafeBytes { n in
                 try Views.withEntryKey(parent, n) { key in try Array(rule.utf8).withUnsafeBytes { try txn.put(rejected, key: key, value: $0) } }
             }
-        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .snapshotTaken:
+        case .jobResumed:
+            // The resumed writer starts with no fresh directories; a replay must not
+            // remember them either, or the two skip different lookups.
+            fresh.removeAll(keepingCapacity: true)
+        case .jobPaused, .jobCompleted, .jobFailed, .snapshotTaken:
             break
         }
     }

@@ -48,20 +48,38 @@ public final class CompiledRules: Sendable {
             context.filesAccepted = requireChildren.allSatisfy { isDirectory(root + [UInt8(ascii: "/")] + $0) }
         }
         guard ruleSet.gitignore else { return context }
-        // The nearest ancestor with a `.git` is the top of the work tree holding the root.
+        // The nearest ancestor holding a repository is the top of the work tree holding the root.
         var ancestors: [[UInt8]] = []
         var path = root
         while let slash = path.lastIndex(of: UInt8(ascii: "/")), !path.isEmpty, path != [UInt8(ascii: "/")] {
             path = slash == 0 ? [UInt8(ascii: "/")] : Array(path[..<slash])
             ancestors.append(path)
         }
-        guard let topIndex = ancestors.firstIndex(where: { exists(join($0, Array(".git".utf8))) }) else { return context }
+        func isRepository(_ dir: [UInt8]) -> Bool {
+            let git = join(dir, Self.dotGit)
+            if isDirectory(git) {
+                return exists(join(git, Array("HEAD".utf8))) && isDirectory(join(git, Array("objects".utf8)))
+                    && isDirectory(join(git, Array("refs".utf8)))
+            }
+            return readFile(git).map { $0.starts(with: Self.gitdirPrefix) } ?? false
+        }
+        guard let topIndex = ancestors.firstIndex(where: isRepository) else { return context }
         let top = ancestors[topIndex]
-        var frame = GitFrame(tree: workTree(top: top, readFile: { readFile(join(top, $0)) }), pathInTree: [], file: nil, parent: nil)
+        let readBelowTop = { (p: [UInt8]) in readFile(p.first == UInt8(ascii: "/") ? p : join(top, p)) }
+        var frame = GitFrame(tree: workTree(top: top, read: readBelowTop), pathInTree: [], file: nil, parent: nil)
         frame = frame.with(file: ignoreFile(in: top, pathInTree: [], read: readFile))
-        // Down from the top to the root's parent, then the root itself (read at its listing).
+        // Down from the top to the root's parent, then the root itself (read at its
+        // listing). A directory on the way that git ignores makes the whole root ignored.
         for dir in ancestors[..<topIndex].reversed() + [root] {
             let pathInTree = Array(dir[(top == [UInt8(ascii: "/")] ? 1 : top.count + 1)...])
+            if context.ignoredRoot == nil {
+                let name = Array(dir[(dir.lastIndex(of: UInt8(ascii: "/"))! + 1)...])
+                if name == Self.dotGit {
+                    context.ignoredRoot = Self.gitsOwnData
+                } else if let (file, pattern) = name.withUnsafeBytes({ frame.lastMatch(name: $0, isDirectory: true) }), !pattern.negated {
+                    context.ignoredRoot = Self.rule(file, pattern)
+                }
+            }
             frame = GitFrame(tree: frame.tree, pathInTree: pathInTree, file: nil, parent: frame)
             if dir != root { frame = frame.with(file: ignoreFile(in: dir, pathInTree: pathInTree, read: readFile)) }
         }
@@ -75,20 +93,41 @@ public final class CompiledRules: Sendable {
         return IgnoreFile(source: source, base: pathInTree, contents: contents)
     }
 
-    private func workTree(top: [UInt8], readFile: ([UInt8]) -> [UInt8]?) -> GitWorkTree {
+    /// The files that apply everywhere in the work tree whose top is `top`.
+    ///
+    /// - Parameter read: reads a path relative to the top (or an absolute one).
+    private func workTree(top: [UInt8], read: ([UInt8]) -> [UInt8]?) -> GitWorkTree {
+        // `.git` is the repository, or (worktrees, submodules) a file naming it; a linked
+        // worktree shares its main repository's info/exclude and config (`commondir`).
+        var gitDir = Self.dotGit
+        if let pointer = read(Self.dotGit), pointer.starts(with: Self.gitdirPrefix) {
+            var target = Array(pointer.dropFirst(Self.gitdirPrefix.count))
+            while let last = target.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") || last == UInt8(ascii: " ") { target.removeLast() }
+            gitDir = target
+        }
+        var commonDir = gitDir
+        if var common = read(join(gitDir, Array("commondir".utf8))) {
+            while let last = common.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { common.removeLast() }
+            commonDir = common.first == UInt8(ascii: "/") ? common : join(gitDir, common)
+        }
+        commonDir = normalized(commonDir)
+        func absolute(_ p: [UInt8]) -> [UInt8] { p.first == UInt8(ascii: "/") ? p : join(top, p) }
         var files: [IgnoreFile] = []
-        // A repository's own config may name another excludes file.
-        if let local = readFile(Array(".git/config".utf8)), let path = GitConfig.excludesFile(in: local, environment: environment),
-           let contents = readFile(path.first == UInt8(ascii: "/") ? path : Array(".git/".utf8) + path) {
-            files.append(IgnoreFile(source: path, base: [], contents: contents))
+        // A repository's own config may name another excludes file (relative to the top);
+        // then the user's is not read.
+        if let local = read(join(commonDir, Array("config".utf8))), let path = GitConfig.excludesFile(in: local, environment: environment) {
+            if let contents = read(path) { files.append(IgnoreFile(source: absolute(path), base: [], contents: contents)) }
         } else if let globalExcludes {
             files.append(globalExcludes)
         }
-        if let info = readFile(Array(".git/info/exclude".utf8)) {
-            files.append(IgnoreFile(source: join(top, Array(".git/info/exclude".utf8)), base: [], contents: info))
+        let exclude = join(commonDir, Array("info/exclude".utf8))
+        if let info = read(exclude) {
+            files.append(IgnoreFile(source: absolute(exclude), base: [], contents: info))
         }
         return GitWorkTree(top: top, repositoryFiles: files)
     }
+
+    static let gitdirPrefix = Array("gitdir: ".utf8)
 
     /// The absolute path of a directory of the walk.
     public func absolutePath(of context: DirectoryRules) -> [UInt8] {
@@ -99,14 +138,15 @@ public final class CompiledRules: Sendable {
     /// nested repository has its own rules), and its `.gitignore` joins the rules.
     ///
     /// - Parameters:
-    ///   - hasGit: the listing holds an entry named `.git`.
+    ///   - hasGit: the listing holds a repository named `.git` (a directory with `HEAD`,
+    ///     `objects` and `refs`, or a `gitdir:` file), as git requires of a work tree's top.
     ///   - hasIgnoreFile: the listing holds a regular file named `.gitignore`.
-    ///   - read: reads a file by a path relative to this directory.
+    ///   - read: reads a file by a path relative to this directory (or an absolute one).
     public func enter(_ context: inout DirectoryRules, hasGit: Bool, hasIgnoreFile: Bool, read: ([UInt8]) -> [UInt8]?) {
         guard ruleSet.gitignore else { return }
         let here = absolutePath(of: context)
         if hasGit {
-            context.git = GitFrame(tree: workTree(top: here, readFile: read), pathInTree: [], file: nil, parent: nil)
+            context.git = GitFrame(tree: workTree(top: here, read: read), pathInTree: [], file: nil, parent: nil)
         }
         guard let frame = context.git, hasIgnoreFile, let contents = read(Array(".gitignore".utf8)) else { return }
         context.git = frame.with(file: IgnoreFile(source: join(here, Array(".gitignore".utf8)), base: frame.pathInTree, contents: contents))
@@ -118,6 +158,7 @@ public final class CompiledRules: Sendable {
         child.depth += 1
         child.relativePath = context.relativePath.isEmpty ? Array(name) : context.relativePath + [UInt8(ascii: "/")] + Array(name)
         child.filesAccepted = filesAccepted
+        child.ignoredRoot = nil
         if let git = context.git {
             let path = git.pathInTree.isEmpty ? Array(name) : git.pathInTree + [UInt8(ascii: "/")] + Array(name)
             child.git = GitFrame(tree: git.tree, pathInTree: path, file: nil, parent: git.file == nil ? git.parent ?? git : git)
@@ -134,8 +175,9 @@ public final class CompiledRules: Sendable {
     public func classify(_ name: UnsafeRawBufferPointer, isDirectory: Bool, in context: DirectoryRules,
                          hasChildDirectory: ([UInt8]) -> Bool) -> Verdict {
         // Rejections first, in a fixed order: the first that applies names the rejection.
-        if context.git != nil, name.elementsEqual(Self.dotGit) {
-            return .rejected("gitignore: .git is git's own data, never part of the work tree")
+        if context.git != nil {
+            if let why = context.ignoredRoot { return .rejected(why) }
+            if name.elementsEqual(Self.dotGit) { return .rejected(Self.gitsOwnData) }
         }
         if !rejects.isEmpty, let glob = rejects.firstMatch(name: name, relativeTo: context.relativePath, root: root) {
             return .rejected("reject \(glob)")
@@ -149,7 +191,7 @@ public final class CompiledRules: Sendable {
             }
         }
         if let git = context.git, let (file, pattern) = git.lastMatch(name: name, isDirectory: isDirectory), !pattern.negated {
-            return .rejected("gitignore \(escaped(file.source)):\(pattern.line):\(escaped(pattern.text))")
+            return .rejected(Self.rule(file, pattern))
         }
         if isDirectory {
             var filesAccepted = context.filesAccepted
@@ -167,6 +209,12 @@ public final class CompiledRules: Sendable {
     }
 
     static let dotGit: [UInt8] = Array(".git".utf8)
+    static let gitsOwnData = "gitignore: .git is git's own data, never part of the work tree"
+
+    /// A gitignore rejection as `PathRejected` names it: `gitignore SOURCE:LINE:PATTERN`.
+    static func rule(_ file: IgnoreFile, _ pattern: IgnorePattern) -> String {
+        "gitignore \(escaped(file.source)):\(pattern.line):\(escaped(pattern.text))"
+    }
 }
 
 /// What the rules say of one entry.
@@ -188,6 +236,9 @@ public struct DirectoryRules: Sendable {
     var git: GitFrame?
     /// The child-directory rules accept files here.
     var filesAccepted: Bool
+    /// At the root only: git ignores the root (a directory between the top of its work
+    /// tree and it is ignored), so every entry is rejected by this rule.
+    var ignoredRoot: String?
 }
 
 /// A git work tree: its top and the files that apply everywhere in it (lowest priority first).
@@ -235,6 +286,27 @@ final class GitFrame: Sendable {
             return nil
         }
     }
+}
+
+/// A path with its `.` and `..` components resolved lexically (for the names rules show).
+func normalized(_ path: [UInt8]) -> [UInt8] {
+    let slash = UInt8(ascii: "/")
+    var parts: [ArraySlice<UInt8>] = []
+    for part in path.split(separator: slash) {
+        if part.elementsEqual([UInt8(ascii: ".")]) { continue }
+        if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]), let last = parts.last,
+           !last.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+            parts.removeLast()
+            continue
+        }
+        parts.append(part)
+    }
+    var out: [UInt8] = path.first == slash ? [slash] : []
+    for (i, part) in parts.enumerated() {
+        if i > 0 { out.append(slash) }
+        out.append(contentsOf: part)
+    }
+    return out
 }
 
 func join(_ dir: [UInt8], _ name: [UInt8]) -> [UInt8] {

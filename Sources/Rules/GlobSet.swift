@@ -125,7 +125,12 @@ enum GitConfig {
             let key = line[..<eq].trimmingBlanks().lowercased()
             guard key == "excludesfile" else { continue }
             var v = line[line.index(after: eq)...].trimmingBlanks()
-            if v.hasPrefix("\"") && v.hasSuffix("\"") && v.count >= 2 { v = String(v.dropFirst().dropLast()) }
+            if v.hasPrefix("\""), let close = v.dropFirst().firstIndex(of: "\"") {
+                v = String(v[v.index(after: v.startIndex)..<close])
+            } else if let comment = v.firstIndex(where: { $0 == ";" || $0 == "#" }) {
+                // An unquoted ';' or '#' starts a comment.
+                v = v[..<comment].trimmingBlanks()
+            }
             if v.hasPrefix("~/"), let home = environment["HOME"] { v = home + v.dropFirst() }
             value = v.isEmpty ? nil : Array(v.utf8)
         }

@@ -17,6 +17,10 @@ public struct IgnorePattern: Sendable {
     var literal: Bool
     /// `*` followed by a plain suffix (`*.log`): a suffix comparison.
     var suffix: [UInt8]?
+    /// How many leading bytes hold no wildcard (git's `nowildcardlen`): an anchored
+    /// pattern compares them first and matches the rest from there, so a `**` right after
+    /// them counts as leading (`d/a**/x` matches `d/a/b/x`, as in git).
+    var literalPrefix: Int
 }
 
 /// The patterns of one ignore file: a `.gitignore`, `.git/info/exclude` or the user's
@@ -104,7 +108,8 @@ public final class IgnoreFile: Sendable {
             suffix = Array(text[1...])
         }
         return IgnorePattern(glob: text, negated: negated, directoryOnly: directoryOnly, basenameOnly: basenameOnly,
-                             text: written, line: line, literal: literal, suffix: suffix)
+                             text: written, line: line, literal: literal, suffix: suffix,
+                             literalPrefix: text.firstIndex(where: isSpecial) ?? text.count)
     }
 
     /// Git's `trim_trailing_spaces`: trailing spaces go unless escaped with a backslash.
@@ -176,7 +181,12 @@ public final class IgnoreFile: Sendable {
                 else { return false }
                 rest = UnsafeRawBufferPointer(rebasing: path[(base.count + 1)...])
             }
-            return Wildmatch.matches(glob, rest, pathname: true)
+            let prefix = p.literalPrefix
+            guard prefix > 0 else { return Wildmatch.matches(glob, rest, pathname: true) }
+            guard rest.count >= prefix, memcmpEqual(UnsafeRawBufferPointer(rebasing: glob[..<prefix]), UnsafeRawBufferPointer(rebasing: rest[..<prefix]))
+            else { return false }
+            if prefix == glob.count { return rest.count == prefix }
+            return Wildmatch.matches(UnsafeRawBufferPointer(rebasing: glob[prefix...]), UnsafeRawBufferPointer(rebasing: rest[prefix...]), pathname: true)
         }
     }
 }

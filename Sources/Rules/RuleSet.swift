@@ -129,7 +129,7 @@ public struct RuleSet: Sendable, Hashable {
             guard let n = Int(argument), n >= 1 else {
                 throw RuleError(message: "max-depth takes a whole number of 1 or more, not \"\(argument)\"")
             }
-            maxDepth = min(maxDepth ?? n, n)
+            maxDepth = n
         case "preset":
             guard let preset = Self.presets.first(where: { $0.name == argument }) else {
                 throw RuleError(message: "no preset \"\(argument)\" (there are: \(Self.presets.map(\.name).joined(separator: ", ")))")

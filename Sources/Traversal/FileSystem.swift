@@ -98,7 +98,8 @@ public protocol FileSystem: Sendable {
 
 extension FileSystem {
     public func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
-        let fd = openat(directory.fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // O_NONBLOCK: a FIFO planted where a file is expected must not hang the walk.
+        let fd = openat(directory.fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         if fd < 0 { throw Errno.current }
         defer { Glibc.close(fd) }
         return try readAll(fd)
@@ -109,7 +110,7 @@ extension FileSystem {
 /// - Parameter followSymlinks: false refuses a symlink at the end of the path, as git
 ///   does for `.gitignore` files.
 public func readWholeFile(_ path: [UInt8], followSymlinks: Bool = true) throws(Errno) -> [UInt8] {
-    let flags = O_RDONLY | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW)
+    let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followSymlinks ? 0 : O_NOFOLLOW)
     let fd = (path + [0]).withUnsafeBufferPointer { p in
         open(UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), flags)
     }
@@ -118,8 +119,12 @@ public func readWholeFile(_ path: [UInt8], followSymlinks: Bool = true) throws(E
     return try readAll(fd)
 }
 
-/// Reads a descriptor to its end (at most 16 MiB: an ignore file is never that big).
+/// Reads a regular file's descriptor to its end (at most 16 MiB: an ignore file is never
+/// that big). Anything else (a FIFO, a device, a directory) is refused with EINVAL.
 func readAll(_ fd: Int32) throws(Errno) -> [UInt8] {
+    var st = Glibc.stat()
+    if fstat(fd, &st) != 0 { throw Errno.current }
+    guard st.st_mode & S_IFMT == S_IFREG else { throw Errno(rawValue: EINVAL) }
     var result: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while result.count < 16 << 20 {

@@ -148,7 +148,12 @@ public struct Walker<FS: FileSystem> {
             fileSystem.close(rootHandle)
             throw error
         }
-        let pool = ListerPool(listers: threads - 1)
+        // Each finished listing waiting to be taken holds a descriptor: a quarter of the
+        // descriptor limit at most, so a low limit cannot make the thread count matter.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let readAhead = max(8, min(1024, Int(clamping: limit.rlim_cur) / 4))
+        let pool = ListerPool(listers: threads - 1, readAhead: readAhead)
         var helpers: [WorkerThread] = []
         var stack: [Frame] = []
         defer {
@@ -160,11 +165,16 @@ public struct Walker<FS: FileSystem> {
         }
         for _ in 1..<threads {
             let fs = fileSystem, device = rootStat.device, rules = rules
-            helpers.append(try WorkerThread {
-                while let task = pool.next() {
-                    pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules))
-                }
-            })
+            do {
+                helpers.append(try WorkerThread {
+                    while let task = pool.next() {
+                        pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules))
+                    }
+                })
+            } catch {
+                fileSystem.close(rootHandle)
+                throw error
+            }
         }
 
         let rootContext = rules?.rootContext(isDirectory: Self.isDirectory, exists: Self.exists, readFile: Self.readFile)
@@ -281,7 +291,7 @@ public struct Walker<FS: FileSystem> {
                                                    canDescend: st.isDirectory && st.device == device))
             }
             applyRules(&listing, handle, &context, rules: rules, fs: fs)
-            return ListedDirectory(listing: listing, context: context)
+            return ListedDirectory(listing: canonical(listing), context: context)
         }
         listing.names.withUnsafeBytes { names in
             for (start, length) in starts {
@@ -302,7 +312,24 @@ public struct Walker<FS: FileSystem> {
             return list(handle, id: id, stat: stat, device: device, context: context, known: nil, rules: rules, fs: fs)
         }
         applyRules(&listing, handle, &context, rules: rules, fs: fs)
-        return ListedDirectory(listing: listing, context: context)
+        return ListedDirectory(listing: canonical(listing), context: context)
+    }
+
+    /// Errors and rejections in name order, not readdir's: the same directory gives the
+    /// same events whatever order the filesystem returns its names in.
+    private static func canonical(_ listing: DirectoryListing) -> DirectoryListing {
+        var listing = listing
+        if listing.errors.count > 1 { listing.errors.sort { $0.name.lexicographicallyPrecedes($1.name) } }
+        if listing.rejected.count > 1 {
+            let names = listing.names
+            names.withUnsafeBytes { n in
+                func name(_ r: RejectedEntry) -> UnsafeRawBufferPointer {
+                    UnsafeRawBufferPointer(rebasing: n[Int(r.nameStart)..<Int(r.nameStart + r.nameLength)])
+                }
+                listing.rejected.sort { name($0).lexicographicallyPrecedes(name($1)) }
+            }
+        }
+        return listing
     }
 
     // MARK: - Rules
@@ -320,7 +347,7 @@ public struct Walker<FS: FileSystem> {
                 var hasGit = false, hasIgnoreFile = false
                 for e in listing.entries where e.nameLength == 4 || e.nameLength == 10 {
                     let n = name(e)
-                    if n.elementsEqual(dotGitName) { hasGit = true }
+                    if n.elementsEqual(dotGitName) { hasGit = isRepository(e.stat, handle, fs: fs) }
                     if e.stat.isRegularFile && n.elementsEqual(dotGitignoreName) { hasIgnoreFile = true }
                 }
                 if hasGit || hasIgnoreFile {
@@ -356,6 +383,23 @@ public struct Walker<FS: FileSystem> {
         context = ctx
     }
 
+
+    /// Whether the entry `.git` of this directory is a repository, as git requires of the
+    /// top of a work tree: a directory with `HEAD`, `objects/` and `refs/`, or a file
+    /// `gitdir: PATH` (worktrees, submodules).
+    private static func isRepository(_ st: EntryStat, _ handle: DirectoryHandle, fs: FS) -> Bool {
+        func probe(_ path: String, directory: Bool) -> Bool {
+            path.withCString { p in
+                guard let found = try? fs.stat(handle, p) else { return false }
+                return directory ? found.isDirectory : true
+            }
+        }
+        if st.isDirectory {
+            return probe(".git/HEAD", directory: false) && probe(".git/objects", directory: true) && probe(".git/refs", directory: true)
+        }
+        guard st.isRegularFile, let contents = try? ".git".withCString({ try fs.readFile(handle, $0) }) else { return false }
+        return contents.starts(with: Array("gitdir: ".utf8))
+    }
 
     /// Absolute-path helpers for the rules' look above the root (the walk itself reads
     /// only through the file-system capability).

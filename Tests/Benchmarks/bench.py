@@ -362,11 +362,17 @@ def make_cases(evindex: str, ncdu: str | None, tree: Path, mutated: MutatedTree,
         # not a --limit'ed human page. Its output goes to a file (measure's capture).
         return Prepared([evindex, "diff", "1", "2", "--db", str(diff_db), "--json"], finish, capture=True, ok_exit=(1,))
 
+    def gitignore_run() -> Prepared:
+        # The cache directory is made a repository of its own, so the tree is a work
+        # tree (its .gitignore files apply, its projects' .git directories are git's own
+        # data) instead of an ignored corner of the evindex checkout (`.bench/`).
+        if not (tree.parent / ".git" / "HEAD").exists():
+            subprocess.run(["git", "init", "-q", str(tree.parent)], check=True)
+        return index_fresh("--gitignore")
+
     cases = [
         Case(RUN_CASE, index_fresh),
-        # The tree's projects have .git directories and .gitignore files: the rules
-        # apply below each of them.
-        Case(GITIGNORE_CASE, lambda: index_fresh("--gitignore")),
+        Case(GITIGNORE_CASE, gitignore_run),
         Case(RESCAN_CASE, lambda: rescan(tree, copy_db(ensure_base_db(), "rescan-db"))),
         Case(MUTATED_CASE, lambda: rescan(mutated.tree, copy_db(mutated.base_db, "mutated-db"))),
         Case(REPLAY_CASE, replay),

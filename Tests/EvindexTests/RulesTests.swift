@@ -119,13 +119,27 @@ struct RulesTests {
         #expect(checked > 300, "only \(checked) rejections compared")
     }
 
+    /// `git` in `dir`, as the tests' user, failing the test on an error.
+    @discardableResult
+    static func git(_ dir: String, _ args: [String]) throws -> String {
+        let r = try Support.run(["/usr/bin/env", "git", "-C", dir, "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t"] + args)
+        #expect(r.status == 0, "git \(args): \(r.stderr)")
+        return r.text
+    }
+
     /// A root below the top of its work tree: the .gitignore files above it apply, with
-    /// their paths anchored at their own directories; outside any work tree none applies.
+    /// their paths anchored at their own directories; a root inside a directory git
+    /// ignores has every entry rejected by that pattern; outside any work tree (an empty
+    /// `.git` is no repository) no .gitignore applies.
     @Test func gitignoreAboveTheRootAndOutsideWorkTrees() throws {
         try Support.withTemporaryDirectory { tmp in
             let top = tmp + "/repo"
-            for d in ["/repo/sub/inner", "/repo/.git", "/plain"] { try FileManager.default.createDirectory(atPath: tmp + d, withIntermediateDirectories: true) }
-            try "*.log\n/sub/inner/b.txt\n".write(toFile: top + "/.gitignore", atomically: true, encoding: .utf8)
+            for d in ["/repo/sub/inner", "/repo/build/deep", "/plain/.git"] {
+                try FileManager.default.createDirectory(atPath: tmp + d, withIntermediateDirectories: true)
+            }
+            try Self.git(top, ["init", "-q"])
+            try "*.log\n/sub/inner/b.txt\nbuild/\n".write(toFile: top + "/.gitignore", atomically: true, encoding: .utf8)
+            for f in ["/repo/build/g", "/repo/build/deep/f"] { _ = FileManager.default.createFile(atPath: tmp + f, contents: Data()) }
             try "*.log\n".write(toFile: tmp + "/plain/.gitignore", atomically: true, encoding: .utf8)
             for f in ["/repo/sub/inner/a.log", "/repo/sub/inner/b.txt", "/repo/sub/inner/c.txt", "/plain/x.log"] {
                 _ = FileManager.default.createFile(atPath: tmp + f, contents: Data())
@@ -137,7 +151,49 @@ struct RulesTests {
             #expect(rules["inner/a.log"] == "gitignore \(top)/.gitignore:1:*.log")
             #expect(rules["inner/b.txt"] == "gitignore \(top)/.gitignore:2:/sub/inner/b.txt")
             #expect(try Support.evindex(["run", tmp + "/plain", "--gitignore", "--db", db]).status == 0)
-            Self.expectSame(try Self.indexed(tmp + "/plain", db), [".gitignore", "x.log"], "no work tree")
+            Self.expectSame(try Self.indexed(tmp + "/plain", db), [".git/", ".gitignore", "x.log"], "no work tree")
+
+            // The root inside an ignored directory: git lists nothing of it, and says why.
+            #expect(try Support.evindex(["run", top + "/build", "--gitignore", "--db", db]).status == 0)
+            Self.expectSame(try Self.indexed(top + "/build", db), [], "root inside an ignored directory")
+            #expect(try Self.git(top, ["ls-files", "--others", "--exclude-standard", "build"]).isEmpty)
+            #expect(try Self.rejections(top + "/build", db, run: 3) == ["deep": "gitignore \(top)/.gitignore:3:build/", "g": "gitignore \(top)/.gitignore:3:build/"])
+            #expect(try Self.git(top, ["check-ignore", "-v", "build/g"]).hasPrefix(".gitignore:3:build/"))
+        }
+    }
+
+    /// A linked worktree (`.git` is a `gitdir:` file) uses its main repository's
+    /// info/exclude, as `git ls-files` there does.
+    @Test func linkedWorktreeUsesTheMainRepositorysExcludes() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let main = tmp + "/main", linked = tmp + "/linked"
+            try FileManager.default.createDirectory(atPath: main, withIntermediateDirectories: true)
+            try Self.git(main, ["init", "-q"])
+            try Self.git(main, ["commit", "-q", "--allow-empty", "-m", "start"])
+            try Self.git(main, ["worktree", "add", "-q", linked])
+            try "*.tmp\n".write(toFile: main + "/.git/info/exclude", atomically: true, encoding: .utf8)
+            for f in ["x.tmp", "y.txt"] { _ = FileManager.default.createFile(atPath: linked + "/" + f, contents: Data()) }
+            let db = tmp + "/db"
+            #expect(try Support.evindex(["run", linked, "--gitignore", "--db", db]).status == 0)
+            let files = try Self.indexed(linked, db).filter { !$0.hasSuffix("/") }
+            let git = Set(try Self.git(linked, ["ls-files", "--others", "--exclude-standard"]).split(separator: "\n").map(String.init))
+            #expect(Set(files) == git, "evindex \(files.sorted()), git \(git.sorted())")
+            #expect(try Self.rejections(linked, db)["x.tmp"] == "gitignore \(main)/.git/info/exclude:1:*.tmp")
+        }
+    }
+
+    /// A FIFO where git keeps a file (`.git/info/exclude`) is skipped, not waited on.
+    @Test func fifoInRepositoryMetadataDoesNotHang() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let repo = tmp + "/repo"
+            try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+            try Self.git(repo, ["init", "-q"])
+            try FileManager.default.removeItem(atPath: repo + "/.git/info/exclude")
+            #expect(mkfifo(repo + "/.git/info/exclude", 0o644) == 0)
+            _ = FileManager.default.createFile(atPath: repo + "/a.txt", contents: Data())
+            let r = try Support.run(["/usr/bin/timeout", "30", Support.evindex, "run", repo, "--gitignore", "--db", tmp + "/db"])
+            #expect(r.status == 0, "exit \(r.status): \(r.stderr)")
+            Self.expectSame(try Self.indexed(repo, tmp + "/db"), ["a.txt"], "repository with a FIFO exclude file")
         }
     }
 
@@ -322,7 +378,8 @@ struct RulesTests {
 
             // A .gitignore edited in place (its directory's times unchanged) is read again.
             let repo = tmp + "/repo"
-            for d in ["/repo/.git", "/repo/d"] { try FileManager.default.createDirectory(atPath: tmp + d, withIntermediateDirectories: true) }
+            try FileManager.default.createDirectory(atPath: repo + "/d", withIntermediateDirectories: true)
+            try Self.git(repo, ["init", "-q"])
             try "*.o\n".write(toFile: repo + "/.gitignore", atomically: false, encoding: .utf8)
             for f in ["/repo/d/a.o", "/repo/d/b.c"] { _ = FileManager.default.createFile(atPath: tmp + f, contents: Data()) }
             let rdb = tmp + "/rdb"
@@ -380,6 +437,68 @@ struct RulesTests {
             Self.expectSame(try Self.indexed(root, db2), try Self.find(root, prune("*.md")), "restarted with other rules")
             let runs = try Support.objects(Support.evindex(["runs", "--json", "--db", db2]).stdout)
             #expect(runs.first?["status"] as? String == "abandoned", "\(runs)")
+        }
+    }
+
+    /// A `--gitignore` run paused part-way and resumed agrees with git as if it had not
+    /// stopped (the resumed run judges the names it recorded again, so the `.git` and
+    /// `.gitignore` among them still shape the rules), and its views equal a replay.
+    @Test(arguments: [2, 4, 6])
+    func pausedGitignoreRunResumesWithGitsRules(_ pauseAfter: Int) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let dest = tmp + "/case"
+            let made = try Support.run(["/usr/bin/env", "python3", Self.cases, "make", dest, "--seed", "57"])
+            try #require(made.status == 0, "\(made.stderr)")
+            let db = tmp + "/db"
+            var environment = ProcessInfo.processInfo.environment
+            environment["HOME"] = dest + "/home"
+            environment["XDG_CONFIG_HOME"] = nil
+            func options(_ stop: StopFlag) throws -> RunOptions {
+                var o = RunOptions(root: Array((dest + "/tree").utf8), databaseDirectory: db)
+                try o.rules.add(keyword: "gitignore", argument: "on")
+                o.environment = environment
+                o.stop = stop
+                o.threads = 1
+                return o
+            }
+            let stop = StopFlag()
+            let first = try IndexJob.run(try options(stop), fileSystem: PausingFileSystem(stop: stop, after: pauseAfter))
+            try #require(first.status == .paused)
+            let resumed = try IndexJob.run(try options(StopFlag()), fileSystem: PosixFileSystem())
+            #expect(resumed.status == .completed && resumed.run == first.run)
+            let ls = try Support.evindex(["ls", dest + "/tree", "-R", "--json", "--db", db])
+            let log = try Support.evindex(["log", "--json", "--db", db])
+            try ls.stdout.write(to: URL(fileURLWithPath: tmp + "/ls.json"))
+            try log.stdout.write(to: URL(fileURLWithPath: tmp + "/log.json"))
+            let check = try Support.run(["/usr/bin/env", "python3", Self.cases, "check", dest, tmp + "/ls.json", tmp + "/log.json"])
+            #expect(check.status == 0, "\(check.text)")
+            let verify = try Support.evindex(["verify", "--db", db])
+            #expect(verify.status == 0, "\(verify.text) \(verify.stderr)")
+        }
+    }
+
+    /// A rescan that starts rejecting an indexed name, paused and then abandoned, leaves
+    /// no rejection beside the entry: the next rescans of the unchanged tree write nothing.
+    @Test func abandonedRescanLeavesNoStaleRejection() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 3000, seed: 12)
+            let path = Array(root.utf8)
+            _ = try IndexJob.run(RunOptions(root: path, databaseDirectory: db), fileSystem: PosixFileSystem())
+            let stop = StopFlag()
+            var rejecting = RunOptions(root: path, databaseDirectory: db)
+            try rejecting.rules.add(keyword: "reject", argument: "*.log")
+            rejecting.stop = stop
+            rejecting.threads = 1
+            let paused = try IndexJob.run(rejecting, fileSystem: PausingFileSystem(stop: stop, after: 40))
+            try #require(paused.status == .paused)
+            _ = try IndexJob.run(RunOptions(root: path, databaseDirectory: db), fileSystem: PosixFileSystem())  // abandons it
+            let unchanged = try IndexJob.run(RunOptions(root: path, databaseDirectory: db), fileSystem: PosixFileSystem())
+            #expect(unchanged.lastSequence - unchanged.firstSequence == 1, "an unchanged rescan wrote \(unchanged.lastSequence - unchanged.firstSequence + 1) events")
+            #expect(unchanged.counts.entries == UInt64(try FindOracle.entries(root).count))
+            let verify = try Support.evindex(["verify", "--db", db])
+            #expect(verify.status == 0, "\(verify.text) \(verify.stderr)")
+            Self.expectSame(try Self.indexed(root, db), try Self.find(root, []), "after the abandoned rescan")
         }
     }
 

@@ -71,6 +71,37 @@ struct ThreadsTests {
         }
     }
 
+    /// Under a low descriptor limit, lister threads read ahead less instead of running out
+    /// of descriptors: the same index as one thread, no errors.
+    @Test func lowDescriptorLimitGivesTheSameIndex() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            for i in 0..<1500 {
+                let dir = root + "/d\(i)"
+                try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+                try "*.log\n".write(toFile: dir + "/.gitignore", atomically: false, encoding: .utf8)
+                _ = FileManager.default.createFile(atPath: dir + "/a.log", contents: Data())
+                _ = FileManager.default.createFile(atPath: dir + "/sub/b.log", contents: Data())
+            }
+            try FileManager.default.createDirectory(atPath: root + "/.git/objects", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: root + "/.git/refs", withIntermediateDirectories: true)
+            try "ref: refs/heads/main\n".write(toFile: root + "/.git/HEAD", atomically: false, encoding: .utf8)
+            var outcomes: [(log: String, ls: Data, du: Data)] = []
+            for threads in ["1", "3"] {
+                let db = tmp + "/db" + threads
+                let r = try Support.run(["/usr/bin/prlimit", "--nofile=200:200", Support.evindex, "run", root, "--gitignore",
+                                         "--threads", threads, "--db", db, "--json"])
+                #expect(r.status == 0, "\(r.stderr)")
+                let summary = try Support.objects(r.stdout).first
+                #expect(summary?["errors"] as? Int == 0, "threads \(threads): \(summary ?? [:])")
+                outcomes.append(try Self.outcome(root, db))
+            }
+            #expect(outcomes[0].log == outcomes[1].log)
+            #expect(outcomes[0].ls == outcomes[1].ls)
+            #expect(!String(decoding: outcomes[0].ls, as: UTF8.self).contains(".log\""))
+        }
+    }
+
     @Test func badThreadCountsAreRefused() throws {
         try Support.withTemporaryDirectory { tmp in
             for bad in ["0", "-1", "1000"] {
