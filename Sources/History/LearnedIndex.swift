@@ -88,37 +88,16 @@ public final class LearnedIndex {
     /// events per write transaction. Returns how many events were folded.
     static func fold(log: EventLog, into target: Views, through: UInt64) throws -> UInt64 {
         let fold = ViewFold(views: target)
-        var next: UInt64 = 1
-        var total: UInt64 = 0
-        let chunk: UInt64 = 200_000
-        try log.environment.read { source in
-            while true {
-                var last = next - 1
-                let (count, reachedEnd) = try target.environment.write(onRetry: { fold.rollBack() }) { txn -> (UInt64, Bool) in
-                    var count: UInt64 = 0
-                    var end = true
-                    last = next - 1
-                    try log.forEachRecord(source, from: next, through: through) { record in
-                        if count == chunk { end = false; return false }
-                        try fold.apply(txn, record)
-                        last = record.sequence
-                        count += 1
-                        return true
-                    }
-                    try fold.flush(txn, lastSequence: last)
-                    return (count, end)
-                }
-                fold.didCommit()
+        return try log.environment.read { source in
+            try fold.foldInChunks(from: 1, through: through, forEachRecord: { _, from, to, body in
+                try log.forEachRecord(source, from: from, through: to, body)
+            }, afterCommit: {
                 // Each chunk reads on in the log and writes new pages: what was read stays
                 // in the page cache, not in this process.
                 log.environment.releaseMappedPages()
                 target.environment.releaseMappedPages()
-                total += count
-                next = last + 1
-                if reachedEnd { return }
-            }
+            }).events
         }
-        return total
     }
 }
 

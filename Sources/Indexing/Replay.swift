@@ -33,30 +33,8 @@ public enum Replay {
             try log.environment.write { txn in try target.clear(txn) }
         }
         fold.didCommit()
-        var next: UInt64 = startAfter + 1
-        var events: UInt64 = 0
-        var last: UInt64 = startAfter
-        // One commit per chunk of events keeps the write transaction's dirty pages bounded.
-        let chunk: UInt64 = 200_000
-        while true {
-            let lastBefore = last
-            let (folded, reachedEnd) = try log.environment.write(onRetry: { fold.rollBack(); last = lastBefore }) { txn -> (UInt64, Bool) in
-                var count: UInt64 = 0
-                var end = true
-                try log.forEachRecord(txn, from: next, through: through) { record in
-                    if count == chunk { end = false; return false }
-                    try fold.apply(txn, record)
-                    last = record.sequence
-                    count += 1
-                    return true
-                }
-                try fold.flush(txn, lastSequence: last)
-                return (count, end)
-            }
-            fold.didCommit()
-            events += folded
-            next = last + 1
-            if reachedEnd { break }
+        let (events, last) = try fold.foldInChunks(from: startAfter + 1, through: through) { txn, from, to, body in
+            try log.forEachRecord(txn, from: from, through: to, body)
         }
         return Result(startedAfter: startAfter, events: events, lastSequence: last, seconds: monotonicSeconds() - started)
     }

@@ -74,6 +74,47 @@ public final class ViewFold {
         freshInTransaction.removeAll(keepingCapacity: true)
     }
 
+    // MARK: - Folding a stretch of the log
+
+    /// Folds records `first...through` into the views, one write transaction per `chunk`
+    /// events (so the dirty pages of a transaction stay bounded), committing each.
+    ///
+    /// - Parameters:
+    ///   - forEachRecord: calls its body with each record from a sequence through another,
+    ///     in order, until the body returns false; it gets the write transaction (for a
+    ///     log in the same environment) and may read elsewhere.
+    ///   - afterCommit: called after each chunk's commit.
+    /// - Returns: how many records were folded, and the last one's sequence (`first - 1`
+    ///   when none was).
+    public func foldInChunks(from first: UInt64, through: UInt64, chunk: UInt64 = 200_000,
+                             forEachRecord: (Transaction, UInt64, UInt64, (EventRecord) throws -> Bool) throws -> Void,
+                             afterCommit: () -> Void = {}) throws -> (events: UInt64, last: UInt64) {
+        var next = first
+        var events: UInt64 = 0
+        var last = first - 1
+        while true {
+            let lastBefore = last
+            let (folded, reachedEnd) = try views.environment.write(onRetry: { rollBack(); last = lastBefore }) { txn -> (UInt64, Bool) in
+                var count: UInt64 = 0
+                var end = true
+                try forEachRecord(txn, next, through) { record in
+                    if count == chunk { end = false; return false }
+                    try apply(txn, record)
+                    last = record.sequence
+                    count += 1
+                    return true
+                }
+                try flush(txn, lastSequence: last)
+                return (count, end)
+            }
+            didCommit()
+            afterCommit()
+            events += folded
+            next = last + 1
+            if reachedEnd { return (events, last) }
+        }
+    }
+
     // MARK: - Directory rows
 
     private func record(_ txn: Transaction, _ id: UInt64) throws -> DirectoryRecord? {
