@@ -204,8 +204,12 @@ public struct TreeDiff {
             }
             let left = try Self.children(a, aID), right = try Self.children(b, bID)
             var diffs: [EntryDifference] = []
-            for (side, id, kind, unreadable, empty, full) in [(a, aID, EntryDifference.Kind.onlyInA, unreadableB, right.isEmpty, !left.isEmpty),
-                                                              (b, bID, EntryDifference.Kind.onlyInB, unreadableA, left.isEmpty, !right.isEmpty)]
+            // A listing on one side only (the other could not be read): only possible when
+            // one side is empty, so most directories skip this.
+            let oneSidedListing = left.isEmpty != right.isEmpty
+                ? [(a, aID, EntryDifference.Kind.onlyInA, unreadableB, right.isEmpty, !left.isEmpty),
+                   (b, bID, EntryDifference.Kind.onlyInB, unreadableA, left.isEmpty, !right.isEmpty)] : []
+            for (side, id, kind, unreadable, empty, full) in oneSidedListing
             where empty && full && unreadable.contains(dir) {
                 var d = EntryDifference(kind: kind, path: dir)
                 d.isListing = true
@@ -237,9 +241,11 @@ public struct TreeDiff {
                     diffs.insert(d, at: diffs.count - Int(listSubtreeContents ? (d.subtree?.entries ?? 0) : 0))
                 } else {
                     let x = left[i], y = right[j]; i += 1; j += 1
-                    let path = Self.join(dir, x.name)
                     let changed = fields.differences(x.metadata, y.metadata)
                     let idA = Self.enteredID(x.metadata), idB = Self.enteredID(y.metadata)
+                    // The path is built only for what is reported or entered.
+                    guard idA != nil || idB != nil || !changed.isEmpty else { continue }
+                    let path = Self.join(dir, x.name)
                     if idA != nil && idB != nil {
                         descend.append((idA, idB, path, depth + 1))
                         if !changed.isEmpty {
