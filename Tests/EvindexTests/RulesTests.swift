@@ -585,6 +585,16 @@ struct RulesTests {
         #expect(!Wildmatch.matches(hostile, Array(String(repeating: "a", count: 60).utf8), pathname: false))
     }
 
+    /// Later sources win for single-valued rules (RULES.md): a flag after a rules file.
+    @Test func laterDepthAndSwitchesWin() throws {
+        var rules = RuleSet()
+        try rules.add(rulesText: Array("max-depth 1\nhidden off\ngitignore on\n".utf8), source: "file")
+        try rules.add(keyword: "max-depth", argument: "3")
+        try rules.add(keyword: "hidden", argument: "on")
+        #expect(rules.maxDepth == 3 && rules.hidden && rules.gitignore)
+        #expect(rules.canonicalText == "gitignore on\nmax-depth 3")
+    }
+
     /// Git's line rules, case by case (the generated work trees check them against git).
     @Test func ignoreLinesParseAsGitDoes() throws {
         let file = IgnoreFile(source: [], base: [], contents: Array("\u{FEFF}a\r\n# c\n\\#h\n\\!b\n!n\nt\\ \nsp   \n/r/\nd/\n\n".utf8))
