@@ -107,9 +107,7 @@ struct DiffCommand: ParsableCommand {
         option.db = db
         let index = try ReadOnlyIndex(option)
         return try index.log.environment.read { txn in
-            guard let run = try index.log.run(txn, id: spec.run) else {
-                throw CommandFailure(message: "no run \(spec.run) in \(db)")
-            }
+            let run = try index.run(txn, id: spec.run)
             let through = spec.through ?? run.lastSequence
             guard through >= run.firstSequence && through <= run.lastSequence else {
                 throw CommandFailure(message: "\(specText): run \(run.id) holds events \(run.firstSequence)-\(run.lastSequence) in \(db)")

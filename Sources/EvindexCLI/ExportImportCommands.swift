@@ -36,9 +36,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let index = try ReadOnlyIndex(database)
-        guard let run = try index.log.environment.read({ try index.log.run($0, id: runID) }) else {
-            throw CommandFailure(message: "no run \(runID) in \(database.directory)")
-        }
+        let run = try index.log.environment.read { try index.run($0, id: runID) }
         var out = Output()
         var noPaths = PathResolver(views: index.views, enabled: false)
         do {

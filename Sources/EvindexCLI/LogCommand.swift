@@ -131,9 +131,7 @@ struct LogCommand: ParsableCommand {
 
         var going = try index.log.environment.read { txn -> Bool in
             if let runID {
-                guard let record = try index.log.run(txn, id: runID) else {
-                    throw CommandFailure(message: "no run \(runID) in \(database.directory)")
-                }
+                let record = try index.run(txn, id: runID)
                 next = max(next, record.firstSequence)
                 // A run in flight (or one that may be resumed) goes on past its last
                 // sequence: following it reads on.

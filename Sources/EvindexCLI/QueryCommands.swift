@@ -9,9 +9,12 @@ import Projections
 struct ReadOnlyIndex {
     let log: EventLog
     let views: Views
+    /// The database directory, for messages.
+    let directory: String
 
     /// - Parameter replayed: read the views `evindex replay` built instead of the live ones.
     init(_ option: DatabaseOption, replayed: Bool = false) throws {
+        directory = option.directory
         log = try EventLog(directory: option.directory, create: false)
         do {
             views = try Views(environment: log.environment, prefix: replayed ? Replay.prefix : "", create: false)
@@ -27,6 +30,12 @@ struct ReadOnlyIndex {
             throw CommandFailure(message: "\(displayPath(path)) is not in the index (indexed roots: \(try rootList(txn)))")
         }
         return (path, location)
+    }
+
+    /// Run `id`'s row, or a one-line failure naming the database.
+    func run(_ txn: Transaction, id: UInt32) throws -> RunRecord {
+        guard let run = try log.run(txn, id: id) else { throw CommandFailure(message: "no run \(id) in \(directory)") }
+        return run
     }
 
     func rootList(_ txn: Transaction) throws -> String {

@@ -32,9 +32,7 @@ struct ShowCommand: ParsableCommand {
         let index = try ReadOnlyIndex(database)
         var out = Output()
         try index.log.environment.read { txn in
-            guard let run = try index.log.run(txn, id: runID) else {
-                throw CommandFailure(message: "no run \(runID) in \(database.directory)")
-            }
+            let run = try index.run(txn, id: runID)
             var byType: [EventType: Int] = [:]
             var errors: [String: (count: Int, first: String)] = [:]
             var pauses: [UInt64] = [], resumes: [UInt64] = [], snapshots: [UInt64] = []

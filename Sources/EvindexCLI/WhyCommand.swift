@@ -83,13 +83,7 @@ struct WhyCommand: ParsableCommand {
     private func explain(_ txn: Transaction, _ index: ReadOnlyIndex, _ target: [UInt8]) throws -> Answer {
         let views = index.views
         let slash = UInt8(ascii: "/")
-        var best: (path: [UInt8], dirID: UInt64)?
-        for root in try views.roots(txn) {
-            let isPrefix = target.count >= root.path.count && target.starts(with: root.path)
-                && (target.count == root.path.count || root.path == [slash] || target[root.path.count] == slash)
-            if isPrefix && root.path.count > (best?.path.count ?? -1) { best = root }
-        }
-        guard let root = best else {
+        guard let root = try views.root(containing: target, txn) else {
             throw CommandFailure(message: "\(displayPath(target)) is not under any indexed root (indexed roots: \(try index.rootList(txn)))")
         }
         var dirID = root.dirID

@@ -275,17 +275,22 @@ public final class Views: Sendable {
         case entry(parent: UInt64, name: [UInt8], metadata: EntryMetadata)
     }
 
-    /// Finds `path` (absolute, normalized, without a trailing slash) in the index.
-    public func locate(_ txn: Transaction, path: [UInt8]) throws -> Location? {
+    /// The longest indexed root that is `path` (absolute, normalized) or a directory above it.
+    public func root(containing path: [UInt8], _ txn: Transaction) throws -> (path: [UInt8], dirID: UInt64)? {
         let slash = UInt8(ascii: "/")
-        // The longest root that is `path` or a parent of it.
         var best: (path: [UInt8], dirID: UInt64)?
         for root in try roots(txn) {
             let isPrefix = path.count >= root.path.count && path.starts(with: root.path)
                 && (path.count == root.path.count || root.path == [slash] || path[root.path.count] == slash)
             if isPrefix && root.path.count > (best?.path.count ?? -1) { best = root }
         }
-        guard let root = best else { return nil }
+        return best
+    }
+
+    /// Finds `path` (absolute, normalized, without a trailing slash) in the index.
+    public func locate(_ txn: Transaction, path: [UInt8]) throws -> Location? {
+        let slash = UInt8(ascii: "/")
+        guard let root = try root(containing: path, txn) else { return nil }
         var location = Location.directory(dirID: root.dirID, metadata: nil)
         let rest = path[root.path.count...].split(separator: slash, omittingEmptySubsequences: true)
         for component in rest {

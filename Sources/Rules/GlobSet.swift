@@ -60,6 +60,9 @@ struct GlobSet: Sendable {
                 if !relative.isEmpty { relative.append(UInt8(ascii: "/")) }
                 relative.append(contentsOf: name)
             }
+            // The absolute path without its leading slash, as such globs are stored; built
+            // once per entry, and only if an absolute glob is reached.
+            var absolute: [UInt8]?
             for i in others where i < best {
                 let g = globs[i]
                 let hit: Bool
@@ -67,11 +70,12 @@ struct GlobSet: Sendable {
                 case .name: hit = g.bytes.withUnsafeBytes { Wildmatch.matches($0, name, pathname: false) }
                 case .relative: hit = Wildmatch.matches(g.bytes, relative, pathname: true)
                 case .absolute:
-                    // The absolute path without its leading slash, as the glob is stored.
-                    var absolute = root == [UInt8(ascii: "/")] ? [] : Array(root.dropFirst())
-                    if !absolute.isEmpty { absolute.append(UInt8(ascii: "/")) }
-                    absolute.append(contentsOf: relative)
-                    hit = Wildmatch.matches(g.bytes, absolute, pathname: true)
+                    if absolute == nil {
+                        var a = root == [UInt8(ascii: "/")] ? [] : Array(root.dropFirst())
+                        if !a.isEmpty { a.append(UInt8(ascii: "/")) }
+                        absolute = a + relative
+                    }
+                    hit = Wildmatch.matches(g.bytes, absolute!, pathname: true)
                 }
                 if hit { best = i; break }
             }

@@ -262,6 +262,13 @@ struct RulesTests {
             #expect(answer["event"] as? String == "PathRejected")
             #expect(String(decoding: Support.pathBytes(answer, key: "at"), as: UTF8.self) == root + "/a/node_modules")
             #expect(try Support.evindex(["why", root + "/a/src/m.js", "--db", db]).status == 0)
+            // Bad input: a path under no indexed root, a run that does not exist.
+            let outside = try Support.evindex(["why", tmp + "/elsewhere/x", "--db", db])
+            #expect(outside.status == 2 && outside.stderr.hasPrefix("evindex: \(tmp)/elsewhere/x is not under any indexed root"), "\(outside.stderr)")
+            for command in [["show", "99"], ["export", "99"], ["log", "--run", "99"], ["diff", "1", "99"]] {
+                let r = try Support.evindex(command + ["--db", db])
+                #expect(r.status == 2 && r.stderr == "evindex: no run 99 in \(db)\n", "\(command): \(r.stderr)")
+            }
         }
     }
 
