@@ -5,7 +5,7 @@
 #   make build          release build: .build/release/evindex
 #   make run DIR=path   deps + build + index DIR (database: $EVINDEX_DB or the XDG default)
 #   make test           deps + swift test (real LMDB in temporary directories)
-#   make bench          deps + build + benchmark against find and ncdu on a 1M-entry tree
+#   make bench          deps + build + benchmark against find, ncdu, gdu and plocate on 100k- and 1M-entry trees
 #   make format         swift format the sources in place
 #   make clean          remove build products
 
@@ -37,7 +37,7 @@ test: deps
 	$(SWIFT) test --skip-build
 
 bench: build
-	python3 Tests/Benchmarks/bench.py --evindex $(EVINDEX)
+	python3 Tests/Benchmarks/bench.py --evindex $(EVINDEX) --also-small
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests

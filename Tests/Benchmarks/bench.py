@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Benchmark evindex against find and ncdu on a large generated tree.
+"""Benchmark evindex against find, ncdu, gdu and updatedb.plocate on a large generated tree.
 
     python3 Tests/Benchmarks/bench.py --evindex .build/release/evindex [--quick] [--also-small]
+
+ncdu, gdu and plocate are installed with apt-get if missing; a tool that cannot
+be installed is left out of the table (and ncdu's absence skips the ratios).
 
 The tree is built once with Fixtures/mktree.py and cached under .bench/, so
 only the first invocation for a given --entries pays for it. The rescan after
@@ -60,6 +63,12 @@ REPLAY_EVENTS_PER_S = 1_000_000
 DIFF_WALL_S = 2.0
 GITIGNORE_RATIO = 1.1
 DIFF_RSS_MB = 500
+# Issue 7: near the kernel's floor, a compact log, linear growth.
+FAST_RUN_RATIO = 0.75
+FAST_RUN_RSS_MB = 200
+FAST_RESCAN_RATIO = 0.6
+DB_BYTES_PER_ENTRY = 80
+SCALING_RATIO = 1.2
 
 
 class BenchError(Exception):
@@ -245,11 +254,12 @@ def ensure_mutated_tree(cache: Path, entries: int, mktree: Path, evindex: str) -
     return MutatedTree(tree, base_db, json.loads(summary_file.read_text()))
 
 
-def ensure_ncdu() -> str | None:
-    if path := shutil.which("ncdu"):
+def ensure_tool(command: str, package: str) -> str | None:
+    """The path of `command`, installing Debian's `package` if it is missing; None if that fails."""
+    if path := shutil.which(command):
         return path
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "ncdu"]
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
     # Try without `apt-get update` first: it is slow and usually not needed.
     for steps in ([install], [["apt-get", "update"], install]):
         try:
@@ -257,10 +267,22 @@ def ensure_ncdu() -> str | None:
                 break
         except FileNotFoundError:
             break
-    if path := shutil.which("ncdu"):
+    if path := shutil.which(command):
         return path
-    print("ncdu: not found and could not be installed; skipping it (no ratio column)")
+    print(f"{command}: not found and could not be installed; skipping it")
     return None
+
+
+@dataclass
+class Tools:
+    """The other indexers the table compares with; None where one could not be installed."""
+    ncdu: str | None
+    gdu: str | None
+    updatedb: str | None
+
+    @staticmethod
+    def find() -> "Tools":
+        return Tools(ensure_tool("ncdu", "ncdu"), ensure_tool("gdu", "gdu"), ensure_tool("updatedb.plocate", "plocate"))
 
 
 def data_mdb_size(db: str | Path) -> int:
@@ -280,7 +302,7 @@ def db_metrics(db: str | Path) -> dict[str, float]:
     return {"data_mdb": data_mdb_size(db), "allocated": allocated}
 
 
-def make_cases(evindex: str, ncdu: str | None, tree: Path, mutated: MutatedTree, scratch: Path) -> list[Case]:
+def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scratch: Path) -> list[Case]:
     def index_fresh(*flags: str) -> Prepared:
         db = tempfile.mkdtemp(prefix="db-", dir=scratch)
 
@@ -379,8 +401,20 @@ def make_cases(evindex: str, ncdu: str | None, tree: Path, mutated: MutatedTree,
         Case(DIFF_CASE, diff),
         Case("find", lambda: Prepared(["find", str(tree), "-printf", "%s %i %T@\\n"])),
     ]
-    if ncdu:
-        cases.append(Case("ncdu", lambda: Prepared([ncdu, "-0", "-x", "-o", "/dev/null", str(tree)])))
+    if tools.ncdu:
+        cases.append(Case("ncdu", lambda: Prepared([tools.ncdu, "-0", "-x", "-o", "/dev/null", str(tree)])))
+    if tools.gdu:
+        # -n: no interactive mode, -p: no progress; it prints the top level's sizes.
+        cases.append(Case("gdu", lambda: Prepared([tools.gdu, "-n", "-p", str(tree)])))
+    if tools.updatedb:
+        def updatedb() -> Prepared:
+            out = scratch / "plocate.db"
+
+            def finish(_stdout: str | None) -> dict[str, float]:
+                out.unlink(missing_ok=True)
+                return {}
+            return Prepared([tools.updatedb, "-U", str(tree), "-o", str(out)], finish)
+        cases.append(Case("updatedb.plocate", updatedb))
     return cases
 
 
@@ -393,7 +427,7 @@ def run_case(case: Case, runs: int) -> None:
         print(f"{case.name}: run {i + 1}/{runs} {m.wall_s:.3f} s, {rss_mb(m.rss_kib):.1f} MB", flush=True)
 
 
-def run_table(args: argparse.Namespace, evindex: str, ncdu: str | None, size: int) -> Table:
+def run_table(args: argparse.Namespace, evindex: str, tools: Tools, size: int) -> Table:
     print(f"\n== {size} entries ==")
     tree, entries = ensure_tree(args.cache, size, args.mktree)
     mutated = ensure_mutated_tree(args.cache, size, args.mktree, evindex)
@@ -411,7 +445,7 @@ def run_table(args: argparse.Namespace, evindex: str, ncdu: str | None, size: in
         # process's own RSS; show it so small numbers are read correctly.
         floor, _ = measure(["true"])
         print(f"RSS floor inherited from bench.py: {rss_mb(floor.rss_kib):.1f} MB")
-        cases = make_cases(evindex, ncdu, tree, mutated, scratch)
+        cases = make_cases(evindex, tools, tree, mutated, scratch)
         for case in cases:
             run_case(case, args.runs)
     finally:
@@ -475,6 +509,7 @@ def print_verdict(table: Table) -> None:
         return verdict(ratio <= limit, f"{ratio:.2f}x")
 
     grew = rescan.metric("grew", max)
+    per_entry = run.metric("data_mdb", max) / table.entries
     per_s = replay.metric("events_per_s", statistics.median)
     checks = [
         ("issue 2", f"evindex run wall <= {RUN_WALL_RATIO}x ncdu", vs_ncdu(run, RUN_WALL_RATIO)),
@@ -492,6 +527,12 @@ def print_verdict(table: Table) -> None:
          verdict(diff.median_wall() <= DIFF_WALL_S, f"{diff.median_wall():.3f} s")),
         ("issue 6", f"diff of two runs peak RSS <= {DIFF_RSS_MB} MB",
          verdict(diff.peak_rss_mb() <= DIFF_RSS_MB, f"{diff.peak_rss_mb():.0f} MB")),
+        ("issue 7", f"evindex run wall <= {FAST_RUN_RATIO}x ncdu", vs_ncdu(run, FAST_RUN_RATIO)),
+        ("issue 7", f"evindex run peak RSS <= {FAST_RUN_RSS_MB} MB",
+         verdict(run.peak_rss_mb() <= FAST_RUN_RSS_MB, f"{run.peak_rss_mb():.0f} MB")),
+        ("issue 7", f"no-change rescan wall <= {FAST_RESCAN_RATIO}x ncdu", vs_ncdu(rescan, FAST_RESCAN_RATIO)),
+        ("issue 7", f"database after one full run <= {DB_BYTES_PER_ENTRY} B/entry",
+         verdict(per_entry <= DB_BYTES_PER_ENTRY, f"{per_entry:.1f} B/entry")),
     ]
     print(f"targets ({table.entries} entries):")
     width = max(len(what) for _, what, _ in checks)
@@ -502,8 +543,10 @@ def print_verdict(table: Table) -> None:
 def print_scaling(small: Table, large: Table) -> None:
     """How the first index's cost per entry grows with the tree: 1.00x is linear."""
     cost = [t.case(RUN_CASE).median_wall() / t.entries * 1e6 for t in (small, large)]
-    print(f"\n{RUN_CASE} per entry: {cost[0]:.2f} µs at {small.entries}, {cost[1]:.2f} µs at {large.entries}; "
-          f"ratio {cost[1] / cost[0]:.2f}x")
+    ratio = cost[1] / cost[0]
+    print(f"\n{RUN_CASE} per entry: {cost[0]:.2f} µs at {small.entries}, {cost[1]:.2f} µs at {large.entries}")
+    print(f"  issue 7  per-entry cost at {large.entries} / at {small.entries} <= {SCALING_RATIO}  "
+          f"{'PASS' if ratio <= SCALING_RATIO else 'FAIL'} ({ratio:.2f}x)")
 
 
 def parse_args() -> argparse.Namespace:
@@ -515,7 +558,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--mktree", type=Path, default=REPO / "Fixtures" / "mktree.py", help="tree generator")
     ap.add_argument("--quick", action="store_true", help="smoke test: 100000 entries, 1 run")
     ap.add_argument("--also-small", action="store_true",
-                    help=f"run the whole table for {SMALL_ENTRIES} entries too, and compare the per-entry cost")
+                    help=f"run the whole table for {SMALL_ENTRIES} entries too, and compare the per-entry cost "
+                         "(make bench does)")
     args = ap.parse_args()
     if args.quick:
         args.entries, args.runs = 100_000, 1
@@ -534,14 +578,14 @@ def main() -> int:
         return 2
     evindex = os.path.abspath(evindex)
     args.cache.mkdir(parents=True, exist_ok=True)
-    ncdu = ensure_ncdu()
+    tools = Tools.find()
 
     # The small table first: it fails fast if something is broken.
     sizes = [args.entries]
     if args.also_small and args.entries != SMALL_ENTRIES:
         sizes.insert(0, SMALL_ENTRIES)
     try:
-        tables = [run_table(args, evindex, ncdu, size) for size in sizes]
+        tables = [run_table(args, evindex, tools, size) for size in sizes]
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 1
