@@ -66,6 +66,12 @@ public struct DirectoryListing: Sendable {
         self.directoryID = directoryID
         self.stat = stat
     }
+
+    /// The id a listing read ahead (before the walk knew it) carries, and its errors too.
+    mutating func setDirectoryID(_ id: UInt64) {
+        directoryID = id
+        for i in errors.indices { errors[i].directoryID = id }
+    }
 }
 
 /// A directory's names known without reading it, and possibly their metadata.
@@ -86,6 +92,7 @@ public struct KnownListing: Sendable {
 public protocol WalkDelegate {
     /// Takes a directory's complete listing, and sets `directoryID` on each entry the walk
     /// should enter next. Only entries with `canDescend` may be entered; a 0 id skips one.
+    /// It must not reorder or remove entries: the walk finds them again by position.
     mutating func directoryListed(_ listing: inout DirectoryListing) throws
     /// The names of directory `directoryID` when they are known not to have changed since
     /// they were last read, so the walker can skip reading it; nil to read.
@@ -104,14 +111,16 @@ public protocol WalkDelegate {
 /// on another device are recorded and not entered.
 ///
 /// With `threads` > 1, lister threads read directories ahead of the walk: as soon as a
-/// listing is handed over, its subdirectories become tasks that any thread may read
-/// (newest first, so the listers work where the walk is about to go). The delegate still
-/// sees the listings in depth-first order (subdirectories in name order), one at a time
-/// on the calling thread, which
-/// also reads whatever no lister has started: the same tree gives the same calls in the
-/// same order whatever the thread count. A directory's descriptor stays open until each
-/// of its subdirectories is opened, so depth is limited by the descriptor limit, not by
-/// PATH_MAX.
+/// directory is read (by any thread), its subdirectories become tasks that any thread may
+/// read, newest first, so a lister runs down a branch ahead of the walk without waiting
+/// for the delegate. When the walk hands a listing over, the delegate's answers (which
+/// subdirectories to enter, their ids, names it already knows) are matched with those
+/// tasks; the ones it does not enter are cancelled, with whatever was read below them. The
+/// delegate still sees the listings in depth-first order (subdirectories in name order),
+/// one at a time on the calling thread, which also reads whatever no lister has started:
+/// the same tree gives the same calls in the same order whatever the thread count. A
+/// directory's descriptor stays open until each of its subdirectories is opened, so depth
+/// is limited by the descriptor limit, not by PATH_MAX.
 public struct Walker<FS: FileSystem> {
     public let fileSystem: FS
     /// Which entries are indexed; nil indexes everything.
@@ -127,8 +136,8 @@ public struct Walker<FS: FileSystem> {
 
     private struct Frame {
         var names: [UInt8]
-        /// The listing tasks of the subdirectories to enter, in listing order.
-        var tasks: [ListingTask]
+        /// The subdirectories to enter, in name order, with the ids the delegate gave them.
+        var tasks: [(task: ListingTask, id: UInt64)]
         var next = 0
         /// The id of this directory, which its subdirectories' errors are filed under.
         var parentID: UInt64 = 0
@@ -153,7 +162,7 @@ public struct Walker<FS: FileSystem> {
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         let readAhead = max(8, min(1024, Int(clamping: limit.rlim_cur) / 4))
-        let pool = ListerPool(listers: threads - 1, readAhead: readAhead)
+        let pool = ListerPool(listers: threads - 1, readAhead: readAhead, fileSystem: fileSystem)
         var helpers: [WorkerThread] = []
         var stack: [Frame] = []
         defer {
@@ -161,7 +170,7 @@ public struct Walker<FS: FileSystem> {
             for helper in helpers { helper.join() }
             // Listings read ahead that the walk never took, and directories whose
             // subdirectories were not all opened.
-            for frame in stack { for task in frame.tasks[frame.next...] { task.discard(fileSystem) } }
+            for frame in stack { for (task, _) in frame.tasks[frame.next...] { pool.cancel(task) } }
         }
         for _ in 1..<threads {
             let fs = fileSystem, device = rootStat.device, rules = rules
@@ -179,13 +188,15 @@ public struct Walker<FS: FileSystem> {
 
         let rootContext = rules?.rootContext(isDirectory: Self.isDirectory, exists: Self.exists, readFile: Self.readFile)
         let rootKnown = delegate.knownListing(of: rootID, stat: rootStat)
-        var rootListing = Self.list(rootHandle, id: rootID, stat: rootStat, device: rootStat.device, context: rootContext,
+        var rootListing = Self.list(rootHandle, stat: rootStat, device: rootStat.device, context: rootContext,
                                     known: rootKnown, rules: rules, fs: fileSystem)
+        rootListing.listing.setDirectoryID(rootID)
+        pool.offer(rootListing.children)
         do { try delegate.directoryListed(&rootListing.listing) } catch {
-            fileSystem.close(rootHandle)
+            pool.dispose(listed: rootListing)
             throw error
         }
-        stack.append(frame(rootListing, handle: SharedHandle(rootHandle), pool: pool, delegate: &delegate))
+        stack.append(frame(rootListing, pool: pool, delegate: &delegate))
 
         while !stack.isEmpty {
             let top = stack.count - 1
@@ -194,16 +205,16 @@ public struct Walker<FS: FileSystem> {
                 continue
             }
             if delegate.shouldStop { return false }
-            let task = stack[top].tasks[stack[top].next]
+            let (task, id) = stack[top].tasks[stack[top].next]
             stack[top].next += 1
-            switch pool.take(task, run: { Self.run(task, fs: fileSystem, device: rootStat.device, rules: rules) }) {
-            case let .opened(handle, listed):
-                var listed = listed
+            switch pool.take(task, run: { Self.run($0, fs: fileSystem, device: rootStat.device, rules: rules) }) {
+            case var .opened(listed):
+                listed.listing.setDirectoryID(id)
                 do { try delegate.directoryListed(&listed.listing) } catch {
-                    fileSystem.close(handle)
+                    pool.dispose(listed: listed)
                     throw error
                 }
-                stack.append(frame(listed, handle: SharedHandle(handle), pool: pool, delegate: &delegate))
+                stack.append(frame(listed, pool: pool, delegate: &delegate))
             case let .failed(errno):
                 try delegate.walkFailed(WalkError(directoryID: stack[top].parentID, name: task.name, errno: errno, operation: .openDirectory))
             }
@@ -211,32 +222,36 @@ public struct Walker<FS: FileSystem> {
         return true
     }
 
-    /// The frame of a listing just handed over: a task for each subdirectory to enter,
-    /// offered to the listers last first, so the first subdirectory is read first.
-    private func frame<D: WalkDelegate>(_ listed: ListedDirectory, handle: SharedHandle, pool: ListerPool, delegate: inout D) -> Frame {
+    /// The frame of a listing just handed over: of the subdirectories' tasks, those the
+    /// delegate gave an id to, with the names it knows; the others are cancelled.
+    private func frame<D: WalkDelegate>(_ listed: ListedDirectory, pool: ListerPool<FS>, delegate: inout D) -> Frame {
         let listing = listed.listing
-        var tasks: [ListingTask] = []
-        listing.names.withUnsafeBytes { names in
-            func name(_ e: ListedEntry) -> UnsafeRawBufferPointer {
-                UnsafeRawBufferPointer(rebasing: names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])
+        var tasks: [(task: ListingTask, id: UInt64)] = []
+        tasks.reserveCapacity(listed.children.count)
+        var replacements: [ListingTask] = []
+        for child in listed.children {
+            let entry = listing.entries[child.entryIndex]
+            guard entry.canDescend, entry.directoryID != 0 else {
+                pool.cancel(child)
+                continue
             }
-            // In name order, not readdir's: the walk (and so the log) does not depend on
-            // the order a filesystem returns names in, or on whether they came from the index.
-            let subdirectories = listing.entries.filter { $0.canDescend && $0.directoryID != 0 }
-                .sorted { name($0).lexicographicallyPrecedes(name($1)) }
-            for entry in subdirectories {
-                let name = Array(name(entry))
-                var context: DirectoryRules?
-                if let rules, let parent = listed.context {
-                    context = name.withUnsafeBytes { rules.child(of: parent, name: $0, filesAccepted: entry.filesAccepted) }
-                }
-                // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
-                tasks.append(ListingTask(parent: handle, name: name, id: entry.directoryID, stat: entry.stat, context: context,
-                                         known: delegate.knownListing(of: entry.directoryID, stat: entry.stat)))
+            guard let known = delegate.knownListing(of: entry.directoryID, stat: entry.stat), !pool.adopt(child, known: known) else {
+                tasks.append((child, entry.directoryID))
+                continue
             }
+            // Metadata this run recorded before it stopped must be what the listing
+            // carries (the delegate matches it by position): read ahead without it, the
+            // directory is read again.
+            pool.cancel(child)
+            let replacement = ListingTask(parent: child.parent, name: child.name, entryIndex: child.entryIndex, stat: child.stat,
+                                          context: child.context, known: known)
+            replacements.append(replacement)
+            tasks.append((replacement, entry.directoryID))
         }
-        handle.expect(tasks.count, fileSystem)
-        pool.offer(tasks)
+        if let handle = listed.handle {
+            handle.expect(replacements.count)
+            handle.release(fileSystem) // the walk's hold: every task is now matched
+        }
         return Frame(names: listing.names, tasks: tasks, parentID: listing.directoryID)
     }
 
@@ -252,17 +267,51 @@ public struct Walker<FS: FileSystem> {
         task.parent.release(fs)
         switch opened {
         case let .success(handle):
-            return .opened(handle, list(handle, id: task.id, stat: task.stat, device: device, context: task.context, known: task.known,
-                                        rules: rules, fs: fs))
+            return .opened(list(handle, stat: task.stat, device: device, context: task.context, known: task.known, rules: rules, fs: fs))
         case let .failure(errno):
             return .failed(errno)
         }
     }
 
-    /// Reads (or takes from `known`), stats and filters one directory.
-    private static func list(_ handle: DirectoryHandle, id: UInt64, stat: EntryStat, device: UInt64, context: DirectoryRules?,
+    /// Reads (or takes from `known`), stats and filters one directory, and makes a task
+    /// for each subdirectory the walk may enter, in name order (not readdir's: the walk,
+    /// and so the log, does not depend on the order a filesystem returns names in, or on
+    /// whether they came from the index). The listing's id is the walk's to set.
+    private static func list(_ handle: DirectoryHandle, stat: EntryStat, device: UInt64, context: DirectoryRules?,
                              known: KnownListing?, rules: CompiledRules?, fs: FS) -> ListedDirectory {
-        var listing = DirectoryListing(directoryID: id, stat: stat)
+        var listed = read(handle, stat: stat, device: device, context: context, known: known, rules: rules, fs: fs)
+        let listing = listed.listing
+        let subdirectories = listing.names.withUnsafeBytes { names in
+            func name(_ i: Int) -> UnsafeRawBufferPointer {
+                let e = listing.entries[i]
+                return UnsafeRawBufferPointer(rebasing: names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])
+            }
+            return listing.entries.indices.filter { listing.entries[$0].canDescend }
+                .sorted { name($0).lexicographicallyPrecedes(name($1)) }
+                .map { (index: $0, name: Array(name($0))) }
+        }
+        guard !subdirectories.isEmpty else {
+            fs.close(handle)
+            return listed
+        }
+        let shared = SharedHandle(handle, subdirectories: subdirectories.count)
+        listed.handle = shared
+        listed.children = subdirectories.map { sub in
+            let entry = listing.entries[sub.index]
+            var childContext: DirectoryRules?
+            if let rules, let parent = listed.context {
+                childContext = sub.name.withUnsafeBytes { rules.child(of: parent, name: $0, filesAccepted: entry.filesAccepted) }
+            }
+            // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
+            return ListingTask(parent: shared, name: sub.name, entryIndex: sub.index, stat: entry.stat, context: childContext)
+        }
+        return listed
+    }
+
+    /// Reads (or takes from `known`), stats and filters one directory.
+    private static func read(_ handle: DirectoryHandle, stat: EntryStat, device: UInt64, context: DirectoryRules?,
+                             known: KnownListing?, rules: CompiledRules?, fs: FS) -> ListedDirectory {
+        var listing = DirectoryListing(directoryID: 0, stat: stat)
         var starts: [(Int32, Int32)] = []
         var knownStats: [EntryStat]?
         if let known {
@@ -280,7 +329,7 @@ public struct Walker<FS: FileSystem> {
                     listing.names.append(contentsOf: UnsafeRawBufferPointer(start: name, count: length + 1))
                 }
             } catch {
-                listing.errors.append(WalkError(directoryID: id, name: [], errno: error, operation: .readDirectory))
+                listing.errors.append(WalkError(directoryID: 0, name: [], errno: error, operation: .readDirectory))
             }
         }
         listing.entries.reserveCapacity(starts.count)
@@ -301,7 +350,7 @@ public struct Walker<FS: FileSystem> {
                     listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
                                                        canDescend: st.isDirectory && st.device == device))
                 } catch {
-                    listing.errors.append(WalkError(directoryID: id,
+                    listing.errors.append(WalkError(directoryID: 0,
                                                     name: Array(names[Int(start)..<Int(start + length)]),
                                                     errno: error, operation: .stat))
                 }
@@ -309,7 +358,7 @@ public struct Walker<FS: FileSystem> {
         }
         if known != nil && listing.errors.contains(where: { $0.errno == .noSuchFileOrDirectory }) {
             // A name the directory's mtime vouched for is gone: read the directory after all.
-            return list(handle, id: id, stat: stat, device: device, context: context, known: nil, rules: rules, fs: fs)
+            return read(handle, stat: stat, device: device, context: context, known: nil, rules: rules, fs: fs)
         }
         applyRules(&listing, handle, &context, rules: rules, fs: fs)
         return ListedDirectory(listing: canonical(listing), context: context)

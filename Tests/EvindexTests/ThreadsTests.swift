@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Indexing
 import Testing
 import Traversal
@@ -108,6 +109,95 @@ struct ThreadsTests {
                 let r = try Support.evindex(["run", tmp, "--db", tmp + "/db", "--threads", bad])
                 #expect(r.status == 2, "--threads \(bad)")
                 #expect(!FileManager.default.fileExists(atPath: tmp + "/db"))
+            }
+        }
+    }
+}
+
+/// Counts descriptors opened and closed, passing everything through.
+final class DescriptorCountingFileSystem: FileSystem {
+    let real = PosixFileSystem()
+    let opened = Atomic<Int>(0)
+    let closed = Atomic<Int>(0)
+    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        let h = try real.openRoot(path)
+        opened.add(1, ordering: .relaxed)
+        return h
+    }
+    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        let h = try real.openDirectory(parent, name)
+        opened.add(1, ordering: .relaxed)
+        return h
+    }
+    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
+        try real.readDirectory(directory, body)
+    }
+    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
+    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
+    func close(_ directory: DirectoryHandle) {
+        closed.add(1, ordering: .relaxed)
+        real.close(directory)
+    }
+}
+
+/// Enters every directory except those whose name starts with "a" or "m" (their subtrees,
+/// which listers may already have read ahead, are cancelled); records the paths it was
+/// handed, and can stop after a number of listings.
+struct PruningDelegate: WalkDelegate {
+    var paths: [UInt64: [UInt8]] = [:]
+    var listed: [[UInt8]] = []
+    var nextID: UInt64 = 2
+    var stopAfter = Int.max
+
+    init(root: String) { paths[1] = Array(root.utf8) }
+
+    mutating func directoryListed(_ listing: inout DirectoryListing) throws {
+        let path = paths[listing.directoryID]!
+        listed.append(path)
+        for i in listing.entries.indices where listing.entries[i].canDescend {
+            let e = listing.entries[i]
+            let name = Array(listing.names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])
+            if name.first == UInt8(ascii: "a") || name.first == UInt8(ascii: "m") { continue }
+            listing.entries[i].directoryID = nextID
+            paths[nextID] = path + [UInt8(ascii: "/")] + name
+            nextID += 1
+        }
+    }
+    mutating func knownListing(of directoryID: UInt64, stat: EntryStat) -> KnownListing? { nil }
+    mutating func walkFailed(_ error: WalkError) throws {}
+    var shouldStop: Bool { listed.count >= stopAfter }
+}
+
+extension ThreadsTests {
+    /// Listers read subdirectories ahead before the walk knows whether it enters them: what
+    /// the walk skips, and what is read ahead when it stops early, gives back its
+    /// descriptors; the directories handed over are exactly `find`'s, pruned the same way.
+    @Test func skippedAndUnfinishedReadAheadGivesBackEveryDescriptor() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 20_000, seed: 5)
+            let find = try Support.run(["/usr/bin/find", root, "-mindepth", "1", "-type", "d", "(", "-name", "a*", "-o", "-name", "m*", ")",
+                                        "-prune", "-o", "-type", "d", "-print0"])
+            // NUL-separated bytes: mktree's names hold newlines and invalid UTF-8.
+            let expected = Set(find.stdout.split(separator: 0).map { Array($0) } + [Array(root.utf8)])
+            #expect(expected.count > 500)
+            for threads in [1, 4] {
+                let fs = DescriptorCountingFileSystem()
+                var delegate = PruningDelegate(root: root)
+                let finished = try Walker(fileSystem: fs, threads: threads).walk(root: root, rootID: 1, delegate: &delegate)
+                #expect(finished)
+                #expect(Set(delegate.listed) == expected, "threads \(threads)")
+                #expect(delegate.listed.count == expected.count, "threads \(threads): a directory handed over twice")
+                #expect(fs.opened.load(ordering: .relaxed) == fs.closed.load(ordering: .relaxed), "threads \(threads)")
+                #expect(fs.opened.load(ordering: .relaxed) >= expected.count)
+
+                let stopping = DescriptorCountingFileSystem()
+                var early = PruningDelegate(root: root)
+                early.stopAfter = 300
+                let done = try Walker(fileSystem: stopping, threads: threads).walk(root: root, rootID: 1, delegate: &early)
+                #expect(!done)
+                #expect(early.listed.count == 300)
+                #expect(stopping.opened.load(ordering: .relaxed) == stopping.closed.load(ordering: .relaxed), "threads \(threads), stopped")
             }
         }
     }
