@@ -140,7 +140,7 @@ struct ChangeDetector: WalkDelegate {
         self.progress = progress
         self.alreadyListed = alreadyListed
         self.unfinishedBelow = unfinishedBelow
-        self.racyThresholdNs = trustDirectoryTimes && previousRunStartMs > 0 ? (previousRunStartMs - 2_000) * 1_000_000 : .min
+        self.racyThresholdNs = Self.racyThreshold(previousRunStartMs: previousRunStartMs, trustDirectoryTimes: trustDirectoryTimes)
         self.queue = queue
         self.stop = stop
         self.nextDirID = nextDirID
@@ -149,6 +149,11 @@ struct ChangeDetector: WalkDelegate {
     }
 
     var shouldStop: Bool { stop.isSet }
+
+    /// 2 s before the previous run began; `.min` (nothing trusted) without one.
+    static func racyThreshold(previousRunStartMs: Int64, trustDirectoryTimes: Bool) -> Int64 {
+        trustDirectoryTimes && previousRunStartMs > 0 ? (previousRunStartMs - 2_000) * 1_000_000 : .min
+    }
 
     /// The snapshot of the views, refreshed every few dozen listings so it follows the
     /// writer's commits and does not pin old pages.
@@ -598,4 +603,66 @@ extension EntryMetadata {
             || size != new.size || mtimeNs != new.mtimeNs || ctimeNs != new.ctimeNs || btimeNs != new.btimeNs
             || dirID != new.dirID
     }
+}
+
+/// A lister thread's look-ahead into the views: the names of a directory the walk has not
+/// reached, when the `ChangeDetector` will trust them (unchanged since its last listing,
+/// not racy, not incomplete), so the lister need not read them. Its own read transaction,
+/// refreshed every 64 look-ups and let go whenever the thread waits, so it neither pins
+/// old pages nor holds up a map resize.
+struct ViewLookAhead: IndexLookAhead {
+    let views: Views
+    let racyThresholdNs: Int64
+    let checkIncomplete: Bool
+    let checkRejections: Bool
+    private var reader: Transaction?
+    private var lookUpsSinceRefresh = 0
+
+    init?(views: Views, racyThresholdNs: Int64) {
+        guard racyThresholdNs > .min, let reader = try? views.environment.makeReader(),
+              let incomplete = try? views.hasIncompleteListings(reader), let rejections = try? views.hasRejections(reader)
+        else { return nil }
+        self.views = views
+        self.racyThresholdNs = racyThresholdNs
+        self.checkIncomplete = incomplete
+        self.checkRejections = rejections
+        self.reader = reader
+    }
+
+    mutating func lookUp(parent: UInt64, name: UnsafeRawBufferPointer, stat: EntryStat) -> (id: UInt64, known: KnownListing?) {
+        guard let txn = reader else { return (0, nil) }
+        do {
+            if txn.isSnapshotReleased {
+                try txn.renew()
+                lookUpsSinceRefresh = 0
+            } else if lookUpsSinceRefresh >= 64 {
+                try txn.refresh()
+                lookUpsSinceRefresh = 0
+            }
+            lookUpsSinceRefresh += 1
+            // What ChangeDetector.directoryListed decides for the same row.
+            guard let old = try views.entry(txn, parent: parent, name: name), old.kind == .directory, old.dirID != 0 else { return (0, nil) }
+            let now = EntryMetadata(stat, dirID: old.dirID)
+            guard old.isSameDirectory(as: now) else { return (0, nil) }
+            guard !old.differs(from: now), now.ctimeNs < racyThresholdNs else { return (old.dirID, nil) }
+            if checkIncomplete, try views.isListingIncomplete(txn, old.dirID) { return (old.dirID, nil) }
+            var names: [UInt8] = []
+            try views.forEachChild(txn, of: old.dirID) { n, _ in
+                names.append(contentsOf: n)
+                names.append(0)
+                return true
+            }
+            if checkRejections {
+                try views.forEachRejection(txn, of: old.dirID) { n, _ in
+                    names.append(contentsOf: n)
+                    names.append(0)
+                }
+            }
+            return (old.dirID, KnownListing(names: names))
+        } catch {
+            return (0, nil)
+        }
+    }
+
+    mutating func release() { reader?.reset() }
 }

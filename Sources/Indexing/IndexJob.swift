@@ -138,6 +138,12 @@ public enum IndexJob {
         let compiledRules: CompiledRules? = options.rules.isEmpty ? nil
             : CompiledRules(options.rules, root: root, environment: options.environment ?? processEnvironment(),
                             readFile: { try? readWholeFile($0) })
+        // Listers take the names of directories the detector will trust from the views, as
+        // it does (only on a rescan: a first index has nothing to trust).
+        let racyThresholdNs = ChangeDetector.racyThreshold(previousRunStartMs: previousRunStartMs,
+                                                           trustDirectoryTimes: options.trustDirectoryTimes)
+        let lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = isRescan && threads > 1
+            ? { @Sendable () -> (any IndexLookAhead)? in ViewLookAhead(views: views, racyThresholdNs: racyThresholdNs) } : nil
         let thread = try startWalker {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
@@ -151,7 +157,7 @@ public enum IndexJob {
                 try root.withUnsafeBufferPointer { bytes in
                     var path = Array(bytes) + [0]
                     completed = try path.withUnsafeMutableBytes { p in
-                        try Walker(fileSystem: fileSystem, rules: compiledRules, threads: threads).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
+                        try Walker(fileSystem: fileSystem, rules: compiledRules, threads: threads, lookAhead: lookAhead).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
                                                                 rootID: rootDirID, delegate: &detector)
                     }
                 }

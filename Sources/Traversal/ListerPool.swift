@@ -13,6 +13,10 @@ struct ListedDirectory: Sendable {
     /// The directory's descriptor, shared by `children`; nil for a listing with none.
     var handle: SharedHandle?
     var children: [ListingTask] = []
+    /// Its names came from the index (the delegate's or the look-ahead's), not `readdir`.
+    var usedIndex = false
+    /// The id its subdirectories were looked up under in the index (0: none).
+    var indexID: UInt64 = 0
 }
 
 /// What reading one subdirectory gave: its listing, or why it could not be opened.
@@ -49,8 +53,8 @@ final class SharedHandle: Sendable {
 
 /// One subdirectory to open and read, by whichever thread gets to it first.
 final class ListingTask: @unchecked Sendable {
-    // @unchecked: `state`, `known` and `outcome` are touched only with the pool's mutex
-    // held (or by the one thread that runs the task); the rest is immutable.
+    // @unchecked: `state`, `id`, `known`, `freshOnly` and `outcome` are touched only with
+    // the pool's mutex held (or by the one thread that runs the task); the rest is immutable.
     enum State { case pending, running, done, taken, cancelled }
 
     let parent: SharedHandle
@@ -60,15 +64,20 @@ final class ListingTask: @unchecked Sendable {
     let entryIndex: Int
     let stat: EntryStat
     let context: DirectoryRules?
-    /// Set by the walk while the task is pending: names it need not read.
+    /// The id the index has for the directory holding it (0: none known), for the look-ahead.
+    let indexParentID: UInt64
+    /// Set by the walk while the task is pending: its id, the names it need not read, or
+    /// that it must be read (`freshOnly`: the delegate wants `readdir`'s names).
+    var id: UInt64 = 0
     var known: KnownListing?
+    var freshOnly = false
     var state = State.pending
     var outcome: ListingOutcome?
 
     init(parent: SharedHandle, name: [UInt8], entryIndex: Int, stat: EntryStat, context: DirectoryRules?,
-         known: KnownListing? = nil) {
+         indexParentID: UInt64) {
         self.parent = parent; self.name = name; self.entryIndex = entryIndex; self.stat = stat; self.context = context
-        self.known = known
+        self.indexParentID = indexParentID
     }
 }
 
@@ -123,8 +132,9 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         }
     }
 
-    /// A lister's next task; nil once the pool is stopped.
-    func next() -> ListingTask? {
+    /// A lister's next task; nil once the pool is stopped. `beforeSleeping` runs (with the
+    /// pool locked) before the lister waits for work.
+    func next(beforeSleeping: () -> Void = {}) -> ListingTask? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while !stopped {
@@ -132,6 +142,7 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
                 task.state = .running
                 return task
             }
+            beforeSleeping()
             idleListers += 1
             pthread_cond_wait(workAvailable, mutex)
             idleListers -= 1
@@ -162,17 +173,28 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         if case let .opened(listed) = outcome, hasListers { push(listed.children) }
     }
 
-    /// Whether the walk may use `task` with `known`: yes if no thread has started it (it
-    /// will read only what `known` lacks); if one has, only when `known` is just names,
-    /// which a read of the directory gives as well.
-    func adopt(_ task: ListingTask, known: KnownListing) -> Bool {
+    /// How the walk may use a task its delegate has answered for.
+    enum Adoption {
+        /// Not started: it will be read as the delegate said.
+        case adopted
+        /// Read (or being read) ahead: usable, unless it took names from the index where
+        /// the delegate wants them read (the walk checks `usedIndex` when it takes it).
+        case readAhead
+        /// Read ahead, but the delegate has the metadata it must carry: read it again.
+        case replace
+    }
+
+    /// Records the delegate's answer for `task`: its `id`, and `known` names (nil: read them).
+    func adopt(_ task: ListingTask, id: UInt64, known: KnownListing?) -> Adoption {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         if task.state == .pending {
+            task.id = id
             task.known = known
-            return true
+            task.freshOnly = known == nil
+            return .adopted
         }
-        return known.stats == nil
+        return known?.stats != nil ? .replace : .readAhead
     }
 
     /// The walk will not take `task`: gives back what it holds, and what its own

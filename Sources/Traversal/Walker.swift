@@ -103,6 +103,18 @@ public protocol WalkDelegate {
     var shouldStop: Bool { get }
 }
 
+/// What the index holds for directories the walk has not reached yet, so that a lister
+/// reading ahead can take their names from it as the delegate would. Each lister thread
+/// has its own; the delegate still has the last word (a directory read from the index
+/// where the delegate wants it read is read again).
+public protocol IndexLookAhead {
+    /// The id the index has for `name` in directory `parent` when it is the same directory
+    /// (0 otherwise), and its names when they can be trusted not to have changed.
+    mutating func lookUp(parent: UInt64, name: UnsafeRawBufferPointer, stat: EntryStat) -> (id: UInt64, known: KnownListing?)
+    /// The thread is about to wait: let go of any snapshot of the index.
+    mutating func release()
+}
+
 /// Walks a tree depth-first, reading every directory by file descriptor.
 ///
 /// Stages per directory, as Spacedrive's walker: read the names (`readdir`), collect
@@ -127,20 +139,27 @@ public struct Walker<FS: FileSystem> {
     public let rules: CompiledRules?
     /// Threads reading directories, the calling thread included.
     public let threads: Int
+    /// Makes each lister thread's look-ahead into the index; nil: listers read every directory.
+    public let lookAhead: (@Sendable () -> (any IndexLookAhead)?)?
 
-    public init(fileSystem: FS, rules: CompiledRules? = nil, threads: Int = 1) {
+    public init(fileSystem: FS, rules: CompiledRules? = nil, threads: Int = 1,
+                lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = nil) {
         self.fileSystem = fileSystem
         self.rules = rules
         self.threads = max(1, threads)
+        self.lookAhead = lookAhead
     }
 
     private struct Frame {
         var names: [UInt8]
-        /// The subdirectories to enter, in name order, with the ids the delegate gave them.
-        var tasks: [(task: ListingTask, id: UInt64)]
+        /// The subdirectories to enter, in name order, with the ids the delegate gave them
+        /// and whether it wants their names read rather than taken from the index.
+        var tasks: [(task: ListingTask, id: UInt64, fresh: Bool)]
         var next = 0
         /// The id of this directory, which its subdirectories' errors are filed under.
         var parentID: UInt64 = 0
+        /// Held until the frame is done, so a subdirectory can be read again.
+        var handle: SharedHandle?
     }
 
     /// Walks the tree at `root`, whose listing carries `rootID`.
@@ -170,15 +189,20 @@ public struct Walker<FS: FileSystem> {
             for helper in helpers { helper.join() }
             // Listings read ahead that the walk never took, and directories whose
             // subdirectories were not all opened.
-            for frame in stack { for (task, _) in frame.tasks[frame.next...] { pool.cancel(task) } }
+            for frame in stack {
+                for (task, _, _) in frame.tasks[frame.next...] { pool.cancel(task) }
+                frame.handle?.release(fileSystem)
+            }
         }
         for _ in 1..<threads {
-            let fs = fileSystem, device = rootStat.device, rules = rules
+            let fs = fileSystem, device = rootStat.device, rules = rules, makeLookAhead = lookAhead
             do {
                 helpers.append(try WorkerThread {
-                    while let task = pool.next() {
-                        pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules))
+                    var lookAhead = makeLookAhead?()
+                    while let task = pool.next(beforeSleeping: { lookAhead?.release() }) {
+                        pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules, lookAhead: &lookAhead))
                     }
+                    lookAhead?.release()
                 })
             } catch {
                 fileSystem.close(rootHandle)
@@ -189,7 +213,7 @@ public struct Walker<FS: FileSystem> {
         let rootContext = rules?.rootContext(isDirectory: Self.isDirectory, exists: Self.exists, readFile: Self.readFile)
         let rootKnown = delegate.knownListing(of: rootID, stat: rootStat)
         var rootListing = Self.list(rootHandle, stat: rootStat, device: rootStat.device, context: rootContext,
-                                    known: rootKnown, rules: rules, fs: fileSystem)
+                                    known: rootKnown, indexID: rootID, rules: rules, fs: fileSystem)
         rootListing.listing.setDirectoryID(rootID)
         pool.offer(rootListing.children)
         do { try delegate.directoryListed(&rootListing.listing) } catch {
@@ -198,16 +222,31 @@ public struct Walker<FS: FileSystem> {
         }
         stack.append(frame(rootListing, pool: pool, delegate: &delegate))
 
+        var noLookAhead: (any IndexLookAhead)? = nil
         while !stack.isEmpty {
             let top = stack.count - 1
             guard stack[top].next < stack[top].tasks.count else {
-                stack.removeLast()
+                stack.removeLast().handle?.release(fileSystem)
                 continue
             }
             if delegate.shouldStop { return false }
-            let (task, id) = stack[top].tasks[stack[top].next]
+            let (task, id, fresh) = stack[top].tasks[stack[top].next]
             stack[top].next += 1
-            switch pool.take(task, run: { Self.run($0, fs: fileSystem, device: rootStat.device, rules: rules) }) {
+            var outcome = pool.take(task, run: { Self.run($0, fs: fileSystem, device: rootStat.device, rules: rules, lookAhead: &noLookAhead) })
+            if case let .opened(listed) = outcome, (fresh && listed.usedIndex) || (listed.indexID != 0 && listed.indexID != id),
+               let handle = stack[top].handle {
+                // Read ahead from the index where the delegate wants the names read, or
+                // looked up below under another id than the delegate's: read it again.
+                pool.dispose(listed: listed)
+                let again = ListingTask(parent: handle, name: task.name, entryIndex: task.entryIndex, stat: task.stat,
+                                        context: task.context, indexParentID: 0)
+                again.id = id
+                again.freshOnly = true
+                handle.expect(1)
+                outcome = Self.run(again, fs: fileSystem, device: rootStat.device, rules: rules, lookAhead: &noLookAhead)
+                if case let .opened(listed) = outcome { pool.offer(listed.children) }
+            }
+            switch outcome {
             case var .opened(listed):
                 listed.listing.setDirectoryID(id)
                 do { try delegate.directoryListed(&listed.listing) } catch {
@@ -226,37 +265,40 @@ public struct Walker<FS: FileSystem> {
     /// delegate gave an id to, with the names it knows; the others are cancelled.
     private func frame<D: WalkDelegate>(_ listed: ListedDirectory, pool: ListerPool<FS>, delegate: inout D) -> Frame {
         let listing = listed.listing
-        var tasks: [(task: ListingTask, id: UInt64)] = []
+        var tasks: [(task: ListingTask, id: UInt64, fresh: Bool)] = []
         tasks.reserveCapacity(listed.children.count)
-        var replacements: [ListingTask] = []
+        var replacements = 0
         for child in listed.children {
             let entry = listing.entries[child.entryIndex]
             guard entry.canDescend, entry.directoryID != 0 else {
                 pool.cancel(child)
                 continue
             }
-            guard let known = delegate.knownListing(of: entry.directoryID, stat: entry.stat), !pool.adopt(child, known: known) else {
-                tasks.append((child, entry.directoryID))
-                continue
+            let known = delegate.knownListing(of: entry.directoryID, stat: entry.stat)
+            switch pool.adopt(child, id: entry.directoryID, known: known) {
+            case .adopted, .readAhead:
+                tasks.append((child, entry.directoryID, known == nil))
+            case .replace:
+                // Metadata this run recorded before it stopped must be what the listing
+                // carries (the delegate matches it by position): read ahead without it, the
+                // directory is read again.
+                pool.cancel(child)
+                let replacement = ListingTask(parent: child.parent, name: child.name, entryIndex: child.entryIndex, stat: child.stat,
+                                              context: child.context, indexParentID: 0)
+                replacement.id = entry.directoryID
+                replacement.known = known
+                replacements += 1
+                tasks.append((replacement, entry.directoryID, false))
             }
-            // Metadata this run recorded before it stopped must be what the listing
-            // carries (the delegate matches it by position): read ahead without it, the
-            // directory is read again.
-            pool.cancel(child)
-            let replacement = ListingTask(parent: child.parent, name: child.name, entryIndex: child.entryIndex, stat: child.stat,
-                                          context: child.context, known: known)
-            replacements.append(replacement)
-            tasks.append((replacement, entry.directoryID))
         }
-        if let handle = listed.handle {
-            handle.expect(replacements.count)
-            handle.release(fileSystem) // the walk's hold: every task is now matched
-        }
-        return Frame(names: listing.names, tasks: tasks, parentID: listing.directoryID)
+        listed.handle?.expect(replacements)
+        return Frame(names: listing.names, tasks: tasks, parentID: listing.directoryID, handle: listed.handle)
     }
 
-    /// Opens and reads one subdirectory (on whichever thread gets to it first).
-    private static func run(_ task: ListingTask, fs: FS, device: UInt64, rules: CompiledRules?) -> ListingOutcome {
+    /// Opens and reads one subdirectory (on whichever thread gets to it first), with the
+    /// names the delegate gave, or else those the look-ahead finds in the index.
+    private static func run(_ task: ListingTask, fs: FS, device: UInt64, rules: CompiledRules?,
+                            lookAhead: inout (any IndexLookAhead)?) -> ListingOutcome {
         let opened: Result<DirectoryHandle, Errno> = (task.name + [0]).withUnsafeBufferPointer { p in
             do throws(Errno) {
                 return .success(try fs.openDirectory(task.parent.handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self)))
@@ -267,7 +309,11 @@ public struct Walker<FS: FileSystem> {
         task.parent.release(fs)
         switch opened {
         case let .success(handle):
-            return .opened(list(handle, stat: task.stat, device: device, context: task.context, known: task.known, rules: rules, fs: fs))
+            var id = task.id, known = task.known
+            if id == 0 && known == nil && !task.freshOnly && task.indexParentID != 0, lookAhead != nil {
+                (id, known) = task.name.withUnsafeBytes { lookAhead!.lookUp(parent: task.indexParentID, name: $0, stat: task.stat) }
+            }
+            return .opened(list(handle, stat: task.stat, device: device, context: task.context, known: known, indexID: id, rules: rules, fs: fs))
         case let .failure(errno):
             return .failed(errno)
         }
@@ -278,8 +324,9 @@ public struct Walker<FS: FileSystem> {
     /// and so the log, does not depend on the order a filesystem returns names in, or on
     /// whether they came from the index). The listing's id is the walk's to set.
     private static func list(_ handle: DirectoryHandle, stat: EntryStat, device: UInt64, context: DirectoryRules?,
-                             known: KnownListing?, rules: CompiledRules?, fs: FS) -> ListedDirectory {
+                             known: KnownListing?, indexID: UInt64, rules: CompiledRules?, fs: FS) -> ListedDirectory {
         var listed = read(handle, stat: stat, device: device, context: context, known: known, rules: rules, fs: fs)
+        listed.indexID = indexID
         let listing = listed.listing
         let subdirectories = listing.names.withUnsafeBytes { names in
             func name(_ i: Int) -> UnsafeRawBufferPointer {
@@ -303,7 +350,8 @@ public struct Walker<FS: FileSystem> {
                 childContext = sub.name.withUnsafeBytes { rules.child(of: parent, name: $0, filesAccepted: entry.filesAccepted) }
             }
             // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
-            return ListingTask(parent: shared, name: sub.name, entryIndex: sub.index, stat: entry.stat, context: childContext)
+            return ListingTask(parent: shared, name: sub.name, entryIndex: sub.index, stat: entry.stat, context: childContext,
+                               indexParentID: indexID)
         }
         return listed
     }
@@ -340,7 +388,7 @@ public struct Walker<FS: FileSystem> {
                                                    canDescend: st.isDirectory && st.device == device))
             }
             applyRules(&listing, handle, &context, rules: rules, fs: fs)
-            return ListedDirectory(listing: canonical(listing), context: context)
+            return ListedDirectory(listing: canonical(listing), context: context, usedIndex: true)
         }
         listing.names.withUnsafeBytes { names in
             for (start, length) in starts {
@@ -361,7 +409,7 @@ public struct Walker<FS: FileSystem> {
             return read(handle, stat: stat, device: device, context: context, known: nil, rules: rules, fs: fs)
         }
         applyRules(&listing, handle, &context, rules: rules, fs: fs)
-        return ListedDirectory(listing: canonical(listing), context: context)
+        return ListedDirectory(listing: canonical(listing), context: context, usedIndex: known != nil)
     }
 
     /// Errors and rejections in name order, not readdir's: the same directory gives the

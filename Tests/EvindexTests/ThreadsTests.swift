@@ -186,7 +186,8 @@ extension ThreadsTests {
                 var delegate = PruningDelegate(root: root)
                 let finished = try Walker(fileSystem: fs, threads: threads).walk(root: root, rootID: 1, delegate: &delegate)
                 #expect(finished)
-                #expect(Set(delegate.listed) == expected, "threads \(threads)")
+                let listed = Set(delegate.listed)
+                #expect(listed == expected, "threads \(threads): \(expected.subtracting(listed).count) missing, \(listed.subtracting(expected).count) extra")
                 #expect(delegate.listed.count == expected.count, "threads \(threads): a directory handed over twice")
                 #expect(fs.opened.load(ordering: .relaxed) == fs.closed.load(ordering: .relaxed), "threads \(threads)")
                 #expect(fs.opened.load(ordering: .relaxed) >= expected.count)
@@ -199,6 +200,66 @@ extension ThreadsTests {
                 #expect(early.listed.count == 300)
                 #expect(stopping.opened.load(ordering: .relaxed) == stopping.closed.load(ordering: .relaxed), "threads \(threads), stopped")
             }
+        }
+    }
+}
+
+/// A look-ahead that is always wrong: every directory empty, under an id the delegate
+/// never gives.
+struct LyingLookAhead: IndexLookAhead {
+    var next: UInt64 = 1 << 40
+    mutating func lookUp(parent: UInt64, name: UnsafeRawBufferPointer, stat: EntryStat) -> (id: UInt64, known: KnownListing?) {
+        next += 1
+        return (next, KnownListing(names: []))
+    }
+    mutating func release() {}
+}
+
+/// Enters every directory and wants every one read (no known names); records every entry's path.
+struct RecordingDelegate: WalkDelegate {
+    var paths: [UInt64: [UInt8]] = [:]
+    var entries: [[UInt8]] = []
+    var nextID: UInt64 = 2
+
+    init(root: String) { paths[1] = Array(root.utf8) }
+
+    mutating func directoryListed(_ listing: inout DirectoryListing) throws {
+        let path = paths[listing.directoryID]!
+        for i in listing.entries.indices {
+            let e = listing.entries[i]
+            let full = path + [UInt8(ascii: "/")] + listing.names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)]
+            entries.append(full)
+            guard e.canDescend else { continue }
+            listing.entries[i].directoryID = nextID
+            paths[nextID] = full
+            nextID += 1
+        }
+    }
+    mutating func knownListing(of directoryID: UInt64, stat: EntryStat) -> KnownListing? { nil }
+    mutating func walkFailed(_ error: WalkError) throws {}
+    var shouldStop: Bool { false }
+}
+
+extension ThreadsTests {
+    /// The delegate has the last word over the listers' look-ahead into the index: where it
+    /// wants names read, or gives another id than the look-ahead found, what was read ahead
+    /// is read again. A look-ahead that is always wrong changes nothing: every entry `find`
+    /// lists is handed over, once.
+    @Test func aWrongLookAheadIsOverruledByTheDelegate() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 20_000, seed: 6)
+            let find = try Support.run(["/usr/bin/find", root, "-mindepth", "1", "-print0"])
+            let expected = find.stdout.split(separator: 0).map { Array($0) }
+            #expect(expected.count > 15_000)
+            let fs = DescriptorCountingFileSystem()
+            var delegate = RecordingDelegate(root: root)
+            let walker = Walker(fileSystem: fs, threads: 4, lookAhead: { @Sendable () -> (any IndexLookAhead)? in LyingLookAhead() })
+            #expect(try walker.walk(root: root, rootID: 1, delegate: &delegate))
+            #expect(delegate.entries.count == expected.count)
+            let handed = Set(delegate.entries), found = Set(expected)
+            #expect(handed == found, "\(found.subtracting(handed).count) entries missing, \(handed.subtracting(found).count) not in find")
+            #expect(fs.opened.load(ordering: .relaxed) == fs.closed.load(ordering: .relaxed))
         }
     }
 }
