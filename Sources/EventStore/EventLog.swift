@@ -4,6 +4,18 @@ import LMDB
 import Glibc
 #endif
 
+/// What a crash of the machine (power loss, kernel panic) can take from a database being
+/// written. A crash of evindex alone never loses a commit: committed pages are in the
+/// page cache. Docs/ARCHITECTURE.md, "Durability".
+public enum Durability: String, Sendable, CaseIterable {
+    /// Every commit is on disk (data and meta page) before the next one begins: nothing
+    /// committed is lost.
+    case commit
+    /// A commit flushes its data but not its meta page (`MDB_NOMETASYNC`): the last commit
+    /// can be undone (the run resumes from the one before); the database stays consistent.
+    case batch
+}
+
 /// The append-only event log on LMDB, with the runs table and the database's metadata.
 ///
 /// Key layout (named databases of one environment):
@@ -38,7 +50,7 @@ public final class EventLog: Sendable {
     /// - Throws: `StoreError`: not writable, not a database, written by a newer schema.
     /// - Parameter initialMapSize: the first size of the memory map; it doubles whenever
     ///   a write finds it full.
-    public init(directory: String, create: Bool, initialMapSize: Int = 1 << 34) throws {
+    public init(directory: String, create: Bool, initialMapSize: Int = 1 << 34, durability: Durability = .commit) throws {
         self.directory = directory
         if create {
             try Self.prepareDirectory(directory)
@@ -50,6 +62,7 @@ public final class EventLog: Sendable {
         }
         var options = Environment.Options()
         options.initialMapSize = initialMapSize
+        options.noMetaSync = durability == .batch
         do {
             environment = try Environment(path: directory, options: options)
         } catch let error as LMDBError {

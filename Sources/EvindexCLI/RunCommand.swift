@@ -1,4 +1,5 @@
 import ArgumentParser
+import EventStore
 import Events
 import Indexing
 import Rules
@@ -97,6 +98,12 @@ struct RunCommand: ParsableCommand {
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
+        "What a crash of the machine may take: commit (default: nothing committed), batch (the last commit).",
+        discussion: "evindex commits every 10,000 events or 100 ms. With commit, each commit is on disk before the next begins. With batch, a commit's meta page is flushed with the next one: a power loss or kernel crash can undo the last commit (the next run resumes from the one before), never damage the database. A crash of evindex alone loses nothing committed either way.",
+        valueName: "level"))
+    var durability: Durability = .commit
+
+    @Option(name: .long, help: ArgumentHelp(
         "Progress on stderr: auto (a live line on a terminal, nothing otherwise), json (one object every 0.2 s), none.",
         valueName: "mode"))
     var progress: ProgressDisplay.Mode = .auto
@@ -105,6 +112,7 @@ struct RunCommand: ParsableCommand {
         var options = RunOptions(root: rawArgument(path), databaseDirectory: database.directory)
         options.trustDirectoryTimes = !fullListing
         options.restart = restart
+        options.durability = durability
         options.rules = try ruleSet()
         if let threads {
             guard threads >= 1 && threads <= 256 else { throw CommandFailure(message: "--threads must be between 1 and 256, not \(threads)") }
@@ -197,3 +205,5 @@ func format3(_ v: Double) -> String {
     let frac = ms % 1000
     return "\(ms / 1000)." + (frac < 10 ? "00" : frac < 100 ? "0" : "") + "\(frac)"
 }
+
+extension Durability: ExpressibleByArgument {}

@@ -64,6 +64,8 @@ public struct RunOptions: Sendable {
     public var threads = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     /// Which entries are indexed (none rejected by default).
     public var rules = RuleSet()
+    /// What a crash of the machine may take (`--durability`): nothing committed by default.
+    public var durability = Durability.commit
     /// Where git's global config and excludes file are looked for (HOME, XDG_CONFIG_HOME,
     /// GIT_CONFIG_GLOBAL); the process environment by default.
     public var environment: [String: String]?
@@ -90,7 +92,8 @@ public enum IndexJob {
         let lock = try WriterLock(directory: options.databaseDirectory,
                                   holder: "pid \(getpid()), indexing \(String(decoding: root, as: UTF8.self))")
         defer { withExtendedLifetime(lock) {} }
-        let log = try EventLog(directory: options.databaseDirectory, create: true, initialMapSize: options.initialMapSize)
+        let log = try EventLog(directory: options.databaseDirectory, create: true, initialMapSize: options.initialMapSize,
+                               durability: options.durability)
         let views = try Views(environment: log.environment)
         raiseDescriptorLimit()
 

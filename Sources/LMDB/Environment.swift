@@ -28,6 +28,10 @@ public final class Environment: @unchecked Sendable {
         public var readOnly = false
         /// `MDB_NOSYNC`: commits are not flushed; a crash can lose recent commits.
         public var noSync = false
+        /// `MDB_NOMETASYNC`: a commit flushes its data but not the meta page, which the
+        /// next commit (or the system) flushes; a crash of the machine can undo the last
+        /// commit, never damage the database.
+        public var noMetaSync = false
         public init() {}
     }
 
@@ -54,6 +58,7 @@ public final class Environment: @unchecked Sendable {
             var flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD)
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
             if options.noSync { flags |= UInt32(MDB_NOSYNC) }
+            if options.noMetaSync { flags |= UInt32(MDB_NOMETASYNC) }
             try check(mdb_env_open(env, path, flags, 0o644))
             // Another process may have grown the map: adopt the larger of the two.
             var info = MDB_envinfo()
@@ -77,6 +82,13 @@ public final class Environment: @unchecked Sendable {
         pthread_mutex_lock(resizeLock)
         defer { pthread_mutex_unlock(resizeLock) }
         return try body()
+    }
+
+    /// Whether a commit flushes the meta page too (neither `MDB_NOMETASYNC` nor `MDB_NOSYNC`).
+    public var flushesMetaPageOnCommit: Bool {
+        var flags: UInt32 = 0
+        mdb_env_get_flags(env, &flags)
+        return flags & UInt32(MDB_NOMETASYNC | MDB_NOSYNC) == 0
     }
 
     /// The current size of the memory map in bytes.

@@ -1,6 +1,8 @@
 import Foundation
 import Synchronization
+import EventStore
 import Indexing
+import LMDB
 import Testing
 import Traversal
 
@@ -260,6 +262,36 @@ extension ThreadsTests {
             let handed = Set(delegate.entries), found = Set(expected)
             #expect(handed == found, "\(found.subtracting(handed).count) entries missing, \(handed.subtracting(found).count) not in find")
             #expect(fs.opened.load(ordering: .relaxed) == fs.closed.load(ordering: .relaxed))
+        }
+    }
+}
+
+extension ThreadsTests {
+    /// `--durability batch` (the meta page flushed with the next commit) writes the same
+    /// events and views as the default; an unknown level is refused before any database exists.
+    @Test func durabilityBatchWritesTheSameIndex() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 20_000, seed: 4)
+            var outcomes: [(log: String, ls: Data, du: Data)] = []
+            for level in ["commit", "batch"] {
+                let db = tmp + "/db-" + level
+                let r = try Support.evindex(["run", root, "--db", db, "--durability", level, "--threads", "1"])
+                try #require(r.status == 0, "\(r.stderr)")
+                #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+                outcomes.append(try Self.outcome(root, db))
+            }
+            #expect(outcomes[0].log == outcomes[1].log)
+            #expect(outcomes[0].ls == outcomes[1].ls)
+            #expect(outcomes[0].du == outcomes[1].du)
+            for level in Durability.allCases {
+                let log = try EventLog(directory: tmp + "/db-open-" + level.rawValue, create: true, durability: level)
+                #expect(log.environment.flushesMetaPageOnCommit == (level == .commit), "\(level)")
+            }
+            let bad = try Support.evindex(["run", root, "--db", tmp + "/db-bad", "--durability", "sometimes"])
+            #expect(bad.status == 2)
+            #expect(bad.stderr.contains("--durability"))
+            #expect(!FileManager.default.fileExists(atPath: tmp + "/db-bad"))
         }
     }
 }
