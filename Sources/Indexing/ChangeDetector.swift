@@ -212,7 +212,9 @@ struct ChangeDetector: WalkDelegate {
         } catch {
             return nil
         }
-        guard resumed else { return KnownListing(names: names) }
+        // Recorded by the stopped run (judged again by the rules when it has some): what
+        // the walk hands back must be these names, not a read ahead.
+        guard resumed else { return KnownListing(names: names, isRecorded: wasListed) }
         // Recorded by this run before it stopped: taken as is, nothing to compare.
         recordedIDs[directoryID] = ids
         return KnownListing(names: names, stats: stats)
@@ -607,21 +609,21 @@ extension EntryMetadata {
 
 /// A lister thread's look-ahead into the views: the names of a directory the walk has not
 /// reached, when the `ChangeDetector` will trust them (unchanged since its last listing,
-/// not racy, not incomplete), so the lister need not read them. Its own read transaction,
-/// refreshed every 64 look-ups and let go whenever the thread waits, so it neither pins
-/// old pages nor holds up a map resize.
+/// not racy, not incomplete), so the lister need not read them. Its own read transaction
+/// holds a snapshot only during a look-up, so it neither pins old pages nor holds up a map
+/// resize while the lister reads.
 struct ViewLookAhead: IndexLookAhead {
     let views: Views
     let racyThresholdNs: Int64
     let checkIncomplete: Bool
     let checkRejections: Bool
-    private var reader: Transaction?
-    private var lookUpsSinceRefresh = 0
+    private let reader: Transaction
 
     init?(views: Views, racyThresholdNs: Int64) {
         guard racyThresholdNs > .min, let reader = try? views.environment.makeReader(),
               let incomplete = try? views.hasIncompleteListings(reader), let rejections = try? views.hasRejections(reader)
         else { return nil }
+        reader.reset()
         self.views = views
         self.racyThresholdNs = racyThresholdNs
         self.checkIncomplete = incomplete
@@ -630,30 +632,23 @@ struct ViewLookAhead: IndexLookAhead {
     }
 
     mutating func lookUp(parent: UInt64, name: UnsafeRawBufferPointer, stat: EntryStat) -> (id: UInt64, known: KnownListing?) {
-        guard let txn = reader else { return (0, nil) }
+        guard (try? reader.renew()) != nil else { return (0, nil) }
+        defer { reader.reset() }
         do {
-            if txn.isSnapshotReleased {
-                try txn.renew()
-                lookUpsSinceRefresh = 0
-            } else if lookUpsSinceRefresh >= 64 {
-                try txn.refresh()
-                lookUpsSinceRefresh = 0
-            }
-            lookUpsSinceRefresh += 1
             // What ChangeDetector.directoryListed decides for the same row.
-            guard let old = try views.entry(txn, parent: parent, name: name), old.kind == .directory, old.dirID != 0 else { return (0, nil) }
+            guard let old = try views.entry(reader, parent: parent, name: name), old.kind == .directory, old.dirID != 0 else { return (0, nil) }
             let now = EntryMetadata(stat, dirID: old.dirID)
             guard old.isSameDirectory(as: now) else { return (0, nil) }
             guard !old.differs(from: now), now.ctimeNs < racyThresholdNs else { return (old.dirID, nil) }
-            if checkIncomplete, try views.isListingIncomplete(txn, old.dirID) { return (old.dirID, nil) }
+            if checkIncomplete, try views.isListingIncomplete(reader, old.dirID) { return (old.dirID, nil) }
             var names: [UInt8] = []
-            try views.forEachChild(txn, of: old.dirID) { n, _ in
+            try views.forEachChild(reader, of: old.dirID) { n, _ in
                 names.append(contentsOf: n)
                 names.append(0)
                 return true
             }
             if checkRejections {
-                try views.forEachRejection(txn, of: old.dirID) { n, _ in
+                try views.forEachRejection(reader, of: old.dirID) { n, _ in
                     names.append(contentsOf: n)
                     names.append(0)
                 }
@@ -663,6 +658,4 @@ struct ViewLookAhead: IndexLookAhead {
             return (0, nil)
         }
     }
-
-    mutating func release() { reader?.reset() }
 }

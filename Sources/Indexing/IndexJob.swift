@@ -75,6 +75,11 @@ public struct RunOptions: Sendable {
     }
 }
 
+/// How many lister threads have a look-ahead into the views.
+private final class LookAheadCount: Sendable {
+    let value = Atomic<Int>(0)
+}
+
 /// An index run: walk the tree, detect changes, append events and fold the views.
 public enum IndexJob {
     static let version = "0.1.0"
@@ -145,8 +150,13 @@ public enum IndexJob {
         // it does (only on a rescan: a first index has nothing to trust).
         let racyThresholdNs = ChangeDetector.racyThreshold(previousRunStartMs: previousRunStartMs,
                                                            trustDirectoryTimes: options.trustDirectoryTimes)
+        // At most 16 of them: each keeps an LMDB reader slot (126 in all, other processes'
+        // readers included) for the whole walk.
+        let lookAheads = LookAheadCount()
         let lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = isRescan && threads > 1
-            ? { @Sendable () -> (any IndexLookAhead)? in ViewLookAhead(views: views, racyThresholdNs: racyThresholdNs) } : nil
+            ? { @Sendable () -> (any IndexLookAhead)? in
+                lookAheads.value.add(1, ordering: .relaxed).newValue <= 16 ? ViewLookAhead(views: views, racyThresholdNs: racyThresholdNs) : nil
+            } : nil
         let thread = try startWalker {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,

@@ -29,8 +29,8 @@ enum ListingOutcome: Sendable {
 /// when the last of them is, and the walk has decided which of them it enters.
 final class SharedHandle: Sendable {
     let handle: DirectoryHandle
-    /// One for the walk's hold (until it has matched the tasks with its delegate's
-    /// answers), plus one per subdirectory not yet opened or cancelled.
+    /// One for the walk's hold (until the walk has taken the last subdirectory it enters,
+    /// or leaves the directory), plus one per subdirectory not yet opened or cancelled.
     private let remaining: Atomic<Int>
     private let closed = Atomic<Bool>(false)
 
@@ -53,8 +53,8 @@ final class SharedHandle: Sendable {
 
 /// One subdirectory to open and read, by whichever thread gets to it first.
 final class ListingTask: @unchecked Sendable {
-    // @unchecked: `state`, `id`, `known`, `freshOnly` and `outcome` are touched only with
-    // the pool's mutex held (or by the one thread that runs the task); the rest is immutable.
+    // @unchecked: `state`, `id`, `known` and `outcome` are touched only with the pool's
+    // mutex held (or by the one thread that runs the task); the rest is immutable.
     enum State { case pending, running, done, taken, cancelled }
 
     let parent: SharedHandle
@@ -66,11 +66,10 @@ final class ListingTask: @unchecked Sendable {
     let context: DirectoryRules?
     /// The id the index has for the directory holding it (0: none known), for the look-ahead.
     let indexParentID: UInt64
-    /// Set by the walk while the task is pending: its id, the names it need not read, or
-    /// that it must be read (`freshOnly`: the delegate wants `readdir`'s names).
+    /// Set by the walk while the task is pending: its id (0 until then: a lister may look it
+    /// up in the index) and the names it need not read.
     var id: UInt64 = 0
     var known: KnownListing?
-    var freshOnly = false
     var state = State.pending
     var outcome: ListingOutcome?
 
@@ -79,6 +78,91 @@ final class ListingTask: @unchecked Sendable {
         self.parent = parent; self.name = name; self.entryIndex = entryIndex; self.stat = stat; self.context = context
         self.indexParentID = indexParentID
     }
+
+    /// The same directory to read again, as the delegate said (the caller adds its hold on
+    /// `parent` for it).
+    func again(id: UInt64, known: KnownListing?) -> ListingTask {
+        let task = ListingTask(parent: parent, name: name, entryIndex: entryIndex, stat: stat, context: context, indexParentID: 0)
+        task.id = id
+        task.known = known
+        return task
+    }
+}
+
+/// The `statx` calls of one huge directory's names, in chunks any thread may take: the
+/// thread reading the directory offers them to the pool, takes chunks itself, then waits
+/// for the chunks others took. The results are in name index order, whoever stat'ed them.
+final class StatChunks<FS: FileSystem>: @unchecked Sendable {
+    // @unchecked: the pointers are the reading thread's, valid until `waitUntilFinished`
+    // returns, and dereferenced only for a claimed chunk (all are claimed by then); each
+    // result slot is written by the one thread that claimed its chunk.
+    static var chunkSize: Int { 256 }
+
+    private let fileSystem: FS
+    private let handle: DirectoryHandle
+    private let names: UnsafeRawPointer
+    private let starts: UnsafePointer<(Int32, Int32)>
+    private let count: Int
+    private let chunks: Int
+    /// The stat of each name, or its errno (0 when the stat succeeded).
+    let stats: UnsafeMutablePointer<EntryStat>
+    let errnos: UnsafeMutablePointer<Int32>
+    private let nextChunk = Atomic<Int>(0)
+    private let finishedChunks = Atomic<Int>(0)
+
+    init(fileSystem: FS, handle: DirectoryHandle, names: UnsafeRawPointer, starts: UnsafeBufferPointer<(Int32, Int32)>) {
+        self.fileSystem = fileSystem
+        self.handle = handle
+        self.names = names
+        self.starts = starts.baseAddress!
+        self.count = starts.count
+        self.chunks = (starts.count + Self.chunkSize - 1) / Self.chunkSize
+        self.stats = .allocate(capacity: starts.count)
+        self.errnos = .allocate(capacity: starts.count)
+    }
+
+    deinit {
+        stats.deallocate()
+        errnos.deallocate()
+    }
+
+    /// Every chunk has been taken by some thread.
+    var isClaimed: Bool { nextChunk.load(ordering: .relaxed) >= chunks }
+
+    /// Stats chunks until none is left to take.
+    func work() {
+        while true {
+            let chunk = nextChunk.wrappingAdd(1, ordering: .relaxed).oldValue
+            guard chunk < chunks else { return }
+            for i in chunk * Self.chunkSize ..< min(count, (chunk + 1) * Self.chunkSize) {
+                let name = (names + Int(starts[i].0)).assumingMemoryBound(to: CChar.self)
+                do throws(Errno) {
+                    (stats + i).initialize(to: try fileSystem.stat(handle, name))
+                    errnos[i] = 0
+                } catch {
+                    errnos[i] = error.rawValue
+                }
+            }
+            finishedChunks.add(1, ordering: .releasing)
+        }
+    }
+
+    /// Returns once every chunk is stat'ed (the caller has run `work` itself first, so
+    /// only chunks other threads are in the middle of remain): yields, then naps, so a
+    /// slow filesystem does not keep a core spinning.
+    func waitUntilFinished() {
+        var rounds = 0
+        while finishedChunks.load(ordering: .acquiring) < chunks {
+            rounds += 1
+            if rounds < 100 { sched_yield() } else { usleep(200) }
+        }
+    }
+}
+
+/// What a lister is given to do.
+enum ListerWork<FS: FileSystem> {
+    case listing(ListingTask)
+    case stats(StatChunks<FS>)
 }
 
 /// The tasks lister threads read ahead of the walk: newest first (where the depth-first
@@ -88,10 +172,12 @@ final class ListingTask: @unchecked Sendable {
 final class ListerPool<FS: FileSystem>: @unchecked Sendable {
     // @unchecked: every field is touched only with `mutex` held.
     private var stack: [ListingTask] = []
+    /// Huge directories being stat'ed in chunks: helped before anything is read ahead.
+    private var statJobs: [StatChunks<FS>] = []
     private var waiting = 0
     private var stopped = false
     private let readAhead: Int
-    private let hasListers: Bool
+    let hasListers: Bool
     private let fileSystem: FS
     /// Listers blocked in `next`, and whether the walk waits in `take`: a wake-up is a
     /// futex call, paid only when someone sleeps.
@@ -132,17 +218,41 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         }
     }
 
-    /// A lister's next task; nil once the pool is stopped. `beforeSleeping` runs (with the
-    /// pool locked) before the lister waits for work.
-    func next(beforeSleeping: () -> Void = {}) -> ListingTask? {
+    /// Chunks of a huge directory's stats for other threads to help with.
+    func offer(_ job: StatChunks<FS>) {
+        guard hasListers else { return }
+        pthread_mutex_lock(mutex)
+        statJobs.append(job)
+        if idleListers > 0 { pthread_cond_broadcast(workAvailable) }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// A huge directory's stats are done: its buffers need not wait for a lister to drop it.
+    func retire(_ job: StatChunks<FS>) {
+        guard hasListers else { return }
+        pthread_mutex_lock(mutex)
+        statJobs.removeAll { $0 === job }
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func statJob() -> StatChunks<FS>? {
+        while let job = statJobs.last {
+            if !job.isClaimed { return job }
+            statJobs.removeLast()
+        }
+        return nil
+    }
+
+    /// A lister's next work; nil once the pool is stopped.
+    func next() -> ListerWork<FS>? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while !stopped {
+            if let job = statJob() { return .stats(job) }
             if waiting < readAhead, let task = popPending() {
                 task.state = .running
-                return task
+                return .listing(task)
             }
-            beforeSleeping()
             idleListers += 1
             pthread_cond_wait(workAvailable, mutex)
             idleListers -= 1
@@ -173,28 +283,19 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         if case let .opened(listed) = outcome, hasListers { push(listed.children) }
     }
 
-    /// How the walk may use a task its delegate has answered for.
-    enum Adoption {
-        /// Not started: it will be read as the delegate said.
-        case adopted
-        /// Read (or being read) ahead: usable, unless it took names from the index where
-        /// the delegate wants them read (the walk checks `usedIndex` when it takes it).
-        case readAhead
-        /// Read ahead, but the delegate has the metadata it must carry: read it again.
-        case replace
-    }
-
-    /// Records the delegate's answer for `task`: its `id`, and `known` names (nil: read them).
-    func adopt(_ task: ListingTask, id: UInt64, known: KnownListing?) -> Adoption {
+    /// Records the delegate's answer for `task`: its `id`, and `known` names (nil: read
+    /// them). False when a thread has already read it and the delegate's names are a
+    /// recorded listing the walk must use as it is: the task must be read again. (Other
+    /// reads ahead stand; the walk checks where their names came from when it takes them.)
+    func adopt(_ task: ListingTask, id: UInt64, known: KnownListing?) -> Bool {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         if task.state == .pending {
             task.id = id
             task.known = known
-            task.freshOnly = known == nil
-            return .adopted
+            return true
         }
-        return known?.stats != nil ? .replace : .readAhead
+        return known?.isRecorded != true
     }
 
     /// The walk will not take `task`: gives back what it holds, and what its own
@@ -202,6 +303,7 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
     func cancel(_ task: ListingTask) {
         pthread_mutex_lock(mutex)
         cancelLocked(task)
+        wakeListersIfRoom()
         pthread_mutex_unlock(mutex)
     }
 
@@ -209,7 +311,13 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
     func dispose(listed: ListedDirectory) {
         pthread_mutex_lock(mutex)
         dispose(.opened(listed))
+        wakeListersIfRoom()
         pthread_mutex_unlock(mutex)
+    }
+
+    /// Cancelled listings may have made room for listers that stopped at `readAhead`.
+    private func wakeListersIfRoom() {
+        if idleListers > 0 && waiting < readAhead && !stack.isEmpty { pthread_cond_broadcast(workAvailable) }
     }
 
     private func cancelLocked(_ task: ListingTask) {
@@ -237,7 +345,8 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
 
     /// The walk's next task: read by a lister, or by `run` on the calling thread if no
     /// lister has started it (its subdirectories are then offered to the listers). While a
-    /// lister reads it, the calling thread reads the next pending task rather than sleep.
+    /// lister reads it, the calling thread helps with a huge directory's stats or reads
+    /// the next pending task rather than sleep.
     func take(_ task: ListingTask, run: (ListingTask) -> ListingOutcome) -> ListingOutcome {
         pthread_mutex_lock(mutex)
         while true {
@@ -257,6 +366,12 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
                 pthread_mutex_unlock(mutex)
                 return outcome
             case .running:
+                if let job = statJob() {
+                    pthread_mutex_unlock(mutex)
+                    job.work()
+                    pthread_mutex_lock(mutex)
+                    continue
+                }
                 if waiting < readAhead - 1, let other = popPending() {
                     other.state = .running
                     pthread_mutex_unlock(mutex)

@@ -81,10 +81,14 @@ public struct KnownListing: Sendable {
     /// The metadata of each name in order, when it need not be stat'ed again (a resumed
     /// run's already recorded directory); nil to stat every name.
     public var stats: [EntryStat]?
+    /// What this run recorded before it stopped: the listing must carry these names (and
+    /// stats), not what a read ahead found.
+    public var isRecorded: Bool
 
-    public init(names: [UInt8], stats: [EntryStat]? = nil) {
+    public init(names: [UInt8], stats: [EntryStat]? = nil, isRecorded: Bool = false) {
         self.names = names
         self.stats = stats
+        self.isRecorded = isRecorded || stats != nil
     }
 }
 
@@ -111,8 +115,6 @@ public protocol IndexLookAhead {
     /// The id the index has for `name` in directory `parent` when it is the same directory
     /// (0 otherwise), and its names when they can be trusted not to have changed.
     mutating func lookUp(parent: UInt64, name: UnsafeRawBufferPointer, stat: EntryStat) -> (id: UInt64, known: KnownListing?)
-    /// The thread is about to wait: let go of any snapshot of the index.
-    mutating func release()
 }
 
 /// Walks a tree depth-first, reading every directory by file descriptor.
@@ -131,8 +133,9 @@ public protocol IndexLookAhead {
 /// delegate still sees the listings in depth-first order (subdirectories in name order),
 /// one at a time on the calling thread, which also reads whatever no lister has started:
 /// the same tree gives the same calls in the same order whatever the thread count. A
-/// directory's descriptor stays open until each of its subdirectories is opened, so depth
-/// is limited by the descriptor limit, not by PATH_MAX.
+/// directory's descriptor stays open until each subdirectory the walk enters is opened
+/// (and those it skips are cancelled), so depth is limited by the descriptor limit, not by
+/// PATH_MAX.
 public struct Walker<FS: FileSystem> {
     public let fileSystem: FS
     /// Which entries are indexed; nil indexes everything.
@@ -151,14 +154,14 @@ public struct Walker<FS: FileSystem> {
     }
 
     private struct Frame {
-        var names: [UInt8]
-        /// The subdirectories to enter, in name order, with the ids the delegate gave them
-        /// and whether it wants their names read rather than taken from the index.
-        var tasks: [(task: ListingTask, id: UInt64, fresh: Bool)]
+        /// The subdirectories to enter, in name order, with the ids and names (nil: read
+        /// them) the delegate gave them.
+        var tasks: [(task: ListingTask, id: UInt64, known: KnownListing?)]
         var next = 0
         /// The id of this directory, which its subdirectories' errors are filed under.
         var parentID: UInt64 = 0
-        /// Held until the frame is done, so a subdirectory can be read again.
+        /// The walk's hold on the directory's descriptor, so a subdirectory read ahead can
+        /// be read again: let go once the last task is taken.
         var handle: SharedHandle?
     }
 
@@ -176,8 +179,10 @@ public struct Walker<FS: FileSystem> {
             fileSystem.close(rootHandle)
             throw error
         }
-        // Each finished listing waiting to be taken holds a descriptor: a quarter of the
-        // descriptor limit at most, so a low limit cannot make the thread count matter.
+        // Finished listings waiting to be taken hold descriptors (their own, while they
+        // have subdirectories to open): a quarter of the descriptor limit at most, so a low
+        // limit cannot make the thread count matter; a read ahead that still runs out is
+        // read again by the walk.
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         let readAhead = max(8, min(1024, Int(clamping: limit.rlim_cur) / 4))
@@ -199,10 +204,14 @@ public struct Walker<FS: FileSystem> {
             do {
                 helpers.append(try WorkerThread {
                     var lookAhead = makeLookAhead?()
-                    while let task = pool.next(beforeSleeping: { lookAhead?.release() }) {
-                        pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules, lookAhead: &lookAhead))
+                    while let work = pool.next() {
+                        switch work {
+                        case let .listing(task):
+                            pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules, pool: pool, lookAhead: &lookAhead))
+                        case let .stats(job):
+                            job.work()
+                        }
                     }
-                    lookAhead?.release()
                 })
             } catch {
                 fileSystem.close(rootHandle)
@@ -213,7 +222,7 @@ public struct Walker<FS: FileSystem> {
         let rootContext = rules?.rootContext(isDirectory: Self.isDirectory, exists: Self.exists, readFile: Self.readFile)
         let rootKnown = delegate.knownListing(of: rootID, stat: rootStat)
         var rootListing = Self.list(rootHandle, stat: rootStat, device: rootStat.device, context: rootContext,
-                                    known: rootKnown, indexID: rootID, rules: rules, fs: fileSystem)
+                                    known: rootKnown, indexID: rootID, rules: rules, fs: fileSystem, pool: pool)
         rootListing.listing.setDirectoryID(rootID)
         pool.offer(rootListing.children)
         do { try delegate.directoryListed(&rootListing.listing) } catch {
@@ -230,21 +239,21 @@ public struct Walker<FS: FileSystem> {
                 continue
             }
             if delegate.shouldStop { return false }
-            let (task, id, fresh) = stack[top].tasks[stack[top].next]
+            let (task, id, known) = stack[top].tasks[stack[top].next]
             stack[top].next += 1
-            var outcome = pool.take(task, run: { Self.run($0, fs: fileSystem, device: rootStat.device, rules: rules, lookAhead: &noLookAhead) })
-            if case let .opened(listed) = outcome, (fresh && listed.usedIndex) || (listed.indexID != 0 && listed.indexID != id),
-               let handle = stack[top].handle {
-                // Read ahead from the index where the delegate wants the names read, or
-                // looked up below under another id than the delegate's: read it again.
-                pool.dispose(listed: listed)
-                let again = ListingTask(parent: handle, name: task.name, entryIndex: task.entryIndex, stat: task.stat,
-                                        context: task.context, indexParentID: 0)
-                again.id = id
-                again.freshOnly = true
+            var outcome = pool.take(task, run: { Self.run($0, fs: fileSystem, device: rootStat.device, rules: rules, pool: pool, lookAhead: &noLookAhead) })
+            if Self.mustReadAgain(outcome, id: id, known: known) {
+                guard let handle = stack[top].handle else { preconditionFailure("the walk let go of a directory before its last task") }
+                if case let .opened(listed) = outcome { pool.dispose(listed: listed) }
                 handle.expect(1)
-                outcome = Self.run(again, fs: fileSystem, device: rootStat.device, rules: rules, lookAhead: &noLookAhead)
+                outcome = Self.run(task.again(id: id, known: known), fs: fileSystem, device: rootStat.device, rules: rules, pool: pool,
+                                   lookAhead: &noLookAhead)
                 if case let .opened(listed) = outcome { pool.offer(listed.children) }
+            }
+            if stack[top].next == stack[top].tasks.count, let handle = stack[top].handle {
+                // Every subdirectory to enter is open: the directory's descriptor may close.
+                handle.release(fileSystem)
+                stack[top].handle = nil
             }
             switch outcome {
             case var .opened(listed):
@@ -261,11 +270,24 @@ public struct Walker<FS: FileSystem> {
         return true
     }
 
+    /// A listing read ahead that the delegate's answer does not allow: names taken from the
+    /// index where the delegate wants them read, names looked up below under another id
+    /// than the delegate's, or a lister out of descriptors (the walk's own read is the one
+    /// a single thread would make).
+    private static func mustReadAgain(_ outcome: ListingOutcome, id: UInt64, known: KnownListing?) -> Bool {
+        switch outcome {
+        case let .opened(listed):
+            return (known == nil && listed.usedIndex) || (listed.indexID != 0 && listed.indexID != id)
+        case let .failed(errno):
+            return errno.rawValue == EMFILE || errno.rawValue == ENFILE
+        }
+    }
+
     /// The frame of a listing just handed over: of the subdirectories' tasks, those the
     /// delegate gave an id to, with the names it knows; the others are cancelled.
     private func frame<D: WalkDelegate>(_ listed: ListedDirectory, pool: ListerPool<FS>, delegate: inout D) -> Frame {
         let listing = listed.listing
-        var tasks: [(task: ListingTask, id: UInt64, fresh: Bool)] = []
+        var tasks: [(task: ListingTask, id: UInt64, known: KnownListing?)] = []
         tasks.reserveCapacity(listed.children.count)
         var replacements = 0
         for child in listed.children {
@@ -275,29 +297,23 @@ public struct Walker<FS: FileSystem> {
                 continue
             }
             let known = delegate.knownListing(of: entry.directoryID, stat: entry.stat)
-            switch pool.adopt(child, id: entry.directoryID, known: known) {
-            case .adopted, .readAhead:
-                tasks.append((child, entry.directoryID, known == nil))
-            case .replace:
-                // Metadata this run recorded before it stopped must be what the listing
-                // carries (the delegate matches it by position): read ahead without it, the
-                // directory is read again.
-                pool.cancel(child)
-                let replacement = ListingTask(parent: child.parent, name: child.name, entryIndex: child.entryIndex, stat: child.stat,
-                                              context: child.context, indexParentID: 0)
-                replacement.id = entry.directoryID
-                replacement.known = known
-                replacements += 1
-                tasks.append((replacement, entry.directoryID, false))
+            guard !pool.adopt(child, id: entry.directoryID, known: known) else {
+                tasks.append((child, entry.directoryID, known))
+                continue
             }
+            // A recorded listing (a resumed run's) must be what the delegate gets: what was
+            // read ahead without it is dropped, and the directory read again with it.
+            pool.cancel(child)
+            replacements += 1
+            tasks.append((child.again(id: entry.directoryID, known: known), entry.directoryID, known))
         }
         listed.handle?.expect(replacements)
-        return Frame(names: listing.names, tasks: tasks, parentID: listing.directoryID, handle: listed.handle)
+        return Frame(tasks: tasks, parentID: listing.directoryID, handle: listed.handle)
     }
 
     /// Opens and reads one subdirectory (on whichever thread gets to it first), with the
     /// names the delegate gave, or else those the look-ahead finds in the index.
-    private static func run(_ task: ListingTask, fs: FS, device: UInt64, rules: CompiledRules?,
+    private static func run(_ task: ListingTask, fs: FS, device: UInt64, rules: CompiledRules?, pool: ListerPool<FS>,
                             lookAhead: inout (any IndexLookAhead)?) -> ListingOutcome {
         let opened: Result<DirectoryHandle, Errno> = (task.name + [0]).withUnsafeBufferPointer { p in
             do throws(Errno) {
@@ -310,10 +326,11 @@ public struct Walker<FS: FileSystem> {
         switch opened {
         case let .success(handle):
             var id = task.id, known = task.known
-            if id == 0 && known == nil && !task.freshOnly && task.indexParentID != 0, lookAhead != nil {
+            if id == 0 && known == nil && task.indexParentID != 0, lookAhead != nil {
                 (id, known) = task.name.withUnsafeBytes { lookAhead!.lookUp(parent: task.indexParentID, name: $0, stat: task.stat) }
             }
-            return .opened(list(handle, stat: task.stat, device: device, context: task.context, known: known, indexID: id, rules: rules, fs: fs))
+            return .opened(list(handle, stat: task.stat, device: device, context: task.context, known: known, indexID: id, rules: rules,
+                                fs: fs, pool: pool))
         case let .failure(errno):
             return .failed(errno)
         }
@@ -324,8 +341,8 @@ public struct Walker<FS: FileSystem> {
     /// and so the log, does not depend on the order a filesystem returns names in, or on
     /// whether they came from the index). The listing's id is the walk's to set.
     private static func list(_ handle: DirectoryHandle, stat: EntryStat, device: UInt64, context: DirectoryRules?,
-                             known: KnownListing?, indexID: UInt64, rules: CompiledRules?, fs: FS) -> ListedDirectory {
-        var listed = read(handle, stat: stat, device: device, context: context, known: known, rules: rules, fs: fs)
+                             known: KnownListing?, indexID: UInt64, rules: CompiledRules?, fs: FS, pool: ListerPool<FS>) -> ListedDirectory {
+        var listed = read(handle, stat: stat, device: device, context: context, known: known, rules: rules, fs: fs, pool: pool)
         listed.indexID = indexID
         let listing = listed.listing
         let subdirectories = listing.names.withUnsafeBytes { names in
@@ -356,9 +373,12 @@ public struct Walker<FS: FileSystem> {
         return listed
     }
 
+    /// Names from which a directory's stats are shared out among the threads.
+    static var hugeDirectory: Int { 2048 }
+
     /// Reads (or takes from `known`), stats and filters one directory.
     private static func read(_ handle: DirectoryHandle, stat: EntryStat, device: UInt64, context: DirectoryRules?,
-                             known: KnownListing?, rules: CompiledRules?, fs: FS) -> ListedDirectory {
+                             known: KnownListing?, rules: CompiledRules?, fs: FS, pool: ListerPool<FS>) -> ListedDirectory {
         var listing = DirectoryListing(directoryID: 0, stat: stat)
         var starts: [(Int32, Int32)] = []
         var knownStats: [EntryStat]?
@@ -391,22 +411,43 @@ public struct Walker<FS: FileSystem> {
             return ListedDirectory(listing: canonical(listing), context: context, usedIndex: true)
         }
         listing.names.withUnsafeBytes { names in
-            for (start, length) in starts {
-                let name = names.baseAddress!.advanced(by: Int(start)).assumingMemoryBound(to: CChar.self)
-                do throws(Errno) {
-                    let st = try fs.stat(handle, name)
+            func add(_ start: Int32, _ length: Int32, _ result: Result<EntryStat, Errno>) {
+                switch result {
+                case let .success(st):
                     listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
                                                        canDescend: st.isDirectory && st.device == device))
-                } catch {
+                case let .failure(error):
                     listing.errors.append(WalkError(directoryID: 0,
                                                     name: Array(names[Int(start)..<Int(start + length)]),
                                                     errno: error, operation: .stat))
                 }
             }
+            if starts.count >= Self.hugeDirectory && pool.hasListers {
+                // A huge directory: its stats are shared out in chunks.
+                starts.withUnsafeBufferPointer { starts in
+                    let job = StatChunks(fileSystem: fs, handle: handle, names: names.baseAddress!, starts: starts)
+                    pool.offer(job)
+                    job.work()
+                    job.waitUntilFinished()
+                    pool.retire(job)
+                    for (i, (start, length)) in starts.enumerated() {
+                        add(start, length, job.errnos[i] == 0 ? .success(job.stats[i]) : .failure(Errno(rawValue: job.errnos[i])))
+                    }
+                }
+                return
+            }
+            for (start, length) in starts {
+                let name = names.baseAddress!.advanced(by: Int(start)).assumingMemoryBound(to: CChar.self)
+                do throws(Errno) {
+                    add(start, length, .success(try fs.stat(handle, name)))
+                } catch {
+                    add(start, length, .failure(error))
+                }
+            }
         }
         if known != nil && listing.errors.contains(where: { $0.errno == .noSuchFileOrDirectory }) {
             // A name the directory's mtime vouched for is gone: read the directory after all.
-            return read(handle, stat: stat, device: device, context: context, known: nil, rules: rules, fs: fs)
+            return read(handle, stat: stat, device: device, context: context, known: nil, rules: rules, fs: fs, pool: pool)
         }
         applyRules(&listing, handle, &context, rules: rules, fs: fs)
         return ListedDirectory(listing: canonical(listing), context: context, usedIndex: known != nil)

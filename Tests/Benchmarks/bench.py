@@ -553,7 +553,7 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--evindex", required=True, help="evindex binary to benchmark")
     ap.add_argument("--entries", type=int, default=1_000_000, help="tree size (default %(default)s)")
-    ap.add_argument("--runs", type=int, default=3, help="repetitions per case (default %(default)s)")
+    ap.add_argument("--runs", type=int, default=5, help="repetitions per case (default %(default)s)")
     ap.add_argument("--cache", type=Path, default=REPO / ".bench", help="where trees and scratch dbs live")
     ap.add_argument("--mktree", type=Path, default=REPO / "Fixtures" / "mktree.py", help="tree generator")
     ap.add_argument("--quick", action="store_true", help="smoke test: 100000 entries, 1 run")

@@ -189,7 +189,8 @@ extension ThreadsTests {
                 let finished = try Walker(fileSystem: fs, threads: threads).walk(root: root, rootID: 1, delegate: &delegate)
                 #expect(finished)
                 let listed = Set(delegate.listed)
-                #expect(listed == expected, "threads \(threads): \(expected.subtracting(listed).count) missing, \(listed.subtracting(expected).count) extra")
+                let same = listed == expected
+                #expect(same, "threads \(threads): \(expected.subtracting(listed).count) missing, \(listed.subtracting(expected).count) extra")
                 #expect(delegate.listed.count == expected.count, "threads \(threads): a directory handed over twice")
                 #expect(fs.opened.load(ordering: .relaxed) == fs.closed.load(ordering: .relaxed), "threads \(threads)")
                 #expect(fs.opened.load(ordering: .relaxed) >= expected.count)
@@ -214,14 +215,16 @@ struct LyingLookAhead: IndexLookAhead {
         next += 1
         return (next, KnownListing(names: []))
     }
-    mutating func release() {}
 }
 
-/// Enters every directory and wants every one read (no known names); records every entry's path.
+/// Enters every directory and records every entry's path. It wants every directory read
+/// (no known names), or, with `recordedListings`, gives every directory but the root a
+/// recorded listing (as a resumed run does) that lacks the directory's last name.
 struct RecordingDelegate: WalkDelegate {
     var paths: [UInt64: [UInt8]] = [:]
     var entries: [[UInt8]] = []
     var nextID: UInt64 = 2
+    var recordedListings = false
 
     init(root: String) { paths[1] = Array(root.utf8) }
 
@@ -237,7 +240,12 @@ struct RecordingDelegate: WalkDelegate {
             nextID += 1
         }
     }
-    mutating func knownListing(of directoryID: UInt64, stat: EntryStat) -> KnownListing? { nil }
+    mutating func knownListing(of directoryID: UInt64, stat: EntryStat) -> KnownListing? {
+        guard recordedListings else { return nil }
+        let path = String(decoding: paths[directoryID]!, as: UTF8.self)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path))?.sorted().dropLast() ?? []
+        return KnownListing(names: names.flatMap { Array($0.utf8) + [0] }, isRecorded: true)
+    }
     mutating func walkFailed(_ error: WalkError) throws {}
     var shouldStop: Bool { false }
 }
@@ -260,7 +268,8 @@ extension ThreadsTests {
             #expect(try walker.walk(root: root, rootID: 1, delegate: &delegate))
             #expect(delegate.entries.count == expected.count)
             let handed = Set(delegate.entries), found = Set(expected)
-            #expect(handed == found, "\(found.subtracting(handed).count) entries missing, \(handed.subtracting(found).count) not in find")
+            let same = handed == found // not the sets themselves in a failure: 20,000 paths
+            #expect(same, "\(found.subtracting(handed).count) entries missing, \(handed.subtracting(found).count) not in find")
             #expect(fs.opened.load(ordering: .relaxed) == fs.closed.load(ordering: .relaxed))
         }
     }
@@ -292,6 +301,65 @@ extension ThreadsTests {
             #expect(bad.status == 2)
             #expect(bad.stderr.contains("--durability"))
             #expect(!FileManager.default.fileExists(atPath: tmp + "/db-bad"))
+        }
+    }
+}
+
+extension ThreadsTests {
+    /// A directory with more names than `Walker.hugeDirectory` has its stats shared out in
+    /// chunks among the threads: the same entries, errors and events as one thread.
+    @Test func aHugeDirectoryStatedInChunksGivesTheSameEvents() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            let wide = root + "/wide"
+            try FileManager.default.createDirectory(atPath: wide + "/sub", withIntermediateDirectories: true)
+            for i in 0..<5000 {
+                _ = FileManager.default.createFile(atPath: wide + String(format: "/f%05d", i), contents: Data(repeating: 1, count: i % 7))
+            }
+            let fs = FaultyFileSystem(faults: ["stat:f01234": .permissionDenied, "stat:f04999": Errno(rawValue: EIO)])
+            var outcomes: [(log: String, ls: Data, du: Data)] = []
+            for threads in [1, 3] {
+                let db = tmp + "/db\(threads)"
+                var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
+                options.threads = threads
+                let summary = try IndexJob.run(options, fileSystem: fs)
+                #expect(summary.counts.errors == 2, "threads \(threads)")
+                #expect(summary.counts.files == 4998, "threads \(threads)")
+                outcomes.append(try Self.outcome(root, db))
+            }
+            #expect(outcomes[1].log == outcomes[0].log)
+            #expect(outcomes[1].ls == outcomes[0].ls)
+            #expect(outcomes[1].du == outcomes[0].du)
+        }
+    }
+}
+
+extension ThreadsTests {
+    /// A recorded listing is what the delegate gets back, whatever listers read ahead.
+    @Test func aRecordedListingWinsOverAReadAhead() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            for i in 0..<40 {
+                for j in 0..<8 {
+                    let dir = root + "/d\(i)/e\(j)"
+                    try FileManager.default.createDirectory(atPath: dir + "/g", withIntermediateDirectories: true)
+                    for k in 0..<4 { _ = FileManager.default.createFile(atPath: dir + "/f\(k)", contents: nil) }
+                }
+            }
+            var results: [[String]] = []
+            for threads in [1, 4] {
+                var delegate = RecordingDelegate(root: root)
+                delegate.recordedListings = true
+                let fs = DescriptorCountingFileSystem()
+                #expect(try Walker(fileSystem: fs, threads: threads).walk(root: root, rootID: 1, delegate: &delegate))
+                #expect(fs.opened.load(ordering: .relaxed) == fs.closed.load(ordering: .relaxed))
+                results.append(delegate.entries.map { String(decoding: $0, as: UTF8.self) }.sorted())
+            }
+            // Every listing lacks its last name: no d*/e*/g, no d*/e7, no d9.
+            #expect(!results[0].contains { $0.hasSuffix("/g") || $0.hasSuffix("/e7") || $0.hasSuffix("/d9") })
+            #expect(results[0].count == 39 + 39 * 7 + 39 * 7 * 4)
+            let same = results[1] == results[0]
+            #expect(same, "\(Set(results[1]).symmetricDifference(results[0]).count) entries differ")
         }
     }
 }
