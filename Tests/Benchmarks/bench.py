@@ -13,7 +13,7 @@ then mutated once; it is cached as well, because the mutation is slow: mktree
 re-walks the whole tree after each of its ~540 directory moves (about 8 min
 at 100000 entries and an hour at 1000000 on a 2-core machine).
 
-Each case runs --runs times; the table reports wall time (median/min/max), the
+Each case runs --runs times, the cases taking turns; the table reports wall time (median/min/max), the
 ratio to ncdu's median, peak RSS, the database size for evindex cases and
 replay's own events/s. The targets from the issues are checked at the end; they
 are reported only, the exit status does not depend on them.
@@ -418,13 +418,12 @@ def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scr
     return cases
 
 
-def run_case(case: Case, runs: int) -> None:
-    for i in range(runs):
-        prepared = case.prepare()
-        m, stdout = measure(prepared.argv, prepared.capture, prepared.ok_exit)
-        case.metrics.append(prepared.finish(stdout))
-        case.runs.append(m)
-        print(f"{case.name}: run {i + 1}/{runs} {m.wall_s:.3f} s, {rss_mb(m.rss_kib):.1f} MB", flush=True)
+def run_once(case: Case, i: int, runs: int) -> None:
+    prepared = case.prepare()
+    m, stdout = measure(prepared.argv, prepared.capture, prepared.ok_exit)
+    case.metrics.append(prepared.finish(stdout))
+    case.runs.append(m)
+    print(f"{case.name}: run {i + 1}/{runs} {m.wall_s:.3f} s, {rss_mb(m.rss_kib):.1f} MB", flush=True)
 
 
 def run_table(args: argparse.Namespace, evindex: str, tools: Tools, size: int) -> Table:
@@ -446,8 +445,11 @@ def run_table(args: argparse.Namespace, evindex: str, tools: Tools, size: int) -
         floor, _ = measure(["true"])
         print(f"RSS floor inherited from bench.py: {rss_mb(floor.rss_kib):.1f} MB")
         cases = make_cases(evindex, tools, tree, mutated, scratch)
-        for case in cases:
-            run_case(case, args.runs)
+        # Round-robin, not case after case: this VM has slow spells lasting minutes, and
+        # the ratios to ncdu are fair only if every tool is timed in the same spells.
+        for i in range(args.runs):
+            for case in cases:
+                run_once(case, i, args.runs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Table(entries, tree, mutated, cases)
