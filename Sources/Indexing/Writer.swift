@@ -25,6 +25,9 @@ final class Writer {
     private(set) var jobState = JobState()
     private var lastSnapshotSequence: UInt64 = 0
     static let snapshotEvery: UInt64 = 200_000
+    /// The sequence at which the map's pages were last let go of (see `commit`).
+    private var lastMapRelease: UInt64 = 0
+    static let releaseMapEvery: UInt64 = 200_000
 
     init(log: EventLog, views: Views, options: RunOptions) throws {
         self.log = log
@@ -252,6 +255,13 @@ final class Writer {
             }
             try log.putRun(txn, run)
             try fold.flush(txn, lastSequence: sequence - 1)
+        }
+        if sequence - lastMapRelease >= Self.releaseMapEvery {
+            // The pages of the views and the log read through the map count as this
+            // process's memory until unmapped: a first index would otherwise grow with the
+            // database (they stay in the page cache, and are mapped again when next read).
+            views.environment.releaseMappedPages()
+            lastMapRelease = sequence
         }
     }
 

@@ -17,6 +17,8 @@ struct ListedDirectory: Sendable {
     var usedIndex = false
     /// The id its subdirectories were looked up under in the index (0: none).
     var indexID: UInt64 = 0
+    /// A rules file could not be read for lack of descriptors.
+    var outOfDescriptors = false
 }
 
 /// What reading one subdirectory gave: its listing, or why it could not be opened.
@@ -224,6 +226,8 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         statJobs.append(job)
         if idleListers > 0 { pthread_cond_broadcast(workAvailable) }
+        // A walk waiting for a listing (perhaps this one) helps too.
+        if walkWaits { pthread_cond_signal(taskDone) }
         pthread_mutex_unlock(mutex)
     }
 
@@ -290,6 +294,7 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
     func adopt(_ task: ListingTask, id: UInt64, known: KnownListing?) -> Bool {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
+        precondition(task.state != .taken && task.state != .cancelled, "a listing task answered for after it was taken")
         if task.state == .pending {
             task.id = id
             task.known = known

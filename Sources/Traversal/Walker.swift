@@ -272,12 +272,12 @@ public struct Walker<FS: FileSystem> {
 
     /// A listing read ahead that the delegate's answer does not allow: names taken from the
     /// index where the delegate wants them read, names looked up below under another id
-    /// than the delegate's, or a lister out of descriptors (the walk's own read is the one
-    /// a single thread would make).
+    /// than the delegate's; or a read that ran out of descriptors (opening the directory or
+    /// one of its rules files) while listings read ahead held some: read once more.
     private static func mustReadAgain(_ outcome: ListingOutcome, id: UInt64, known: KnownListing?) -> Bool {
         switch outcome {
         case let .opened(listed):
-            return (known == nil && listed.usedIndex) || (listed.indexID != 0 && listed.indexID != id)
+            return (known == nil && listed.usedIndex) || (listed.indexID != 0 && listed.indexID != id) || listed.outOfDescriptors
         case let .failed(errno):
             return errno.rawValue == EMFILE || errno.rawValue == ENFILE
         }
@@ -407,8 +407,8 @@ public struct Walker<FS: FileSystem> {
                 listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
                                                    canDescend: st.isDirectory && st.device == device))
             }
-            applyRules(&listing, handle, &context, rules: rules, fs: fs)
-            return ListedDirectory(listing: canonical(listing), context: context, usedIndex: true)
+            let outOfDescriptors = applyRules(&listing, handle, &context, rules: rules, fs: fs)
+            return ListedDirectory(listing: canonical(listing), context: context, usedIndex: true, outOfDescriptors: outOfDescriptors)
         }
         listing.names.withUnsafeBytes { names in
             func add(_ start: Int32, _ length: Int32, _ result: Result<EntryStat, Errno>) {
@@ -449,8 +449,8 @@ public struct Walker<FS: FileSystem> {
             // A name the directory's mtime vouched for is gone: read the directory after all.
             return read(handle, stat: stat, device: device, context: context, known: nil, rules: rules, fs: fs, pool: pool)
         }
-        applyRules(&listing, handle, &context, rules: rules, fs: fs)
-        return ListedDirectory(listing: canonical(listing), context: context, usedIndex: known != nil)
+        let outOfDescriptors = applyRules(&listing, handle, &context, rules: rules, fs: fs)
+        return ListedDirectory(listing: canonical(listing), context: context, usedIndex: known != nil, outOfDescriptors: outOfDescriptors)
     }
 
     /// Errors and rejections in name order, not readdir's: the same directory gives the
@@ -474,9 +474,13 @@ public struct Walker<FS: FileSystem> {
 
     /// Moves the entries the rules reject from `entries` to `rejected`, after taking this
     /// directory's `.git` and `.gitignore` into its context.
+    ///
+    /// - Returns: whether a rules file could not be read for lack of descriptors (a lister
+    ///   reading ahead holds some): the listing is then read again by the walk.
     private static func applyRules(_ listing: inout DirectoryListing, _ handle: DirectoryHandle, _ context: inout DirectoryRules?,
-                                   rules: CompiledRules?, fs: FS) {
-        guard let rules, var ctx = context else { return }
+                                   rules: CompiledRules?, fs: FS) -> Bool {
+        guard let rules, var ctx = context else { return false }
+        var outOfDescriptors = false
         listing.names.withUnsafeBytes { names in
             func name(_ e: ListedEntry) -> UnsafeRawBufferPointer {
                 UnsafeRawBufferPointer(rebasing: names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])
@@ -485,13 +489,14 @@ public struct Walker<FS: FileSystem> {
                 var hasGit = false, hasIgnoreFile = false
                 for e in listing.entries where e.nameLength == 4 || e.nameLength == 10 {
                     let n = name(e)
-                    if n.elementsEqual(dotGitName) { hasGit = isRepository(e.stat, handle, fs: fs) }
+                    if n.elementsEqual(dotGitName) { hasGit = isRepository(e.stat, handle, fs: fs, outOfDescriptors: &outOfDescriptors) }
                     if e.stat.isRegularFile && n.elementsEqual(dotGitignoreName) { hasIgnoreFile = true }
                 }
                 if hasGit || hasIgnoreFile {
                     rules.enter(&ctx, hasGit: hasGit, hasIgnoreFile: hasIgnoreFile) { relative in
                         (relative + [0]).withUnsafeBufferPointer { p in
-                            try? fs.readFile(handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self))
+                            readRulesFile(handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), fs: fs,
+                                          outOfDescriptors: &outOfDescriptors)
                         }
                     }
                 }
@@ -519,13 +524,26 @@ public struct Walker<FS: FileSystem> {
             listing.entries = kept
         }
         context = ctx
+        return outOfDescriptors
+    }
+
+    /// A `.gitignore`, `info/exclude` or `.git` file; nil when it cannot be read (git
+    /// ignores what it cannot read too), noting when that was for lack of descriptors.
+    private static func readRulesFile(_ handle: DirectoryHandle, _ path: UnsafePointer<CChar>, fs: FS,
+                                      outOfDescriptors: inout Bool) -> [UInt8]? {
+        do {
+            return try fs.readFile(handle, path)
+        } catch {
+            if error.rawValue == EMFILE || error.rawValue == ENFILE { outOfDescriptors = true }
+            return nil
+        }
     }
 
 
     /// Whether the entry `.git` of this directory is a repository, as git requires of the
     /// top of a work tree: a directory with `HEAD`, `objects/` and `refs/`, or a file
     /// `gitdir: PATH` (worktrees, submodules).
-    private static func isRepository(_ st: EntryStat, _ handle: DirectoryHandle, fs: FS) -> Bool {
+    private static func isRepository(_ st: EntryStat, _ handle: DirectoryHandle, fs: FS, outOfDescriptors: inout Bool) -> Bool {
         func probe(_ path: String, directory: Bool) -> Bool {
             path.withCString { p in
                 guard let found = try? fs.stat(handle, p) else { return false }
@@ -535,7 +553,8 @@ public struct Walker<FS: FileSystem> {
         if st.isDirectory {
             return probe(".git/HEAD", directory: false) && probe(".git/objects", directory: true) && probe(".git/refs", directory: true)
         }
-        guard st.isRegularFile, let contents = try? ".git".withCString({ try fs.readFile(handle, $0) }) else { return false }
+        guard st.isRegularFile,
+              let contents = ".git".withCString({ readRulesFile(handle, $0, fs: fs, outOfDescriptors: &outOfDescriptors) }) else { return false }
         return contents.starts(with: Array("gitdir: ".utf8))
     }
 

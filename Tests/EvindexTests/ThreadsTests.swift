@@ -3,6 +3,7 @@ import Synchronization
 import EventStore
 import Indexing
 import LMDB
+import Rules
 import Testing
 import Traversal
 
@@ -218,7 +219,7 @@ struct LyingLookAhead: IndexLookAhead {
 }
 
 /// Enters every directory and records every entry's path. It wants every directory read
-/// (no known names), or, with `recordedListings`, gives every directory but the root a
+/// (no known names), or, with `recordedListings`, gives every directory (the root too) a
 /// recorded listing (as a resumed run does) that lacks the directory's last name.
 struct RecordingDelegate: WalkDelegate {
     var paths: [UInt64: [UInt8]] = [:]
@@ -360,6 +361,78 @@ extension ThreadsTests {
             #expect(results[0].count == 39 + 39 * 7 + 39 * 7 * 4)
             let same = results[1] == results[0]
             #expect(same, "\(Set(results[1]).symmetricDifference(results[0]).count) entries differ")
+        }
+    }
+}
+
+/// Out of descriptors once: the first `openat` of each directory named in `names`, and
+/// the first read of any `.gitignore`, fail with EMFILE (as a lister's would while
+/// listings read ahead hold descriptors); every later attempt succeeds.
+final class OutOfDescriptorsOnceFileSystem: FileSystem, @unchecked Sendable {
+    // @unchecked: `failed` is touched only with `lock` held.
+    let real = PosixFileSystem()
+    let names: Set<String>
+    private let lock = NSLock()
+    private var failed: Set<String> = []
+
+    init(names: Set<String>) { self.names = names }
+
+    private func failOnce(_ key: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return failed.insert(key).inserted
+    }
+
+    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
+    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        let n = String(cString: name)
+        if names.contains(n) && failOnce("open:" + n) { throw Errno(rawValue: EMFILE) }
+        return try real.openDirectory(parent, name)
+    }
+    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
+        try real.readDirectory(directory, body)
+    }
+    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
+    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
+    func close(_ directory: DirectoryHandle) { real.close(directory) }
+    func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
+        if String(cString: name) == ".gitignore" && failOnce("read:.gitignore") { throw Errno(rawValue: EMFILE) }
+        return try real.readFile(directory, name)
+    }
+}
+
+extension ThreadsTests {
+    /// A directory, or a `.gitignore`, that cannot be opened for lack of descriptors is read
+    /// once more by the walk: the index is the one a run without the fault makes.
+    @Test func runningOutOfDescriptorsOnceIsReadAgain() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            for d in ["a", "b", "c"] {
+                try FileManager.default.createDirectory(atPath: root + "/" + d + "/sub", withIntermediateDirectories: true)
+                try "*.log\n".write(toFile: root + "/" + d + "/.gitignore", atomically: false, encoding: .utf8)
+                for f in ["x.log", "y.txt", "sub/z.log", "sub/w.txt"] { _ = FileManager.default.createFile(atPath: root + "/" + d + "/" + f, contents: nil) }
+            }
+            try FileManager.default.createDirectory(atPath: root + "/.git/objects", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: root + "/.git/refs", withIntermediateDirectories: true)
+            try "ref: refs/heads/main\n".write(toFile: root + "/.git/HEAD", atomically: false, encoding: .utf8)
+            var rules = RuleSet()
+            rules.gitignore = true
+            var reference = RunOptions(root: Array(root.utf8), databaseDirectory: tmp + "/reference")
+            reference.rules = rules
+            reference.threads = 1
+            _ = try IndexJob.run(reference, fileSystem: PosixFileSystem())
+            let expected = try Self.outcome(root, tmp + "/reference")
+            for threads in [1, 3] {
+                let db = tmp + "/db\(threads)"
+                var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
+                options.rules = rules
+                options.threads = threads
+                let summary = try IndexJob.run(options, fileSystem: OutOfDescriptorsOnceFileSystem(names: ["b", "sub"]))
+                #expect(summary.counts.errors == 0, "threads \(threads)")
+                let outcome = try Self.outcome(root, db)
+                #expect(outcome.log == expected.log, "threads \(threads)")
+                #expect(outcome.ls == expected.ls, "threads \(threads)")
+            }
         }
     }
 }
