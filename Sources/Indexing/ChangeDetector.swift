@@ -97,6 +97,8 @@ struct ChangeDetector: WalkDelegate {
     private var pendingChanges = 0
     private var reader: Transaction?
     private var listingsSinceRefresh = 0
+    /// Listings merged since the view pages read through the map were last unmapped.
+    private var listingsSinceRelease = 0
     private var deferredCreations: [DeferredEntry] = []
     private var deferredRemovals: [DeferredEntry] = []
     /// Directories moved in this run: their old place is not a removal.
@@ -164,6 +166,14 @@ struct ChangeDetector: WalkDelegate {
                 try reader.renew()
                 listingsSinceRefresh = 0
             } else if listingsSinceRefresh >= 64 {
+                listingsSinceRelease += listingsSinceRefresh
+                if listingsSinceRelease >= 16_384 {
+                    // A rescan reads the whole file-path view through the map: let go of
+                    // those pages now and then (they stay in the page cache), or they
+                    // count as this process's memory until it ends.
+                    views.environment.releaseMappedPages()
+                    listingsSinceRelease = 0
+                }
                 try reader.refresh()
                 listingsSinceRefresh = 0
             }
