@@ -8,7 +8,7 @@ import Testing
 import Traversal
 
 /// A filesystem that fails chosen calls, so faults are tested without root or races.
-struct FaultyFileSystem: FileSystem {
+struct FaultyFileSystem: PassThroughFileSystem {
     let real = PosixFileSystem()
     /// Failures by (operation, entry name).
     let faults: [String: Errno]
@@ -26,8 +26,6 @@ struct FaultyFileSystem: FileSystem {
     }
 
     func fault(_ operation: String, _ name: UnsafePointer<CChar>) -> Errno? { faults[operation + ":" + String(cString: name)] }
-
-    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
 
     func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
         if let e = fault("open", name) { throw e }
@@ -50,8 +48,6 @@ struct FaultyFileSystem: FileSystem {
         if let e = fault("stat", name) { throw e }
         return try real.stat(directory, name)
     }
-
-    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
 
     func close(_ directory: DirectoryHandle) {
         opened[directory.fd] = nil

@@ -351,38 +351,24 @@ final class LinesWithArrival: @unchecked Sendable {
 }
 
 /// Sleeps before each directory read: a run that takes seconds on a small tree.
-struct SlowFileSystem: FileSystem {
+struct SlowFileSystem: PassThroughFileSystem {
     let real = PosixFileSystem()
     let delayMicroseconds: UInt32
-    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
-    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
-        try real.openDirectory(parent, name)
-    }
     func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
         usleep(delayMicroseconds)
         try real.readDirectory(directory, body)
     }
-    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
-    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
-    func close(_ directory: DirectoryHandle) { real.close(directory) }
 }
 
 /// Hands every directory's names over in reverse order.
-final class ReversedFileSystem: FileSystem, @unchecked Sendable {
+final class ReversedFileSystem: PassThroughFileSystem, @unchecked Sendable {
     // @unchecked: the walker uses it from one thread; tests read the count after the run.
     let real = PosixFileSystem()
     var reads = 0
-    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
-    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
-        try real.openDirectory(parent, name)
-    }
     func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
         reads += 1
         var names: [[CChar]] = []
         try real.readDirectory(directory) { name, length in names.append(Array(UnsafeBufferPointer(start: name, count: length + 1))) }
         for name in names.reversed() { name.withUnsafeBufferPointer { body($0.baseAddress!, name.count - 1) } }
     }
-    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
-    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
-    func close(_ directory: DirectoryHandle) { real.close(directory) }
 }

@@ -335,19 +335,12 @@ struct RescanTests {
 }
 
 /// Counts directory reads (getdents), passing everything else through.
-final class CountingFileSystem: FileSystem, @unchecked Sendable {
+final class CountingFileSystem: PassThroughFileSystem, @unchecked Sendable {
     // @unchecked: the walker uses it from one thread; tests read the count after the run.
     let real = PosixFileSystem()
     var reads = 0
-    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
-    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
-        try real.openDirectory(parent, name)
-    }
     func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
         reads += 1
         try real.readDirectory(directory, body)
     }
-    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
-    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
-    func close(_ directory: DirectoryHandle) { real.close(directory) }
 }

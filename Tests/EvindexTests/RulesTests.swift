@@ -6,7 +6,7 @@ import Traversal
 @testable import Rules
 
 /// Pauses the run (raises its stop flag) once it has opened `after` directories.
-struct PausingFileSystem: FileSystem {
+struct PausingFileSystem: PassThroughFileSystem {
     let real = PosixFileSystem()
     let stop: StopFlag
     let after: Int
@@ -16,17 +16,10 @@ struct PausingFileSystem: FileSystem {
         let value = Atomic<Int>(0)
     }
 
-    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
     func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
         if opened.value.add(1, ordering: .relaxed).newValue == after { stop.set() }
         return try real.openDirectory(parent, name)
     }
-    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
-        try real.readDirectory(directory, body)
-    }
-    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
-    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
-    func close(_ directory: DirectoryHandle) { real.close(directory) }
 }
 
 /// Indexer rules end to end: git itself is the oracle for `--gitignore`; `find` (with the

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Traversal
 
 /// Helpers shared by the suites: temporary directories, the mktree generator, the built
 /// `evindex` binary and the `find` oracle.
@@ -230,4 +231,24 @@ extension FindOracle {
         net.removed = before.filter { !afterIdentities.contains($0.identity) }.count
         return net
     }
+}
+
+/// A test double of the filesystem capability that passes every call to the real one: a
+/// double implements only the calls it changes.
+protocol PassThroughFileSystem: FileSystem {
+    var real: PosixFileSystem { get }
+}
+
+extension PassThroughFileSystem {
+    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
+    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
+        try real.openDirectory(parent, name)
+    }
+    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
+        try real.readDirectory(directory, body)
+    }
+    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
+    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
+    func close(_ directory: DirectoryHandle) { real.close(directory) }
+    func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] { try real.readFile(directory, name) }
 }

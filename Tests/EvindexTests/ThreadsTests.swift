@@ -21,6 +21,20 @@ struct ThreadsTests {
         return (stripped, ls.stdout, du.stdout)
     }
 
+    /// In-process runs of `root` through `fileSystem`, one per thread count, each into its
+    /// own database under `tmp`: their summaries and outcomes.
+    static func runs<FS: FileSystem>(_ root: String, _ tmp: String, threads: [Int], fileSystem: FS, rules: RuleSet = RuleSet())
+        throws -> [(summary: RunSummary, outcome: (log: String, ls: Data, du: Data))] {
+        try threads.map { n in
+            let db = tmp + "/db\(n)"
+            var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
+            options.threads = n
+            options.rules = rules
+            let summary = try IndexJob.run(options, fileSystem: fileSystem)
+            return (summary, try outcome(root, db))
+        }
+    }
+
     /// A first index and a rescan after `mktree --mutate`, with rules: `--threads 1`, 2
     /// and 4 write byte-identical logs (times aside) and views, and each database equals a
     /// replay of its log.
@@ -61,17 +75,10 @@ struct ThreadsTests {
             let root = tmp + "/tree"
             try Support.makeTree(root, entries: 20_000, seed: 9)
             let fs = FaultyFileSystem(faults: ["open:awkward": .permissionDenied, "read:Media": .ioError])
-            var outcomes: [(log: String, ls: Data, du: Data)] = []
-            for threads in [1, 3] {
-                let db = tmp + "/db\(threads)"
-                var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
-                options.threads = threads
-                let summary = try IndexJob.run(options, fileSystem: fs)
-                #expect(summary.counts.errors == 2, "threads \(threads): \(summary.counts.errors) errors")
-                outcomes.append(try Self.outcome(root, db))
-            }
-            #expect(outcomes[1].log == outcomes[0].log)
-            #expect(outcomes[1].ls == outcomes[0].ls)
+            let runs = try Self.runs(root, tmp, threads: [1, 3], fileSystem: fs)
+            for run in runs { #expect(run.summary.counts.errors == 2, "\(run.summary.counts.errors) errors") }
+            #expect(runs[1].outcome.log == runs[0].outcome.log)
+            #expect(runs[1].outcome.ls == runs[0].outcome.ls)
         }
     }
 
@@ -118,7 +125,7 @@ struct ThreadsTests {
 }
 
 /// Counts descriptors opened and closed, passing everything through.
-final class DescriptorCountingFileSystem: FileSystem {
+final class DescriptorCountingFileSystem: PassThroughFileSystem {
     let real = PosixFileSystem()
     let opened = Atomic<Int>(0)
     let closed = Atomic<Int>(0)
@@ -132,11 +139,6 @@ final class DescriptorCountingFileSystem: FileSystem {
         opened.add(1, ordering: .relaxed)
         return h
     }
-    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
-        try real.readDirectory(directory, body)
-    }
-    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
-    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
     func close(_ directory: DirectoryHandle) {
         closed.add(1, ordering: .relaxed)
         real.close(directory)
@@ -318,19 +320,14 @@ extension ThreadsTests {
                 _ = FileManager.default.createFile(atPath: wide + String(format: "/f%05d", i), contents: Data(repeating: 1, count: i % 7))
             }
             let fs = FaultyFileSystem(faults: ["stat:f01234": .permissionDenied, "stat:f04999": Errno(rawValue: EIO)])
-            var outcomes: [(log: String, ls: Data, du: Data)] = []
-            for threads in [1, 3] {
-                let db = tmp + "/db\(threads)"
-                var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
-                options.threads = threads
-                let summary = try IndexJob.run(options, fileSystem: fs)
-                #expect(summary.counts.errors == 2, "threads \(threads)")
-                #expect(summary.counts.files == 4998, "threads \(threads)")
-                outcomes.append(try Self.outcome(root, db))
+            let runs = try Self.runs(root, tmp, threads: [1, 3], fileSystem: fs)
+            for run in runs {
+                #expect(run.summary.counts.errors == 2)
+                #expect(run.summary.counts.files == 4998)
             }
-            #expect(outcomes[1].log == outcomes[0].log)
-            #expect(outcomes[1].ls == outcomes[0].ls)
-            #expect(outcomes[1].du == outcomes[0].du)
+            #expect(runs[1].outcome.log == runs[0].outcome.log)
+            #expect(runs[1].outcome.ls == runs[0].outcome.ls)
+            #expect(runs[1].outcome.du == runs[0].outcome.du)
         }
     }
 }
@@ -368,7 +365,7 @@ extension ThreadsTests {
 /// Out of descriptors once: the first `openat` of each directory named in `names`, and
 /// the first read of any `.gitignore`, fail with EMFILE (as a lister's would while
 /// listings read ahead hold descriptors); every later attempt succeeds.
-final class OutOfDescriptorsOnceFileSystem: FileSystem, @unchecked Sendable {
+final class OutOfDescriptorsOnceFileSystem: PassThroughFileSystem, @unchecked Sendable {
     // @unchecked: `failed` is touched only with `lock` held.
     let real = PosixFileSystem()
     let names: Set<String>
@@ -383,18 +380,11 @@ final class OutOfDescriptorsOnceFileSystem: FileSystem, @unchecked Sendable {
         return failed.insert(key).inserted
     }
 
-    func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle { try real.openRoot(path) }
     func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
         let n = String(cString: name)
         if names.contains(n) && failOnce("open:" + n) { throw Errno(rawValue: EMFILE) }
         return try real.openDirectory(parent, name)
     }
-    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
-        try real.readDirectory(directory, body)
-    }
-    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(directory, name) }
-    func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
-    func close(_ directory: DirectoryHandle) { real.close(directory) }
     func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
         if String(cString: name) == ".gitignore" && failOnce("read:.gitignore") { throw Errno(rawValue: EMFILE) }
         return try real.readFile(directory, name)
@@ -417,21 +407,13 @@ extension ThreadsTests {
             try "ref: refs/heads/main\n".write(toFile: root + "/.git/HEAD", atomically: false, encoding: .utf8)
             var rules = RuleSet()
             rules.gitignore = true
-            var reference = RunOptions(root: Array(root.utf8), databaseDirectory: tmp + "/reference")
-            reference.rules = rules
-            reference.threads = 1
-            _ = try IndexJob.run(reference, fileSystem: PosixFileSystem())
-            let expected = try Self.outcome(root, tmp + "/reference")
+            let expected = try Self.runs(root, tmp + "/reference", threads: [1], fileSystem: PosixFileSystem(), rules: rules)[0].outcome
             for threads in [1, 3] {
-                let db = tmp + "/db\(threads)"
-                var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
-                options.rules = rules
-                options.threads = threads
-                let summary = try IndexJob.run(options, fileSystem: OutOfDescriptorsOnceFileSystem(names: ["b", "sub"]))
-                #expect(summary.counts.errors == 0, "threads \(threads)")
-                let outcome = try Self.outcome(root, db)
-                #expect(outcome.log == expected.log, "threads \(threads)")
-                #expect(outcome.ls == expected.ls, "threads \(threads)")
+                let run = try Self.runs(root, tmp, threads: [threads], fileSystem: OutOfDescriptorsOnceFileSystem(names: ["b", "sub"]),
+                                        rules: rules)[0]
+                #expect(run.summary.counts.errors == 0, "threads \(threads)")
+                #expect(run.outcome.log == expected.log, "threads \(threads)")
+                #expect(run.outcome.ls == expected.ls, "threads \(threads)")
             }
         }
     }
