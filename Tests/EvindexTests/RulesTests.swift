@@ -28,6 +28,16 @@ struct PausingFileSystem: PassThroughFileSystem {
 struct RulesTests {
     static let cases = Support.fixtures.appendingPathComponent("gitignore_cases.py").path
 
+    /// `gitignore_cases.py check`: the index of `dest/tree` in `db` (its `ls -R` and its
+    /// log) against what git says of the work tree; scratch files go to `tmp`.
+    static func checkAgainstGit(_ dest: String, db: String, tmp: String) throws -> Support.Result {
+        let ls = try Support.evindex(["ls", dest + "/tree", "-R", "--json", "--db", db])
+        let log = try Support.evindex(["log", "--json", "--db", db])
+        try ls.stdout.write(to: URL(fileURLWithPath: tmp + "/ls.json"))
+        try log.stdout.write(to: URL(fileURLWithPath: tmp + "/log.json"))
+        return try Support.run(["/usr/bin/env", "python3", cases, "check", dest, tmp + "/ls.json", tmp + "/log.json"])
+    }
+
     /// What the index holds below `root`, as paths relative to it (directories end in "/").
     static func indexed(_ root: String, _ db: String) throws -> Set<String> {
         let ls = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
@@ -95,11 +105,7 @@ struct RulesTests {
                 let db = tmp + "/db"
                 let run = try Support.run([Support.evindex, "run", dest + "/tree", "--gitignore", "--db", db], environment: env)
                 try #require(run.status == 0, "run: \(run.stderr)")
-                let ls = try Support.evindex(["ls", dest + "/tree", "-R", "--json", "--db", db])
-                let log = try Support.evindex(["log", "--json", "--db", db])
-                try ls.stdout.write(to: URL(fileURLWithPath: tmp + "/ls.json"))
-                try log.stdout.write(to: URL(fileURLWithPath: tmp + "/log.json"))
-                let check = try Support.run(["/usr/bin/env", "python3", Self.cases, "check", dest, tmp + "/ls.json", tmp + "/log.json"])
+                let check = try Self.checkAgainstGit(dest, db: db, tmp: tmp)
                 #expect(check.status == 0, "seed \(seed): \(check.text) \(check.stderr)")
                 if let summary = try? JSONSerialization.jsonObject(with: check.stdout) as? [String: Any] {
                     files += summary["files_expected"] as? Int ?? 0
@@ -466,11 +472,7 @@ struct RulesTests {
             try #require(first.status == .paused)
             let resumed = try IndexJob.run(try options(StopFlag()), fileSystem: PosixFileSystem())
             #expect(resumed.status == .completed && resumed.run == first.run)
-            let ls = try Support.evindex(["ls", dest + "/tree", "-R", "--json", "--db", db])
-            let log = try Support.evindex(["log", "--json", "--db", db])
-            try ls.stdout.write(to: URL(fileURLWithPath: tmp + "/ls.json"))
-            try log.stdout.write(to: URL(fileURLWithPath: tmp + "/log.json"))
-            let check = try Support.run(["/usr/bin/env", "python3", Self.cases, "check", dest, tmp + "/ls.json", tmp + "/log.json"])
+            let check = try Self.checkAgainstGit(dest, db: db, tmp: tmp)
             #expect(check.status == 0, "\(check.text)")
             let verify = try Support.evindex(["verify", "--db", db])
             #expect(verify.status == 0, "\(verify.text) \(verify.stderr)")
