@@ -18,14 +18,16 @@ let package = Package(
             providers: [.apt(["liblmdb-dev"])]
         ),
         .target(name: "LMDB", dependencies: ["CLMDB"]),
-        .target(name: "Events"),
+        // CRC-32C with the CPU's instruction where there is one (the log's checksums).
+        .target(name: "CChecksum"),
+        .target(name: "Events", dependencies: ["CChecksum"]),
         .target(name: "EventStore", dependencies: ["LMDB", "Events"]),
         // System calls glibc hides from Swift (getdents64), for the walker's hot path.
         .target(name: "CLinux"),
         // Which entries a run indexes: globs, child-directory rules, git's ignore files.
         .target(name: "Rules"),
         .target(name: "Traversal", dependencies: ["CLinux", "Rules"]),
-        .target(name: "Projections", dependencies: ["LMDB", "Events"]),
+        .target(name: "Projections", dependencies: ["EventStore", "LMDB", "Events"]),
         .target(name: "Indexing", dependencies: ["EventStore", "Projections", "Traversal", "Rules", "Events", "LMDB"]),
         // Reading the past: the index a run learned, diffs of two runs, export and import.
         .target(name: "History", dependencies: ["EventStore", "Projections", "Events", "LMDB"]),
@@ -44,7 +46,7 @@ let package = Package(
 )
 
 // Strictness in one place: every target gets the same language mode and flags.
-for target in package.targets where target.type != .system && target.name != "CLinux" {
+for target in package.targets where target.type != .system && target.name != "CLinux" && target.name != "CChecksum" {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     target.swiftSettings = settings

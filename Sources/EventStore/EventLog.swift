@@ -19,7 +19,8 @@ public enum Durability: String, Sendable, CaseIterable {
 /// The append-only event log on LMDB, with the runs table and the database's metadata.
 ///
 /// Key layout (named databases of one environment):
-/// - `log`:  sequence (8 bytes big-endian) → encoded record (Docs/EVENTS.md)
+/// - `log`:  sequence of its first event (8 bytes big-endian) → a block of events
+///   (Docs/EVENTS.md; a database of schema 1 also holds one-event records)
 /// - `runs`: run id (4 bytes big-endian) → `RunRecord`
 /// - `meta`: UTF-8 name → value (the schema version, counters)
 /// - `snapshots`: run id (4 bytes big-endian) + sequence (8 bytes big-endian) → job state
@@ -32,7 +33,12 @@ public final class EventLog: Sendable {
     let snapshots: Database
 
     /// The schema version of a database this build creates and the newest it reads.
-    public static let schemaVersion: UInt64 = 1
+    /// 2: the log in blocks, the file-path view one listing per directory. A database of
+    /// schema 1 keeps its log (its records are read as they are); its views are rebuilt
+    /// from the log before it is used (`SchemaUpgrade` in Indexing).
+    public static let schemaVersion: UInt64 = 2
+    /// The schema version stored in the database when it was opened.
+    public let storedSchema: UInt64
 
     /// Where the database lives: `--db`, else `$EVINDEX_DB`, else `$XDG_DATA_HOME/evindex`,
     /// else `~/.local/share/evindex`.
@@ -50,7 +56,10 @@ public final class EventLog: Sendable {
     /// - Throws: `StoreError`: not writable, not a database, written by a newer schema.
     /// - Parameter initialMapSize: the first size of the memory map; it doubles whenever
     ///   a write finds it full.
-    public init(directory: String, create: Bool, initialMapSize: Int = 1 << 34, durability: Durability = .commit) throws {
+    /// - Parameter upgrading: open a database of an older schema (the caller upgrades it);
+    ///   otherwise one is refused with a message saying what upgrades it.
+    public init(directory: String, create: Bool, initialMapSize: Int = 1 << 34, durability: Durability = .commit,
+                upgrading: Bool = false) throws {
         self.directory = directory
         if create {
             try Self.prepareDirectory(directory)
@@ -70,22 +79,27 @@ public final class EventLog: Sendable {
                              "\(directory) is not a usable evindex database: \(error.message)")
         }
         do {
-            let open = { (txn: Transaction) -> (Database, Database, Database, Database) in
+            let open = { (txn: Transaction) -> (Database, Database, Database, Database, UInt64) in
                 let log = try txn.openDatabase("log", create: create)
                 let runs = try txn.openDatabase("runs", create: create)
                 let meta = try txn.openDatabase("meta", create: create)
                 let snapshots = try txn.openDatabase("snapshots", create: create)
+                var stored = Self.schemaVersion
                 if let v = try Self.metaValue(txn, meta, "schema") {
+                    stored = v
                     if v > Self.schemaVersion {
                         throw StoreError(.newerSchema, "the database at \(directory) has schema version \(v), newer than this evindex reads (\(Self.schemaVersion)); upgrade evindex")
+                    }
+                    if v < Self.schemaVersion && !create && !upgrading {
+                        throw StoreError(.olderSchema, "the database at \(directory) was written by an older evindex (schema \(v)); the next `evindex run`, `replay` or `verify` rebuilds its views from its log")
                     }
                 } else if create {
                     try Self.setMetaValue(txn, meta, "schema", Self.schemaVersion)
                 }
-                return (log, runs, meta, snapshots)
+                return (log, runs, meta, snapshots, stored)
             }
             // Readers open in a read transaction: they never wait for a running writer.
-            (log, runs, meta, snapshots) = create ? try environment.write(open) : try environment.read(open)
+            (log, runs, meta, snapshots, storedSchema) = create ? try environment.write(open) : try environment.read(open)
         } catch LMDBError.notFound {
             throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
         } catch let error as LMDBError {
@@ -142,24 +156,122 @@ public final class EventLog: Sendable {
 
     // MARK: - Log
 
-    /// The sequence number of the last record, 0 for an empty log.
+    /// The sequence number of the last event, 0 for an empty log.
     public func lastSequence(_ txn: Transaction) throws -> UInt64 {
         try txn.withCursor(log) { cursor in
-            guard let (key, _) = try cursor.last() else { return 0 }
-            return UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+            guard let (key, value) = try cursor.last() else { return 0 }
+            let first = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+            // The next sequence is taken from here: a damaged count must not be believed.
+            try RecordDecoder.verify(sequence: first, value: value)
+            guard value.first == BlockFormat.version, let count = BlockFormat.count(value), count > 0 else { return first }
+            return first &+ UInt64(count) &- 1
         }
     }
 
-    /// Appends an encoded record under `sequence`, which must be above every stored one.
+    /// Stores a finished block under the sequence of its first event, which must be above
+    /// every stored one.
     @inline(__always)
-    public func append(_ txn: Transaction, sequence: UInt64, value: UnsafeRawBufferPointer) throws {
-        var key = RecordFormat.key(sequence)
+    public func appendBlock(_ txn: Transaction, firstSequence: UInt64, value: UnsafeRawBufferPointer) throws {
+        var key = RecordFormat.key(firstSequence)
         try withUnsafeBytes(of: &key) { k in try txn.put(log, key: k, value: value, flags: .append) }
     }
 
-    /// Appends one record (rare events: lifecycle, errors).
+    /// Appends one event as a block of its own (tests; the writer and import use `LogAppender`).
     public func append(_ txn: Transaction, _ record: EventRecord) throws {
-        try RecordEncoder.encoded(record).withUnsafeBytes { try append(txn, sequence: record.sequence, value: $0) }
+        try BlockEncoder.encoded([record]).withUnsafeBytes { try appendBlock(txn, firstSequence: record.sequence, value: $0) }
+    }
+
+    /// Calls `body` with each event from sequence `from` through `through`, in order, until
+    /// it returns false: its sequence, run, time and the event, whose names are valid only
+    /// inside `body`. Reads version-1 records and blocks alike.
+    ///
+    /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record or block.
+    public func forEachItem(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
+                            _ body: (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws {
+        try Self.forEachItem(txn, log: log, from: from, through: through, body)
+    }
+
+    /// `forEachItem` for a reader that opened the `log` database itself (the views).
+    public static func forEachItem(_ txn: Transaction, log: Database, from: UInt64 = 1, through: UInt64 = .max,
+                                   _ body: (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws {
+        try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
+            if value.first == RecordFormat.singleRecordVersion {
+                guard first >= from else { return true }
+                let record = try RecordDecoder.decode(sequence: first, value: value)
+                if case let .entryCreated(parent, name, m) = record.event {
+                    return try name.withUnsafeBytes { try body(first, record.run, record.timeMs, .created(parent: parent, name: $0, metadata: m)) }
+                }
+                return try body(first, record.run, record.timeMs, .other(record.event))
+            }
+            var block = try BlockReader(firstSequence: first, value: value)
+            while true {
+                let seq = block.sequence
+                guard let item = try block.next() else { return true }
+                if seq < from { continue }
+                if seq > through { return false }
+                if try !body(seq, block.run, block.timeMs, item) { return false }
+            }
+        }
+    }
+
+    /// Calls `body` with each event's sequence, run and type from `from` through `through`,
+    /// and the event when its type is in `building` (a mask of `1 << type`): a reader that
+    /// counts entries and reads the rest (a run's facts) builds no entry.
+    public func forEachEvent(_ txn: Transaction, from: UInt64, through: UInt64, building: UInt64,
+                             _ body: (UInt64, UInt32, EventType, Event?) throws -> Bool) throws {
+        try Self.forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
+            if value.first == RecordFormat.singleRecordVersion {
+                guard first >= from else { return true }
+                let record = try RecordDecoder.decode(sequence: first, value: value)
+                return try body(first, record.run, record.event.type, record.event)
+            }
+            var block = try BlockReader(firstSequence: first, value: value)
+            while true {
+                let seq = block.sequence
+                guard let (type, event) = try block.nextType(building: building) else { return true }
+                if seq < from { continue }
+                if seq > through { return false }
+                if try !body(seq, block.run, type, event) { return false }
+            }
+        }
+    }
+
+    /// Calls `body` with each `EntryCreated` from `from` through `through` (its parent, name
+    /// and metadata, the name valid only inside `body`) until it returns false. The other
+    /// events are read past, never built: the file-path view reads listings this way.
+    public static func forEachCreated(_ txn: Transaction, log: Database, from: UInt64, through: UInt64,
+                                      _ body: (UInt64, UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws {
+        try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
+            if value.first == RecordFormat.singleRecordVersion {
+                guard first >= from else { return true }
+                guard case let .entryCreated(parent, name, m) = try RecordDecoder.decode(sequence: first, value: value).event else { return true }
+                return try name.withUnsafeBytes { try body(parent, $0, m) }
+            }
+            var block = try BlockReader(firstSequence: first, value: value)
+            return try block.forEachCreated(from: from, through: through, body)
+        }
+    }
+
+    /// The stored values holding events `from` through `through`, in order, until `body`
+    /// returns false.
+    static func forEachStoredValue(_ txn: Transaction, log: Database, from: UInt64, through: UInt64,
+                                   _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+        // A directory's listing in the file-path view starts where a block starts and
+        // mostly ends in it: one look-up, no cursor.
+        if through != .max {
+            var key = RecordFormat.key(from)
+            let whole = try withUnsafeBytes(of: &key) { k in
+                try txn.get(log, key: k) { value -> Bool in
+                    guard let count = BlockFormat.count(value), from &+ UInt64(count) > through else { return false }
+                    _ = try body(from, value)
+                    return true
+                }
+            }
+            if whole == true { return }
+        }
+        try forEachStoredValue(txn, log: log, from: from) { first, value in
+            first <= through ? try body(first, value) : false
+        }
     }
 
     /// Calls `body` with each record from sequence `from` on, in order, until it returns false.
@@ -167,8 +279,8 @@ public final class EventLog: Sendable {
     /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record.
     public func forEachRecord(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
                               _ body: (EventRecord) throws -> Bool) throws {
-        try forEachRawRecord(txn, from: from, through: through) { seq, value in
-            try body(try RecordDecoder.decode(sequence: seq, value: value))
+        try forEachItem(txn, from: from, through: through) { seq, run, time, item in
+            try body(EventRecord(sequence: seq, run: run, timeMs: time, event: item.event))
         }
     }
 
@@ -182,22 +294,31 @@ public final class EventLog: Sendable {
         return options
     }
 
-    /// Like `forEachRecord`, without decoding: the sequence and the stored bytes.
-    public func forEachRawRecord(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
-                                 _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+    /// Calls `body` with each stored value (a block, or a version-1 record) and the
+    /// sequence it is stored under, from the one holding `from` on, without decoding.
+    public func forEachStoredValue(_ txn: Transaction, from: UInt64 = 1,
+                                   _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try Self.forEachStoredValue(txn, log: log, from: from, body)
+    }
+
+    static func forEachStoredValue(_ txn: Transaction, log: Database, from: UInt64,
+                                   _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
         try txn.withCursor(log) { cursor in
             var start = RecordFormat.key(from)
             var record = try withUnsafeBytes(of: &start) { try cursor.seek(atLeast: $0) }
+            // `from` may sit inside the block stored before it.
+            if record.map({ UInt64(bigEndian: $0.0.loadUnaligned(as: UInt64.self)) }) != from {
+                let previous = record == nil ? try cursor.last() : try cursor.previous()
+                if previous != nil { record = previous } else if record != nil { record = try cursor.first() }
+            }
             while let (key, value) = record {
-                let seq = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
-                if seq > through { return }
-                if try !body(seq, value) { return }
+                if try !body(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), value) { return }
                 record = try cursor.next()
             }
         }
     }
 
-    /// Rewrites one stored record's bytes in place. Only for tests of corruption handling.
+    /// Rewrites the value stored under `sequence` in place. Only for tests of corruption handling.
     public func overwriteForTesting(_ txn: Transaction, sequence: UInt64, value: [UInt8]) throws {
         var key = RecordFormat.key(sequence)
         try withUnsafeBytes(of: &key) { k in try value.withUnsafeBytes { try txn.put(log, key: k, value: $0) } }

@@ -7,6 +7,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     public enum Code: Sendable, Equatable {
         /// The database was written by a newer evindex.
         case newerSchema
+        /// The database was written by an older evindex and is not upgraded yet.
+        case olderSchema
         /// The directory cannot be created or written.
         case notWritable
         /// The files are not an LMDB database, or are damaged.

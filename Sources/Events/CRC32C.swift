@@ -1,6 +1,9 @@
+import CChecksum
+
 /// CRC-32C (Castagnoli), the checksum carried by every record.
 ///
-/// Slicing-by-4 over a table built once; a record of 60 bytes costs about 100 cycles.
+/// The CPU's instruction where there is one, else slicing-by-4 over a table built once (a
+/// record of 60 bytes costs about 100 cycles).
 public enum CRC32C {
     static let tables: [[UInt32]] = {
         var t = Array(repeating: Array(repeating: UInt32(0), count: 256), count: 4)
@@ -16,8 +19,19 @@ public enum CRC32C {
     }()
     static let flat: [UInt32] = tables.flatMap { $0 }
 
+    /// Whether the CPU computes it (SSE 4.2's `crc32`): about ten times the table's speed.
+    static let hardware = evindex_crc32c_hardware() != 0
+
     /// Continues a checksum over `bytes`; start with `crc` = 0.
+    @inline(__always)
     public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        if hardware {
+            return bytes.count == 0 ? crc : ~evindex_crc32c_update(~crc, bytes.baseAddress!, bytes.count)
+        }
+        return updateWithTable(crc, bytes)
+    }
+
+    static func updateWithTable(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         flat.withUnsafeBufferPointer { t in
             var i = 0

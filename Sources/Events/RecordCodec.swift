@@ -1,14 +1,19 @@
-/// The versioned binary form of a log record. Layout in Docs/EVENTS.md:
+/// The primitives of the log's bytes (`ByteWriter`, `ByteReader`), and the schema-1
+/// record: one event per LMDB value, read forever. Layout in Docs/EVENTS.md:
 ///
 ///     key:   sequence, 8 bytes big-endian
 ///     value: u8 schema version | u8 type | varint run | varint time_ms | payload | u32le crc32c
 ///
 /// The checksum covers the key and every value byte before it, so a record copied under
-/// the wrong key is caught too.
+/// the wrong key is caught too. Schema 2, blocks of events, is in BlockCodec.swift.
 public enum RecordFormat {
-    /// The schema version this build writes. Older versions are read; newer ones refused.
-    public static let schemaVersion: UInt8 = 1
+    /// The newest schema version this build reads: 1, one record per event, and 2, blocks
+    /// of events (`BlockFormat`, the one it writes). Newer versions are refused.
+    public static let schemaVersion: UInt8 = BlockFormat.version
     public static let checksumSize = 4
+    /// Version 1: one record per event. Still read; written only by `RecordEncoder`
+    /// (tests and the golden fixture).
+    public static let singleRecordVersion: UInt8 = 1
 
     /// The 8-byte big-endian key of a sequence number.
     @inline(__always)
@@ -158,7 +163,36 @@ public struct ByteReader {
         return buffer[offset]
     }
 
+    @inline(__always)
     public mutating func varint() throws(DecodeError) -> UInt64 {
+        // Most varints are one byte, and most have ten bytes of room after them: no
+        // bounds check per byte then. The slow path below rejects what this one cannot read.
+        if offset < buffer.count {
+            let first = buffer[offset]
+            if first < 0x80 {
+                offset += 1
+                return UInt64(first)
+            }
+            if buffer.count - offset >= 10 {
+                var result: UInt64 = 0
+                var shift: UInt64 = 0
+                var i = offset
+                while shift < 63 {
+                    let b = buffer[i]
+                    i += 1
+                    result |= UInt64(b & 0x7F) << shift
+                    if b < 0x80 {
+                        offset = i
+                        return result
+                    }
+                    shift += 7
+                }
+            }
+        }
+        return try varintSlowly()
+    }
+
+    mutating func varintSlowly() throws(DecodeError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -198,6 +232,24 @@ public struct ByteReader {
         return m
     }
 
+    mutating func runCounts() throws(DecodeError) -> RunCounts {
+        var c = RunCounts()
+        c.directories = try varint(); c.files = try varint(); c.symlinks = try varint()
+        c.others = try varint(); c.bytes = try varint(); c.errors = try varint()
+        c.created = try varint(); c.updated = try varint(); c.removed = try varint(); c.moved = try varint()
+        return c
+    }
+
+    /// The rest of a `NonCriticalError` after its parent.
+    mutating func nonCriticalError(parent: UInt64) throws(DecodeError) -> Event {
+        let name = try bytes()
+        guard let errno = Int32(exactly: try zigzag()) else { throw DecodeError(sequence: sequence, reason: .invalidValue("errno")) }
+        guard let op = FileOperation(rawValue: try byte()) else {
+            throw DecodeError(sequence: sequence, reason: .invalidValue("operation"))
+        }
+        return .nonCriticalError(parent: parent, name: name, errno: errno, operation: op)
+    }
+
     public mutating func string() throws(DecodeError) -> String {
         let b = try bytes()
         guard let s = String(validating: b, as: UTF8.self) else {
@@ -207,7 +259,8 @@ public struct ByteReader {
     }
 }
 
-/// Encodes records into a reused buffer.
+/// Encodes version-1 records (one per event) into a reused buffer. The writer stores
+/// blocks (`BlockEncoder`); this stays for reading tests and the golden fixture.
 public struct RecordEncoder: ~Copyable {
     public var writer = ByteWriter()
 
@@ -219,7 +272,7 @@ public struct RecordEncoder: ~Copyable {
     @inline(__always)
     mutating func begin(_ type: EventType, run: UInt32, timeMs: Int64) {
         writer.reset()
-        writer.byte(RecordFormat.schemaVersion)
+        writer.byte(RecordFormat.singleRecordVersion)
         writer.byte(type.rawValue)
         writer.varint(UInt64(run))
         writer.varint(UInt64(bitPattern: timeMs))
@@ -234,17 +287,6 @@ public struct RecordEncoder: ~Copyable {
 
     @inline(__always)
     mutating func metadata(_ m: EntryMetadata) { writer.metadata(m) }
-
-    /// The hot path: an `EntryCreated` record from a name that lives in a batch buffer.
-    @inline(__always)
-    public mutating func encodeEntryCreated(sequence: UInt64, run: UInt32, timeMs: Int64,
-                                            parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata) {
-        begin(.entryCreated, run: run, timeMs: timeMs)
-        writer.varint(parent)
-        writer.bytes(name)
-        metadata(m)
-        finish(sequence: sequence)
-    }
 
     /// Encodes any record.
     public mutating func encode(_ record: EventRecord) {
@@ -291,11 +333,6 @@ public struct RecordEncoder: ~Copyable {
 
 /// Decodes stored records, checking version and checksum first.
 public enum RecordDecoder {
-    /// The schema version and type byte of a record, without decoding or verifying it.
-    public static func peekType(_ value: UnsafeRawBufferPointer) -> EventType? {
-        value.count >= 2 ? EventType(rawValue: value[1]) : nil
-    }
-
     /// Verifies the checksum of the record stored under `sequence`.
     public static func verify(sequence: UInt64, value: UnsafeRawBufferPointer) throws(DecodeError) {
         guard value.count >= 2 + RecordFormat.checksumSize else {
@@ -321,6 +358,7 @@ public enum RecordDecoder {
     ///   newer schema version, an unknown type. Never traps, whatever the bytes.
     public static func decode(sequence: UInt64, value: UnsafeRawBufferPointer) throws(DecodeError) -> EventRecord {
         try verify(sequence: sequence, value: value)
+        guard value[0] == RecordFormat.singleRecordVersion else { throw DecodeError(sequence: sequence, reason: .invalidValue("record (a block of version \(value[0]))")) }
         var r = ByteReader(buffer: UnsafeRawBufferPointer(rebasing: value[0..<value.count - RecordFormat.checksumSize]),
                            sequence: sequence)
         _ = try r.byte()
@@ -339,11 +377,7 @@ public enum RecordDecoder {
         case .jobResumed:
             event = .jobResumed
         case .jobCompleted:
-            var c = RunCounts()
-            c.directories = try r.varint(); c.files = try r.varint(); c.symlinks = try r.varint()
-            c.others = try r.varint(); c.bytes = try r.varint(); c.errors = try r.varint()
-            c.created = try r.varint(); c.updated = try r.varint(); c.removed = try r.varint(); c.moved = try r.varint()
-            event = .jobCompleted(c)
+            event = .jobCompleted(try r.runCounts())
         case .jobFailed:
             event = .jobFailed(message: try r.string())
         case .snapshotTaken:
@@ -362,13 +396,7 @@ public enum RecordDecoder {
             event = .entryMoved(fromParent: try r.varint(), fromName: try r.bytes(), toParent: try r.varint(),
                                 toName: try r.bytes(), try metadata(&r))
         case .nonCriticalError:
-            let parent = try r.varint(), name = try r.bytes()
-            let errno = try r.zigzag()
-            guard let e = Int32(exactly: errno) else { throw DecodeError(sequence: sequence, reason: .invalidValue("errno")) }
-            guard let op = FileOperation(rawValue: try r.byte()) else {
-                throw DecodeError(sequence: sequence, reason: .invalidValue("operation"))
-            }
-            event = .nonCriticalError(parent: parent, name: name, errno: e, operation: op)
+            event = try r.nonCriticalError(parent: try r.varint())
         }
         guard r.isAtEnd else { throw DecodeError(sequence: sequence, reason: .invalidValue("record length")) }
         return EventRecord(sequence: sequence, run: run, timeMs: time, event: event)

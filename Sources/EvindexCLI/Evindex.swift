@@ -105,7 +105,9 @@ extension DatabaseOption {
             throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
         }
         let lock = try WriterLock(directory: directory, holder: "pid \(getpid()), \(what)")
-        return (try EventLog(directory: directory, create: false), lock)
+        let log = try EventLog(directory: directory, create: false, upgrading: true)
+        try SchemaUpgrade.upgradeIfNeeded(log)
+        return (log, lock)
     }
 }
 

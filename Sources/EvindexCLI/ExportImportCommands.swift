@@ -2,6 +2,7 @@ import ArgumentParser
 import EventStore
 import Events
 import History
+import Indexing
 import LMDB
 import Projections
 #if canImport(Glibc)
@@ -102,6 +103,7 @@ struct ImportCommand: ParsableCommand {
         let lock = try WriterLock(directory: database.directory, holder: "pid \(getpid()), importing")
         defer { _ = lock }
         let log = try EventLog(directory: database.directory, create: true)
+        try SchemaUpgrade.upgradeIfNeeded(log)
         let views = try Views(environment: log.environment)
         var version = "0.1.0"
         for r in exported.events { if case let .jobStarted(_, _, _, v) = r.event { version = v; break } }

@@ -50,7 +50,7 @@ public final class LearnedIndex {
             return LearnedIndex(views: replayed, source: .replayed, lastSequence: through, scratch: nil)
         }
         let environment = try scratchEnvironment(in: scratchParent)
-        let views = try Views(environment: environment)
+        let views = try Views(environment: environment, logEnvironment: log.environment)
         let events = try fold(log: log, into: views, through: through)
         return LearnedIndex(views: views, source: .folded(events: events), lastSequence: through, scratch: environment)
     }
@@ -89,8 +89,8 @@ public final class LearnedIndex {
     static func fold(log: EventLog, into target: Views, through: UInt64) throws -> UInt64 {
         let fold = ViewFold(views: target)
         return try log.environment.read { source in
-            try fold.foldInChunks(from: 1, through: through, forEachRecord: { _, from, to, body in
-                try log.forEachRecord(source, from: from, through: to, body)
+            try fold.foldInChunks(from: 1, through: through, forEachItem: { _, from, to, body in
+                try log.forEachItem(source, from: from, through: to, body)
             }, afterCommit: {
                 // Each chunk reads on in the log and writes new pages: what was read stays
                 // in the page cache, not in this process.

@@ -32,46 +32,28 @@ public struct RunFacts: Sendable {
     /// How many events of each type the run wrote (through `through`).
     public var eventsByType: [EventType: Int] = [:]
 
-    /// Reads the run's own events from its first sequence through `through`. Only the
-    /// types needed are decoded; the rest are counted from their type byte.
+    /// Reads the run's own events from its first sequence through `through`. Entries are
+    /// only counted: their names are never copied out of the log.
     public static func read(log: EventLog, _ txn: Transaction, run: RunRecord, through: UInt64) throws -> RunFacts {
         var facts = RunFacts(run: run, through: through, root: run.root, rootDirID: run.rootDirID)
-        try log.forEachRawRecord(txn, from: run.firstSequence, through: through) { seq, value in
-            guard let type = RecordDecoder.peekType(value), recordRun(value) == run.id else { return true }
+        let wanted: [EventType] = [.jobStarted, .nonCriticalError, .pathRejected]
+        let building = wanted.reduce(UInt64(0)) { $0 | 1 << UInt64($1.rawValue) }
+        try log.forEachEvent(txn, from: run.firstSequence, through: through, building: building) { seq, recordRun, type, event in
+            guard recordRun == run.id else { return true }
             facts.eventsByType[type, default: 0] += 1
-            switch type {
-            case .jobStarted, .nonCriticalError, .pathRejected:
-                let record = try RecordDecoder.decode(sequence: seq, value: value)
-                switch record.event {
-                case let .jobStarted(root, rootDirID, options, version):
-                    facts.root = root; facts.rootDirID = rootDirID; facts.options = options; facts.version = version
-                case let .nonCriticalError(parent, name, errno, operation):
-                    facts.errors.append(Failure(sequence: seq, parent: parent, name: name, errno: errno, operation: operation))
-                case let .pathRejected(parent, name, rule):
-                    facts.rejections.append(Rejection(sequence: seq, parent: parent, name: name, rule: rule))
-                default: break
-                }
+            guard let event else { return true }
+            switch event {
+            case let .jobStarted(root, rootDirID, options, version):
+                facts.root = root; facts.rootDirID = rootDirID; facts.options = options; facts.version = version
+            case let .nonCriticalError(parent, name, errno, operation):
+                facts.errors.append(Failure(sequence: seq, parent: parent, name: name, errno: errno, operation: operation))
+            case let .pathRejected(parent, name, rule):
+                facts.rejections.append(Rejection(sequence: seq, parent: parent, name: name, rule: rule))
             default: break
             }
             return true
         }
         return facts
-    }
-
-    /// The run id of an encoded record (the varint after the version and type bytes); 0
-    /// when it cannot be read (the decoder then names the damage).
-    static func recordRun(_ value: UnsafeRawBufferPointer) -> UInt32 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        var i = 2
-        while i < value.count && shift < 35 {
-            let b = value[i]
-            result |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return UInt32(truncatingIfNeeded: result) }
-            shift += 7
-            i += 1
-        }
-        return 0
     }
 
     /// The first event of this run (through `through`) that concerns the listing of

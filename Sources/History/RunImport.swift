@@ -129,9 +129,10 @@ public enum RunImport {
             var sequence = try log.lastSequence(txn) + 1
             var runID = try log.nextRunID(txn)
             let rootID = map(exported.run.rootDirID)
+            var appender = LogAppender(log: log)
             func append(_ run: UInt32, _ time: Int64, _ event: Event) throws {
                 let record = EventRecord(sequence: sequence, run: run, timeMs: time, event: event)
-                try log.append(txn, record)
+                try appender.append(txn, record)
                 try fold.apply(txn, record)
                 sequence += 1
             }
@@ -206,6 +207,7 @@ public enum RunImport {
             }
             try log.putRun(txn, row)
             try log.setMetaValue(txn, "nextDirID", nextDirID)
+            try appender.flush(txn)
             try fold.flush(txn, lastSequence: sequence - 1)
             return Result(baseRun: baseRun, baseEntries: exported.base.count, run: runID,
                           firstSequence: first, lastSequence: sequence - 1)

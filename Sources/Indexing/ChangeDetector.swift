@@ -628,6 +628,9 @@ struct ViewLookAhead: IndexLookAhead {
     let checkIncomplete: Bool
     let checkRejections: Bool
     private let reader: Transaction
+    /// The children of the directory looked up last: its subdirectories come one after
+    /// another, and a look-up by name in a stored listing reads the whole of it.
+    private var parentChildren: (id: UInt64, children: Children)?
 
     init?(views: Views, racyThresholdNs: Int64) {
         guard racyThresholdNs > .min, let reader = try? views.environment.makeReader(),
@@ -646,7 +649,8 @@ struct ViewLookAhead: IndexLookAhead {
         defer { reader.reset() }
         do {
             // What ChangeDetector.directoryListed decides for the same row.
-            guard let old = try views.entry(reader, parent: parent, name: name), old.kind == .directory, old.dirID != 0 else { return (0, nil) }
+            if parentChildren?.id != parent { parentChildren = (parent, try views.children(reader, of: parent)) }
+            guard let old = parentChildren!.children.find(name), old.kind == .directory, old.dirID != 0 else { return (0, nil) }
             let now = EntryMetadata(stat, dirID: old.dirID)
             guard old.isSameDirectory(as: now) else { return (0, nil) }
             guard !old.differs(from: now), now.ctimeNs < racyThresholdNs else { return (old.dirID, nil) }

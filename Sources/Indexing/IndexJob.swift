@@ -99,6 +99,7 @@ public enum IndexJob {
         defer { withExtendedLifetime(lock) {} }
         let log = try EventLog(directory: options.databaseDirectory, create: true, initialMapSize: options.initialMapSize,
                                durability: options.durability)
+        try SchemaUpgrade.upgradeIfNeeded(log)
         let views = try Views(environment: log.environment)
         raiseDescriptorLimit()
 

@@ -34,8 +34,25 @@ public enum Replay {
         }
         fold.didCommit()
         let (events, last) = try fold.foldInChunks(from: startAfter + 1, through: through) { txn, from, to, body in
-            try log.forEachRecord(txn, from: from, through: to, body)
+            try log.forEachItem(txn, from: from, through: to, body)
         }
         return Result(startedAfter: startAfter, events: events, lastSequence: last, seconds: monotonicSeconds() - started)
+    }
+}
+
+/// Brings a database of an older schema to this build's: its log is kept as it is (old
+/// records stay readable), its views are rebuilt from the log in the new layout.
+public enum SchemaUpgrade {
+    /// Whether the database needed it. Safe to repeat: the schema is raised last, so an
+    /// upgrade cut off is done again at the next open.
+    @discardableResult
+    public static func upgradeIfNeeded(_ log: EventLog) throws -> Bool {
+        guard log.storedSchema < EventLog.schemaVersion else { return false }
+        let live = try Views(environment: log.environment)
+        let replayed = try Views(environment: log.environment, prefix: Replay.prefix)
+        try log.environment.write { txn in try replayed.clear(txn) }
+        _ = try Replay.rebuild(log: log, into: live)
+        try log.environment.write { txn in try log.setMetaValue(txn, "schema", EventLog.schemaVersion) }
+        return true
     }
 }

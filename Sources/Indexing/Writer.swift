@@ -18,7 +18,7 @@ final class Writer {
     private var sequence: UInt64 = 1
     private(set) var nextDirID: UInt64 = 1
     private var counts = RunCounts()
-    private var encoder = RecordEncoder()
+    private var appender: LogAppender
     /// The walker sent its last message: nothing more will arrive on the queue.
     private(set) var walkerFinished = false
     /// The fold of this run's events, snapshotted every `snapshotEvery` events and at a pause.
@@ -31,6 +31,7 @@ final class Writer {
 
     init(log: EventLog, views: Views, options: RunOptions) throws {
         self.log = log
+        self.appender = LogAppender(log: log)
         self.views = views
         self.fold = ViewFold(views: views)
         self.options = options
@@ -144,6 +145,7 @@ final class Writer {
         let savedSequence = sequence, savedCounts = counts, savedDirID = nextDirID, savedRun = run
         let savedState = jobState, savedSnapshot = lastSnapshotSequence
         let rollBack = {
+            self.appender.discard()
             self.fold.rollBack()
             self.sequence = savedSequence
             self.counts = savedCounts
@@ -153,7 +155,11 @@ final class Writer {
             self.lastSnapshotSequence = savedSnapshot
         }
         do {
-            let result = try views.environment.write(onRetry: rollBack, body)
+            let result = try views.environment.write(onRetry: rollBack) { txn in
+                let result = try body(txn)
+                try self.appender.flush(txn)
+                return result
+            }
             fold.didCommit()
             return result
         } catch {
@@ -165,7 +171,7 @@ final class Writer {
 
     private func appendRare(_ txn: Transaction, _ event: Event, timeMs: Int64) throws {
         let record = EventRecord(sequence: sequence, run: runID, timeMs: timeMs, event: event)
-        try log.append(txn, record)
+        try appender.append(txn, record)
         try fold.apply(txn, record)
         jobState.apply(record)
         sequence += 1
@@ -282,10 +288,9 @@ final class Writer {
                 if change.metadata.kind == .directory { nextDirID = max(nextDirID, change.metadata.dirID + 1) }
                 switch change.kind {
                 case .created:
-                    encoder.encodeEntryCreated(sequence: sequence, run: runID, timeMs: timeMs, parent: parent,
-                                               name: name, metadata: change.metadata)
-                    try log.append(txn, sequence: sequence, value: encoder.bytes)
-                    try fold.applyCreated(txn, parent: parent, name: name, metadata: change.metadata)
+                    try appender.appendEntryCreated(txn, sequence: sequence, run: runID, timeMs: timeMs, parent: parent,
+                                                    name: name, metadata: change.metadata)
+                    try fold.applyCreated(txn, sequence: sequence, parent: parent, name: name, metadata: change.metadata)
                     sequence += 1
                     counts.created += 1
                     jobState.entryEvents += 1
@@ -317,6 +322,8 @@ final class Writer {
                                                   operation: FileOperation(error.operation)), timeMs: timeMs)
             counts.errors += 1
         }
+        // One block per batch: the view finds a directory's listing in one read.
+        try appender.flush(txn)
     }
 
     /// Records that the run failed (JobFailed and the run's status), best effort.

@@ -16,11 +16,24 @@ public final class ViewFold {
     private var dirty: [UInt64: DirectoryRecord?] = [:]
     /// Totals not yet carried up from each directory.
     private var pendingDeltas: [UInt64: DirectoryTotals] = [:]
+    /// The delta of the directory whose entries are being folded, not yet in
+    /// `pendingDeltas` (a directory's entries come together: one dictionary update each).
+    private var runningDelta = DirectoryTotals()
+    private var runningDeltaParent: UInt64?
     /// Directories created in the current run: a run lists each directory once, so their
     /// children are new names and need no lookup before insertion.
     private var fresh: Set<UInt64> = []
     private var freshInTransaction: [UInt64] = []
     private var valueBuffer = ByteWriter(capacity: 256)
+    /// The listings (file-path view) the open transaction reads or changes, written back
+    /// at `flush`.
+    private var listings: [UInt64: PendingListing] = [:]
+    /// Directories created in this run whose listing was never stored: nothing to read.
+    private var unwritten: Set<UInt64> = []
+    /// The listing looked up last.
+    private var lastListing: (id: UInt64, listing: PendingListing)?
+    /// Listings of earlier transactions, emptied, for reuse.
+    private var spareListings: [PendingListing] = []
     /// Whether the rejections view may hold rows: only then does an entry's arrival look
     /// for a rejection to drop. Nil until first asked; true is always safe.
     private var mayHaveRejections: Bool?
@@ -45,6 +58,18 @@ public final class ViewFold {
     /// Carries pending deltas up, writes changed directory rows and the last sequence.
     public func flush(_ txn: Transaction, lastSequence: UInt64) throws {
         try carryDeltas(txn)
+        let changed = listings.filter { $0.value.changed }.sorted { $0.key < $1.key }
+        for (id, listing) in changed {
+            try Views.withIDKey(id) { key in
+                if listing.encoded(into: &valueBuffer) {
+                    try txn.put(views.entries, key: key, value: valueBuffer.bytes)
+                } else {
+                    _ = try txn.delete(views.entries, key: key)
+                }
+            }
+            unwritten.remove(id)
+        }
+        recycleListings()
         for id in dirty.keys.sorted() {
             try Views.withIDKey(id) { key in
                 if let record = dirty[id]!  {
@@ -68,8 +93,13 @@ public final class ViewFold {
 
     /// The transaction aborted: forget everything it changed.
     public func rollBack() {
+        recycleListings()
         dirty.removeAll(keepingCapacity: true)
         pendingDeltas.removeAll(keepingCapacity: true)
+        runningDeltaParent = nil
+        // What the transaction wrote is gone: a listing it stored may be unwritten again,
+        // one it dropped may be back. Forgetting costs look-ups, never correctness.
+        unwritten.removeAll(keepingCapacity: true)
         for id in freshInTransaction { fresh.remove(id) }
         freshInTransaction.removeAll(keepingCapacity: true)
     }
@@ -80,14 +110,14 @@ public final class ViewFold {
     /// events (so the dirty pages of a transaction stay bounded), committing each.
     ///
     /// - Parameters:
-    ///   - forEachRecord: calls its body with each record from a sequence through another,
-    ///     in order, until the body returns false; it gets the write transaction (for a
-    ///     log in the same environment) and may read elsewhere.
+    ///   - forEachItem: calls its body with each event from a sequence through another
+    ///     (sequence, run, time, event), in order, until the body returns false; it gets
+    ///     the write transaction (for a log in the same environment) and may read elsewhere.
     ///   - afterCommit: called after each chunk's commit.
     /// - Returns: how many records were folded, and the last one's sequence (`first - 1`
     ///   when none was).
     public func foldInChunks(from first: UInt64, through: UInt64, chunk: UInt64 = 200_000,
-                             forEachRecord: (Transaction, UInt64, UInt64, (EventRecord) throws -> Bool) throws -> Void,
+                             forEachItem: (Transaction, UInt64, UInt64, (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws -> Void,
                              afterCommit: () -> Void = {}) throws -> (events: UInt64, last: UInt64) {
         var next = first
         var events: UInt64 = 0
@@ -97,10 +127,16 @@ public final class ViewFold {
             let (folded, reachedEnd) = try views.environment.write(onRetry: { rollBack(); last = lastBefore }) { txn -> (UInt64, Bool) in
                 var count: UInt64 = 0
                 var end = true
-                try forEachRecord(txn, next, through) { record in
+                try forEachItem(txn, next, through) { sequence, run, time, item in
                     if count == chunk { end = false; return false }
-                    try apply(txn, record)
-                    last = record.sequence
+                    switch item {
+                    case let .created(parent, name, m):
+                        // The names stay in the log's pages: nothing copied per entry.
+                        try applyCreated(txn, sequence: sequence, parent: parent, name: name, metadata: m)
+                    case let .other(event):
+                        try apply(txn, EventRecord(sequence: sequence, run: run, timeMs: time, event: event))
+                    }
+                    last = sequence
                     count += 1
                     return true
                 }
@@ -115,6 +151,42 @@ public final class ViewFold {
         }
     }
 
+    // MARK: - Listings
+
+    private func recycleListings() {
+        for listing in listings.values where listing.isWorthKeeping && spareListings.count < 65_536 {
+            listing.reset()
+            spareListings.append(listing)
+        }
+        listings.removeAll(keepingCapacity: true)
+        lastListing = nil
+    }
+
+    /// The children of directory `id` as the open transaction sees them.
+    @inline(__always)
+    private func listing(_ txn: Transaction, _ id: UInt64) throws -> PendingListing {
+        // A directory's events come together: most look-ups are the one before.
+        if let last = lastListing, last.id == id { return last.listing }
+        if let listing = listings[id] {
+            lastListing = (id, listing)
+            return listing
+        }
+        let result = spareListings.popLast() ?? PendingListing()
+        if !unwritten.contains(id) {
+            try Views.withIDKey(id) { k in
+                _ = try txn.get(views.entries, key: k) { try result.load(views, txn, dirID: id, stored: $0) }
+            }
+        }
+        listings[id] = result
+        lastListing = (id, result)
+        return result
+    }
+
+    private func entry(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> EntryMetadata? {
+        let listing = try listing(txn, parent)
+        return name.withUnsafeBytes { listing.lookUp($0) }
+    }
+
     // MARK: - Directory rows
 
     private func record(_ txn: Transaction, _ id: UInt64) throws -> DirectoryRecord? {
@@ -126,6 +198,7 @@ public final class ViewFold {
     }
 
     private func carryDeltas(_ txn: Transaction) throws {
+        settleRunningDelta()
         guard !pendingDeltas.isEmpty else { return }
         for (start, delta) in pendingDeltas where !delta.isZero {
             var id = start
@@ -142,11 +215,24 @@ public final class ViewFold {
             }
         }
         pendingDeltas.removeAll(keepingCapacity: true)
+        runningDeltaParent = nil
     }
 
     @inline(__always)
     private func addDelta(_ parent: UInt64, _ delta: DirectoryTotals) {
-        pendingDeltas[parent, default: DirectoryTotals()] += delta
+        if parent == runningDeltaParent {
+            runningDelta += delta
+            return
+        }
+        settleRunningDelta()
+        runningDeltaParent = parent
+        runningDelta = delta
+    }
+
+    private func settleRunningDelta() {
+        guard let parent = runningDeltaParent else { return }
+        pendingDeltas[parent, default: DirectoryTotals()] += runningDelta
+        runningDeltaParent = nil
     }
 
     /// What an entry adds to its ancestors' totals (its own subtree excluded).
@@ -167,9 +253,11 @@ public final class ViewFold {
         case let .jobStarted(root, rootDirID, _, _):
             try applyJobStarted(txn, root: root, rootDirID: rootDirID)
         case let .entryCreated(parent, name, m):
-            try name.withUnsafeBytes { try applyCreated(txn, parent: parent, name: $0, metadata: m) }
+            try name.withUnsafeBytes { try applyCreated(txn, sequence: record.sequence, parent: parent, name: $0, metadata: m) }
         case let .entryUpdated(parent, name, _, new):
-            try name.withUnsafeBytes { try applyCreated(txn, parent: parent, name: $0, metadata: new, replacing: true) }
+            try name.withUnsafeBytes {
+                try applyCreated(txn, sequence: record.sequence, parent: parent, name: $0, metadata: new, replacing: true)
+            }
         case let .entryRemoved(parent, name):
             try name.withUnsafeBytes { try applyRemoved(txn, parent: parent, name: $0) }
         case let .entryMoved(fromParent, fromName, toParent, toName, m):
@@ -197,6 +285,7 @@ public final class ViewFold {
     /// before inside it are dropped: this root's walk indexes them again as its own.
     public func applyJobStarted(_ txn: Transaction, root: [UInt8], rootDirID: UInt64) throws {
         fresh.removeAll(keepingCapacity: true)
+        unwritten.removeAll(keepingCapacity: true)
         guard try record(txn, rootDirID) == nil else { return }
         let slash = UInt8(ascii: "/")
         for nested in try views.roots(txn)
@@ -217,7 +306,7 @@ public final class ViewFold {
     private func markIncomplete(_ txn: Transaction, parent: UInt64, name: [UInt8], operation: FileOperation) throws {
         var target = parent
         if operation == .openDirectory, !name.isEmpty,
-           let m = try views.entry(txn, parent: parent, name: name), m.kind == .directory, m.dirID != 0 {
+           let m = try entry(txn, parent: parent, name: name), m.kind == .directory, m.dirID != 0 {
             target = m.dirID
         }
         try Views.withIDKey(target) { k in try txn.put(views.incomplete, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0)) }
@@ -225,24 +314,27 @@ public final class ViewFold {
 
     private func markFresh(_ id: UInt64) {
         if fresh.insert(id).inserted { freshInTransaction.append(id) }
+        unwritten.insert(id)
     }
 
-    /// An entry appeared (`EntryCreated`) or changed (`EntryUpdated`, `replacing`): its row
-    /// becomes `metadata`, and the totals above it move by the difference.
+    /// An entry appeared (`EntryCreated` at `sequence`) or changed (`EntryUpdated`,
+    /// `replacing`): its row becomes `metadata`, and the totals above it move by the difference.
     @inline(__always)
-    public func applyCreated(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata,
-                             replacing: Bool = false) throws {
-        try Views.withEntryKey(parent, name) { key in
-            if replacing || !fresh.contains(parent), let old = try txn.get(views.entries, key: key, { v in
-                var r = ByteReader(buffer: v)
-                return try r.metadata()
-            }) {
-                try retract(txn, parent: parent, old, keepingDirectory: old.kind == .directory && m.kind == .directory && old.dirID == m.dirID)
-            }
-            if mayHaveRejections != false && !fresh.contains(parent) { try dropRejection(txn, key: key) }
-            valueBuffer.reset()
-            valueBuffer.metadata(m)
-            try txn.put(views.entries, key: key, value: valueBuffer.bytes)
+    public func applyCreated(_ txn: Transaction, sequence: UInt64, parent: UInt64, name: UnsafeRawBufferPointer,
+                             metadata m: EntryMetadata, replacing: Bool = false) throws {
+        let listing = try listing(txn, parent)
+        // The first listing of a directory: a new name past the last, nothing to retract.
+        let appended = !replacing && listing.appendInOrder(sequence: sequence, name: name, metadata: m)
+        if !appended, let old = listing.lookUp(name) {
+            try retract(txn, parent: parent, old, keepingDirectory: old.kind == .directory && m.kind == .directory && old.dirID == m.dirID)
+        }
+        if mayHaveRejections != false && !fresh.contains(parent) {
+            try Views.withEntryKey(parent, name) { key in try dropRejection(txn, key: key) }
+        }
+        if replacing {
+            listing.set(name, m)
+        } else if !appended {
+            listing.create(sequence: sequence, name: name, metadata: m)
         }
         if m.kind == .directory, m.dirID != 0 {
             if try record(txn, m.dirID) == nil {
@@ -285,46 +377,35 @@ public final class ViewFold {
 
     /// `EntryRemoved`: the entry and, for a directory, everything below it leave the views.
     public func applyRemoved(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer) throws {
-        try Views.withEntryKey(parent, name) { key in
-            guard let old = try txn.get(views.entries, key: key, { v in
-                var r = ByteReader(buffer: v)
-                return try r.metadata()
-            }) else {
-                // A rejected name that is gone from its directory.
-                try dropRejection(txn, key: key)
-                return
-            }
-            try retract(txn, parent: parent, old, keepingDirectory: false)
-            try txn.delete(views.entries, key: key)
+        let listing = try listing(txn, parent)
+        guard let old = listing.lookUp(name) else {
+            // A rejected name that is gone from its directory.
+            try Views.withEntryKey(parent, name) { key in try dropRejection(txn, key: key) }
+            return
         }
+        try retract(txn, parent: parent, old, keepingDirectory: false)
+        listing.remove(name)
     }
 
-    /// `EntryMoved`: the row is re-keyed; a directory keeps its id, so its subtree stays.
+    /// `EntryMoved`: the entry changes place; a directory keeps its id, so its subtree stays.
     public func applyMoved(_ txn: Transaction, fromParent: UInt64, fromName: [UInt8], toParent: UInt64,
                            toName: [UInt8], metadata m: EntryMetadata) throws {
-        guard let old = try views.entry(txn, parent: fromParent, name: fromName) else { return }
+        let source = try listing(txn, fromParent)
+        guard let old = fromName.withUnsafeBytes({ source.lookUp($0) }) else { return }
         try carryDeltas(txn)
         var moved = Self.ownContribution(old)
         if old.kind == .directory, let row = try record(txn, old.dirID) { moved += row.totals }
-        try fromName.withUnsafeBytes { n in
-            try Views.withEntryKey(fromParent, n) { key in _ = try txn.delete(views.entries, key: key) }
-        }
+        fromName.withUnsafeBytes { source.remove($0) }
         addDelta(fromParent, DirectoryTotals() - moved)
         try carryDeltas(txn)
         // Whatever sat at the destination is replaced.
+        let destination = try listing(txn, toParent)
         try toName.withUnsafeBytes { n in
-            try Views.withEntryKey(toParent, n) { key in
-                if let existing = try txn.get(views.entries, key: key, { v in
-                    var r = ByteReader(buffer: v)
-                    return try r.metadata()
-                }) {
-                    try retract(txn, parent: toParent, existing, keepingDirectory: false)
-                }
-                try dropRejection(txn, key: key)
-                valueBuffer.reset()
-                valueBuffer.metadata(m)
-                try txn.put(views.entries, key: key, value: valueBuffer.bytes)
+            if let existing = destination.lookUp(n) {
+                try retract(txn, parent: toParent, existing, keepingDirectory: false)
             }
+            try Views.withEntryKey(toParent, n) { key in try dropRejection(txn, key: key) }
+            destination.set(n, m)
         }
         var added = Self.ownContribution(m)
         if m.kind == .directory, var row = try record(txn, m.dirID) {
@@ -338,19 +419,15 @@ public final class ViewFold {
 
     /// Deletes every row below directory `id`, and its own directory row.
     private func removeSubtree(_ txn: Transaction, _ id: UInt64) throws {
-        var children: [([UInt8], EntryMetadata)] = []
-        try views.forEachChild(txn, of: id) { name, m in
-            children.append((Array(name), m))
-            return true
+        let listing = try listing(txn, id)
+        var directories: [EntryMetadata] = []
+        listing.forEach { _, m in
+            if m.kind == .directory && m.dirID != 0 { directories.append(m) }
         }
-        for (name, m) in children {
-            if m.kind == .directory && m.dirID != 0 {
-                try clearDirectoryInode(txn, m)
-                try removeSubtree(txn, m.dirID)
-            }
-            try name.withUnsafeBytes { n in
-                try Views.withEntryKey(id, n) { key in _ = try txn.delete(views.entries, key: key) }
-            }
+        listing.removeAll()
+        for m in directories {
+            try clearDirectoryInode(txn, m)
+            try removeSubtree(txn, m.dirID)
         }
         if let rejected = views.rejected, try rejectionsPossible(txn) {
             var names: [[UInt8]] = []
@@ -359,6 +436,7 @@ public final class ViewFold {
                 try name.withUnsafeBytes { n in try Views.withEntryKey(id, n) { key in _ = try txn.delete(rejected, key: key) } }
             }
         }
+        settleRunningDelta()
         pendingDeltas[id] = nil
         dirty[id] = .some(nil)
         fresh.remove(id)

@@ -1,9 +1,12 @@
+import Events
 import LMDB
 
 /// A digest of the views' contents: equal views have equal digests, whichever way they
 /// were folded (live, replayed from scratch).
 public struct ViewDigest: Sendable, Hashable, CustomStringConvertible {
-    /// FNV-1a 64 over every key and value of the file-path view, in key order.
+    /// FNV-1a 64 over every entry of the file-path view (parent id, name, metadata as a
+    /// version-1 record encodes it), in key order: the same entries give the same digest
+    /// however their listings are stored.
     public var entries: UInt64
     /// The same over the directory-size view.
     public var directories: UInt64
@@ -39,9 +42,27 @@ extension Views {
         return (hash, count)
     }
 
+    private func entriesDigest(_ txn: Transaction) throws -> (UInt64, Int) {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var count = 0
+        var buffer = ByteWriter(capacity: 256)
+        try forEachListing(txn) { dirID, value in
+            try forEachStoredChild(txn, of: dirID, value: value) { name, m in
+                buffer.reset()
+                buffer.varint(dirID)
+                buffer.bytes(name)
+                buffer.metadata(m)
+                for b in buffer.bytes { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+                count += 1
+                return true
+            }
+        }
+        return (hash, count)
+    }
+
     /// The digest of both views as of `txn`.
     public func digest(_ txn: Transaction) throws -> ViewDigest {
-        let e = try digest(txn, entries), d = try digest(txn, dirs)
+        let e = try entriesDigest(txn), d = try digest(txn, dirs)
         return ViewDigest(entries: e.0, directories: d.0, entryCount: e.1, directoryCount: d.1)
     }
 
@@ -57,6 +78,10 @@ extension Views {
                     while true {
                         switch (x, y) {
                         case (nil, nil): return nil
+                        case let ((k, v)?, nil) where a == entries:
+                            return "\(name): " + (try listingDifference(txn, k, v, nil, other: other))
+                        case let (nil, (k, v)?) where a == entries:
+                            return "\(name): " + (try listingDifference(txn, k, nil, v, other: other))
                         case let ((k, _)?, nil): return "\(name): \(describe(txn, k, db: a)) is only in the first"
                         case let (nil, (k, _)?): return "\(name): \(describe(txn, k, db: a)) is only in the second"
                         case let ((k1, v1)?, (k2, v2)?):
@@ -64,7 +89,10 @@ extension Views {
                                 let first = k1.lexicographicallyPrecedes(k2)
                                 return "\(name): \(describe(txn, first ? k1 : k2, db: a)) is only in the \(first ? "first" : "second")"
                             }
-                            if !v1.elementsEqual(v2) { return "\(name): \(describe(txn, k1, db: a)) differs" }
+                            if !v1.elementsEqual(v2) {
+                                if a == entries { return "\(name): " + (try listingDifference(txn, k1, v1, v2, other: other)) }
+                                return "\(name): \(describe(txn, k1, db: a)) differs"
+                            }
                             x = try ca.next(); y = try cb.next()
                         }
                     }
@@ -75,9 +103,38 @@ extension Views {
         return nil
     }
 
+    /// The first child where two stored listings of one directory differ, named by path.
+    private func listingDifference(_ txn: Transaction, _ key: UnsafeRawBufferPointer, _ mine: UnsafeRawBufferPointer?,
+                                   _ theirs: UnsafeRawBufferPointer?, other: Views) throws -> String {
+        let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+        func children(_ views: Views, _ value: UnsafeRawBufferPointer?) throws -> [([UInt8], EntryMetadata)] {
+            var result: [([UInt8], EntryMetadata)] = []
+            if let value {
+                try views.forEachStoredChild(txn, of: id, value: value) { n, m in result.append((Array(n), m)); return true }
+            }
+            return result
+        }
+        let a = try children(self, mine), b = try children(other, theirs)
+        let directory = (try? path(txn, of: id)).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) } ?? "dir#\(id)"
+        func named(_ n: [UInt8]) -> String { "\"\(directory)/\(String(decoding: n, as: UTF8.self))\"" }
+        var i = 0, j = 0
+        while i < a.count || j < b.count {
+            if j == b.count || (i < a.count && a[i].0.lexicographicallyPrecedes(b[j].0)) { return "\(named(a[i].0)) is only in the first" }
+            if i == a.count || b[j].0.lexicographicallyPrecedes(a[i].0) { return "\(named(b[j].0)) is only in the second" }
+            if a[i].1 != b[j].1 { return "\(named(a[i].0)) differs" }
+            i += 1; j += 1
+        }
+        return "the listing of \"\(directory)\" is stored differently (the same entries)"
+    }
+
     /// A key of a view as a path when it can be resolved, else its ids.
     private func describe(_ txn: Transaction, _ key: UnsafeRawBufferPointer, db: Database) -> String {
-        if db == entries || db == rejected, key.count >= 8 {
+        if db == entries, key.count == 8 {
+            let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+            if let p = try? path(txn, of: id) { return "the listing of \"\(String(decoding: p, as: UTF8.self))\"" }
+            return "the listing of directory \(id)"
+        }
+        if db == rejected, key.count >= 8 {
             let parent = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
             let name = String(decoding: key[8...], as: UTF8.self)
             if let dir = try? path(txn, of: parent) { return "\"\(String(decoding: dir, as: UTF8.self))/\(name)\"" }

@@ -54,8 +54,8 @@ public struct DirectoryRecord: Sendable, Hashable {
 /// The file-path view and the directory-size view, stored in LMDB next to the log.
 ///
 /// Key layout:
-/// - `entries`: parent dir id (8 bytes big-endian) + name bytes → entry metadata. The
-///   children of a directory are one key range, in name (byte) order.
+/// - `entries`: dir id (8 bytes big-endian) → the directory's children, in name (byte)
+///   order: where they are in the log, or packed (`ListingFormat`)
 /// - `dirs`:    dir id (8 bytes big-endian) → `DirectoryRecord` (parent, name, totals)
 /// - `roots`:   absolute root path bytes → root dir id (8 bytes big-endian)
 /// - `dirInodes`: device + inode (8 + 8 bytes big-endian) → dir id, for directories only:
@@ -72,6 +72,11 @@ public struct DirectoryRecord: Sendable, Hashable {
 public final class Views: Sendable {
     public let environment: Environment
     let entries: Database
+    /// The event log, which listings of the file-path view point into.
+    let log: Database
+    /// For views in another environment than their log (`LearnedIndex`'s scratch views):
+    /// where the log is read.
+    let foreignLog: ForeignLog?
     let dirs: Database
     let roots: Database
     let state: Database
@@ -81,8 +86,13 @@ public final class Views: Sendable {
     let rejected: Database?
 
     /// Opens the views; `create` (the writer) creates them, readers never write.
-    public init(environment: Environment, prefix: String = "", create: Bool = true) throws {
+    ///
+    /// - Parameter logEnvironment: where the log these views were folded from lives, when
+    ///   not in `environment` (scratch views): listings that point into the log are read
+    ///   there, in a read transaction the views keep.
+    public init(environment: Environment, prefix: String = "", create: Bool = true, logEnvironment: Environment? = nil) throws {
         self.environment = environment
+        foreignLog = try logEnvironment.map { try ForeignLog($0) }
         let open = { (txn: Transaction) in
             (try txn.openDatabase(prefix + "entries", create: create),
              try txn.openDatabase(prefix + "dirs", create: create),
@@ -92,6 +102,8 @@ public final class Views: Sendable {
              try txn.openDatabase(prefix + "incomplete", create: create))
         }
         (entries, dirs, roots, state, dirInodes, incomplete) = create ? try environment.write(open) : try environment.read(open)
+        log = create ? try environment.write { try $0.openDatabase("log", create: true) }
+            : try environment.read { try $0.openDatabase("log", create: false) }
         rejected = create ? try environment.write { try $0.openDatabase(prefix + "rejected", create: true) }
             : try? environment.read { try $0.openDatabase(prefix + "rejected", create: false) }
     }
@@ -192,29 +204,35 @@ public final class Views: Sendable {
 
     /// The metadata of `name` in directory `parent`.
     public func entry(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer) throws -> EntryMetadata? {
-        try Self.withEntryKey(parent, name) { key in
-            try txn.get(entries, key: key) { v in
-                var r = ByteReader(buffer: v)
-                return try r.metadata()
-            }
+        var found: EntryMetadata?
+        try forEachChild(txn, of: parent) { child, m in
+            let c = compareNames(child, name)
+            if c == 0 { found = m }
+            return c < 0
         }
+        return found
     }
 
     public func entry(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> EntryMetadata? {
         try name.withUnsafeBytes { try entry(txn, parent: parent, name: $0) }
     }
 
-    /// Calls `body` with each child of directory `dirID`, in name order, until it returns false.
+    /// Calls `body` with each child of directory `dirID`, in name order, until it returns
+    /// false. Names are valid only inside `body`.
     public func forEachChild(_ txn: Transaction, of dirID: UInt64,
                              _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws {
+        try Self.withIDKey(dirID) { key in
+            _ = try txn.get(entries, key: key) { value in try forEachStoredChild(txn, of: dirID, value: value, body) }
+        }
+    }
+
+    /// Calls `body` with the id of each directory that has children in the file-path view, in id order.
+    func forEachListing(_ txn: Transaction, _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         try txn.withCursor(entries) { cursor in
-            var record = try Self.withIDKey(dirID) { try cursor.seek(atLeast: $0) }
-            let prefix = dirID.bigEndian
-            while let (key, value) = record, key.count >= 8, key.loadUnaligned(as: UInt64.self) == prefix {
-                var r = ByteReader(buffer: value)
-                let metadata = try r.metadata()
-                if try !body(UnsafeRawBufferPointer(rebasing: key[8...]), metadata) { return }
-                record = try cursor.next()
+            var row = try cursor.first()
+            while let (key, value) = row, key.count == 8 {
+                try body(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), value)
+                row = try cursor.next()
             }
         }
     }

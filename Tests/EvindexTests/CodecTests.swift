@@ -46,17 +46,6 @@ struct CodecTests {
         #expect(Set(Samples.events.map(\.type)) == Set(EventType.allCases))
     }
 
-    /// The hot-path encoder writes exactly what the general one writes.
-    @Test func hotPathEncodingEqualsGeneralEncoding() {
-        var encoder = RecordEncoder()
-        Array("name".utf8).withUnsafeBytes { name in
-            encoder.encodeEntryCreated(sequence: 9, run: 2, timeMs: 123, parent: 5, name: name, metadata: Samples.directory)
-        }
-        let general = RecordEncoder.encoded(EventRecord(sequence: 9, run: 2, timeMs: 123,
-                                                        event: .entryCreated(parent: 5, name: Array("name".utf8), Samples.directory)))
-        #expect(Array(encoder.bytes) == general)
-    }
-
     /// Any flipped byte is caught, and the error names the record's sequence number.
     @Test func flippedByteIsCaughtWithItsSequence() throws {
         let record = EventRecord(sequence: 31337, run: 1, timeMs: 5, event: .entryCreated(parent: 1, name: Array("f".utf8), Samples.metadata))

@@ -1,0 +1,411 @@
+/// Schema version 2 of the log: one LMDB value holds a block of consecutive events.
+/// Layout in Docs/EVENTS.md:
+///
+///     key:   sequence of the block's first event, 8 bytes big-endian
+///     value: u8 2 | varint run | varint time_ms | event… | u32le count | u32le crc32c
+///     event: u8 type | payload (as version 1, but dir ids and metadata delta-coded)
+///
+/// A version-1 record costs about 83 bytes on its page, 27 of them key, node, header and
+/// checksum, and three 9-byte times. In a block those are paid once, and each metadata is
+/// written as the difference from the one before it (entries of one directory were made
+/// close together: nearby inodes, nearby times), which brings an entry to about a third.
+public enum BlockFormat {
+    public static let version: UInt8 = 2
+    /// Count and checksum.
+    public static let trailerSize = 8
+
+    /// The number of events in a stored block (from its trailer), nil when too short.
+    public static func count(_ value: UnsafeRawBufferPointer) -> UInt32? {
+        guard value.count >= 1 + trailerSize, value[0] == version else { return nil }
+        return value.loadUnaligned(fromByteOffset: value.count - trailerSize, as: UInt32.self).littleEndian
+    }
+}
+
+/// What the codec of a block remembers from the events before: dir ids and metadata are
+/// written as differences from it.
+public struct BlockContext {
+    var previous = EntryMetadata(kind: .file, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0)
+    var previousDirID: UInt64 = 0
+    var previousParent: UInt64 = 0
+
+    public init() {}
+}
+
+@inline(__always)
+private func magnitude(_ v: Int64) -> UInt64 { v.magnitude }
+
+extension ByteWriter {
+    /// A dir id field (a parent, a listed directory), as the difference from the last one.
+    @inline(__always)
+    mutating func parent(_ id: UInt64, _ c: inout BlockContext) {
+        zigzag(Int64(bitPattern: id &- c.previousParent))
+        c.previousParent = id
+    }
+
+    /// Entry metadata relative to the metadata before it in the block.
+    ///
+    ///     u8 flags: bits 0-2 kind, 3 mode follows, 4 device follows, 5 mtime in whole
+    ///               seconds, 6 ctime from own mtime (else from the previous ctime),
+    ///               7 btime from own ctime (else from the previous btime)
+    ///     [varint mode] [varint device] zigzag Δinode | varint size | zigzag Δmtime
+    ///     | zigzag Δctime | zigzag Δbtime | [zigzag Δdir_id, directories only]
+    @inline(__always)
+    public mutating func compactMetadata(_ m: EntryMetadata, _ c: inout BlockContext) {
+        let p = c.previous
+        var flags = m.kind.rawValue
+        if m.mode != p.mode { flags |= 0x08 }
+        if m.device != p.device { flags |= 0x10 }
+        let dm = m.mtimeNs &- p.mtimeNs
+        let wholeSeconds = dm % 1_000_000_000 == 0
+        if wholeSeconds { flags |= 0x20 }
+        let cOwn = m.ctimeNs &- m.mtimeNs, cPrevious = m.ctimeNs &- p.ctimeNs
+        let cFromOwn = magnitude(cOwn) < magnitude(cPrevious)
+        if cFromOwn { flags |= 0x40 }
+        let bOwn = m.btimeNs &- m.ctimeNs, bPrevious = m.btimeNs &- p.btimeNs
+        let bFromOwn = magnitude(bOwn) < magnitude(bPrevious)
+        if bFromOwn { flags |= 0x80 }
+        byte(flags)
+        if m.mode != p.mode { varint(UInt64(m.mode)) }
+        if m.device != p.device { varint(m.device) }
+        zigzag(Int64(bitPattern: m.inode &- p.inode))
+        varint(m.size)
+        zigzag(wholeSeconds ? dm / 1_000_000_000 : dm)
+        zigzag(cFromOwn ? cOwn : cPrevious)
+        zigzag(bFromOwn ? bOwn : bPrevious)
+        if m.kind == .directory {
+            zigzag(Int64(bitPattern: m.dirID &- c.previousDirID))
+            c.previousDirID = m.dirID
+        }
+        c.previous = m
+    }
+}
+
+extension ByteReader {
+    @inline(__always)
+    mutating func parent(_ c: inout BlockContext) throws(DecodeError) -> UInt64 {
+        let id = c.previousParent &+ UInt64(bitPattern: try zigzag())
+        c.previousParent = id
+        return id
+    }
+
+    /// Reads what `ByteWriter.compactMetadata` wrote. Arithmetic wraps: damaged bytes
+    /// give wrong values (the checksum catches them first), never a trap.
+    @inline(__always)
+    public mutating func compactMetadata(_ c: inout BlockContext) throws(DecodeError) -> EntryMetadata {
+        let p = c.previous
+        let flags = try byte()
+        guard let kind = EntryKind(rawValue: flags & 0x07) else { throw DecodeError(sequence: sequence, reason: .invalidValue("kind")) }
+        var m = p
+        m.kind = kind
+        m.dirID = 0
+        if flags & 0x08 != 0 { m.mode = try uint32() }
+        if flags & 0x10 != 0 { m.device = try varint() }
+        m.inode = p.inode &+ UInt64(bitPattern: try zigzag())
+        m.size = try varint()
+        let dm = try zigzag()
+        m.mtimeNs = p.mtimeNs &+ (flags & 0x20 != 0 ? dm &* 1_000_000_000 : dm)
+        let dc = try zigzag()
+        m.ctimeNs = (flags & 0x40 != 0 ? m.mtimeNs : p.ctimeNs) &+ dc
+        let db = try zigzag()
+        m.btimeNs = (flags & 0x80 != 0 ? m.ctimeNs : p.btimeNs) &+ db
+        if kind == .directory {
+            m.dirID = c.previousDirID &+ UInt64(bitPattern: try zigzag())
+            c.previousDirID = m.dirID
+        }
+        c.previous = m
+        return m
+    }
+
+    /// Reads past a compact metadata without computing its fields (the context is left
+    /// behind: only for a reader that builds no later metadata of the block).
+    mutating func skipCompactMetadata() throws(DecodeError) {
+        let flags = try byte()
+        guard let kind = EntryKind(rawValue: flags & 0x07) else { throw DecodeError(sequence: sequence, reason: .invalidValue("kind")) }
+        var fields = 5 + (flags & 0x08 != 0 ? 1 : 0) + (flags & 0x10 != 0 ? 1 : 0) + (kind == .directory ? 1 : 0)
+        while fields > 0 {
+            while try byte() & 0x80 != 0 {}
+            fields -= 1
+        }
+    }
+
+    /// A `bytes` field without copying it.
+    @inline(__always)
+    public mutating func bytesInPlace() throws(DecodeError) -> UnsafeRawBufferPointer {
+        let n = try varint()
+        guard n <= UInt64(buffer.count - offset) else { throw DecodeError(sequence: sequence, reason: .truncated) }
+        defer { offset += Int(n) }
+        return UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + Int(n)])
+    }
+}
+
+/// Builds one block in a reused buffer. All events of a block share their run and time.
+public struct BlockEncoder: ~Copyable {
+    var writer = ByteWriter(capacity: 1 << 16)
+    var context = BlockContext()
+    public private(set) var firstSequence: UInt64 = 0
+    public private(set) var count: UInt32 = 0
+    public private(set) var run: UInt32 = 0
+    public private(set) var timeMs: Int64 = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { count == 0 }
+    /// Bytes so far, without the trailer.
+    public var byteCount: Int { writer.count }
+
+    /// Whether an event with this envelope may join the open block (else the block must
+    /// be stored first).
+    @inline(__always)
+    public func accepts(sequence: UInt64, run: UInt32, timeMs: Int64) -> Bool {
+        count == 0 || (sequence == firstSequence &+ UInt64(count) && run == self.run && timeMs == self.timeMs)
+    }
+
+    @inline(__always)
+    mutating func begin(_ sequence: UInt64, _ run: UInt32, _ timeMs: Int64) {
+        guard count == 0 else { return }
+        writer.reset()
+        context = BlockContext()
+        firstSequence = sequence
+        self.run = run
+        self.timeMs = timeMs
+        writer.byte(BlockFormat.version)
+        writer.varint(UInt64(run))
+        writer.varint(UInt64(bitPattern: timeMs))
+    }
+
+    /// The hot path: an `EntryCreated` whose name lives in a batch buffer.
+    /// - Precondition: `accepts(sequence:run:timeMs:)`.
+    @inline(__always)
+    public mutating func addEntryCreated(sequence: UInt64, run: UInt32, timeMs: Int64,
+                                         parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata) {
+        begin(sequence, run, timeMs)
+        writer.byte(EventType.entryCreated.rawValue)
+        writer.parent(parent, &context)
+        writer.bytes(name)
+        writer.compactMetadata(m, &context)
+        count += 1
+    }
+
+    /// Adds any event. - Precondition: `accepts(sequence:run:timeMs:)`.
+    public mutating func add(_ record: EventRecord) {
+        begin(record.sequence, record.run, record.timeMs)
+        writer.byte(record.event.type.rawValue)
+        switch record.event {
+        case let .jobStarted(root, rootDirID, options, version):
+            writer.bytes(root); writer.varint(rootDirID); writer.string(options); writer.string(version)
+        case let .jobPaused(reason):
+            writer.string(reason)
+        case .jobResumed:
+            break
+        case let .jobCompleted(c):
+            for v in [c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
+                      c.created, c.updated, c.removed, c.moved] { writer.varint(v) }
+        case let .jobFailed(message):
+            writer.string(message)
+        case let .snapshotTaken(entries):
+            writer.varint(entries)
+        case let .directoryListed(dirID, children):
+            writer.parent(dirID, &context); writer.varint(children)
+        case let .pathRejected(parent, name, rule):
+            writer.parent(parent, &context); writer.bytes(name); writer.string(rule)
+        case let .entryCreated(parent, name, m):
+            writer.parent(parent, &context); writer.bytes(name); writer.compactMetadata(m, &context)
+        case let .entryUpdated(parent, name, old, new):
+            writer.parent(parent, &context); writer.bytes(name)
+            writer.compactMetadata(old, &context); writer.compactMetadata(new, &context)
+        case let .entryRemoved(parent, name):
+            writer.parent(parent, &context); writer.bytes(name)
+        case let .entryMoved(fromParent, fromName, toParent, toName, m):
+            writer.parent(fromParent, &context); writer.bytes(fromName)
+            writer.parent(toParent, &context); writer.bytes(toName); writer.compactMetadata(m, &context)
+        case let .nonCriticalError(parent, name, errno, operation):
+            writer.parent(parent, &context); writer.bytes(name); writer.zigzag(Int64(errno)); writer.byte(operation.rawValue)
+        }
+        count += 1
+    }
+
+    /// Ends the block: appends the count and the checksum, and calls `body` with the key's
+    /// sequence and the value; the encoder is empty afterwards.
+    public mutating func finish<R>(_ body: (UInt64, UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard count > 0 else { return nil }
+        writer.uint32LE(count)
+        var key = RecordFormat.key(firstSequence)
+        let crc = withUnsafeBytes(of: &key) { k in CRC32C.update(CRC32C.update(0, k), writer.bytes) }
+        writer.uint32LE(crc)
+        defer { discard() }
+        return try body(firstSequence, writer.bytes)
+    }
+
+    /// Forgets the open block (its transaction aborted).
+    public mutating func discard() {
+        count = 0
+        writer.reset()
+    }
+
+    /// One block of `records` (consecutive, same run and time) as a fresh array: tests.
+    public static func encoded(_ records: [EventRecord]) -> [UInt8] {
+        var e = BlockEncoder()
+        for r in records { e.add(r) }
+        return e.finish { _, v in Array(v) } ?? []
+    }
+}
+
+/// One event read from a block, its names still in the block's bytes: the readers that
+/// scan many entries (the views, diffs) take `created` without a copy.
+public enum LogItem {
+    case created(parent: UInt64, name: UnsafeRawBufferPointer, metadata: EntryMetadata)
+    case other(Event)
+}
+
+/// Reads a stored block's events in order, after checking its checksum and version.
+public struct BlockReader {
+    var reader: ByteReader
+    var context = BlockContext()
+    public let firstSequence: UInt64
+    public let count: UInt32
+    public let run: UInt32
+    public let timeMs: Int64
+    var index: UInt32 = 0
+
+    /// - Throws: `DecodeError` naming the block's first sequence.
+    public init(firstSequence: UInt64, value: UnsafeRawBufferPointer) throws(DecodeError) {
+        try RecordDecoder.verify(sequence: firstSequence, value: value)
+        guard value[0] == BlockFormat.version, let count = BlockFormat.count(value), count > 0 else {
+            throw DecodeError(sequence: firstSequence, reason: .invalidValue("block"))
+        }
+        self.firstSequence = firstSequence
+        self.count = count
+        reader = ByteReader(buffer: UnsafeRawBufferPointer(rebasing: value[0..<value.count - BlockFormat.trailerSize]),
+                            sequence: firstSequence)
+        _ = try reader.byte()
+        run = try reader.uint32()
+        timeMs = Int64(bitPattern: try reader.varint())
+    }
+
+    /// The sequence of the event `next()` returns.
+    public var sequence: UInt64 { firstSequence &+ UInt64(index) }
+
+    /// The next event, nil after the last.
+    public mutating func next() throws(DecodeError) -> LogItem? {
+        guard index < count else {
+            guard reader.isAtEnd else { throw DecodeError(sequence: firstSequence, reason: .invalidValue("block length")) }
+            return nil
+        }
+        let typeByte = try reader.byte()
+        guard let type = EventType(rawValue: typeByte) else {
+            throw DecodeError(sequence: sequence, reason: .unknownType(typeByte))
+        }
+        let item: LogItem
+        if type == .entryCreated {
+            item = .created(parent: try reader.parent(&context), name: try reader.bytesInPlace(),
+                            metadata: try reader.compactMetadata(&context))
+        } else {
+            item = .other(try otherEvent(type))
+        }
+        index += 1
+        return item
+    }
+
+    /// The next event's type, and the event itself when its type is in `building` (a
+    /// mask of `1 << type`); the others are read past without being built. Nil after the last.
+    public mutating func nextType(building: UInt64) throws(DecodeError) -> (EventType, Event?)? {
+        guard index < count else {
+            guard reader.isAtEnd else { throw DecodeError(sequence: firstSequence, reason: .invalidValue("block length")) }
+            return nil
+        }
+        let typeByte = try reader.byte()
+        guard let type = EventType(rawValue: typeByte) else {
+            throw DecodeError(sequence: sequence, reason: .unknownType(typeByte))
+        }
+        index += 1
+        if building & (1 << UInt64(typeByte)) != 0 { return (type, try otherEvent(type)) }
+        switch type {
+        case .entryCreated:
+            _ = try reader.parent(&context); _ = try reader.bytesInPlace()
+            // No event built later in the block holds metadata: its fields need not be known.
+            if building & Self.metadataTypes == 0 {
+                try reader.skipCompactMetadata()
+            } else {
+                _ = try reader.compactMetadata(&context)
+            }
+        case .directoryListed:
+            _ = try reader.parent(&context); _ = try reader.varint()
+        default:
+            _ = try otherEvent(type)
+        }
+        return (type, nil)
+    }
+
+    static let metadataTypes = [EventType.entryCreated, .entryUpdated, .entryMoved].reduce(UInt64(0)) { $0 | 1 << UInt64($1.rawValue) }
+
+    /// Calls `body` with each `EntryCreated` from `from` through `through` (parent, name,
+    /// metadata); other events are read past. False once `body` or the range ended.
+    public mutating func forEachCreated(from: UInt64, through: UInt64,
+                                        _ body: (UInt64, UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws -> Bool {
+        while index < count {
+            let seq = sequence
+            if seq > through { return false }
+            let typeByte = try reader.byte()
+            guard let type = EventType(rawValue: typeByte) else {
+                throw DecodeError(sequence: seq, reason: .unknownType(typeByte))
+            }
+            index += 1
+            guard type == .entryCreated else {
+                if type == .directoryListed {
+                    _ = try reader.parent(&context); _ = try reader.varint()
+                } else {
+                    _ = try otherEvent(type)
+                }
+                continue
+            }
+            let parent = try reader.parent(&context), name = try reader.bytesInPlace()
+            let m = try reader.compactMetadata(&context)
+            if seq >= from, try !body(parent, name, m) { return false }
+        }
+        guard reader.isAtEnd else { throw DecodeError(sequence: firstSequence, reason: .invalidValue("block length")) }
+        return true
+    }
+
+    private mutating func otherEvent(_ type: EventType) throws(DecodeError) -> Event {
+        switch type {
+        case .jobStarted:
+            return .jobStarted(root: try reader.bytes(), rootDirID: try reader.varint(), options: try reader.string(), version: try reader.string())
+        case .jobPaused:
+            return .jobPaused(reason: try reader.string())
+        case .jobResumed:
+            return .jobResumed
+        case .jobCompleted:
+            return .jobCompleted(try reader.runCounts())
+        case .jobFailed:
+            return .jobFailed(message: try reader.string())
+        case .snapshotTaken:
+            return .snapshotTaken(entries: try reader.varint())
+        case .directoryListed:
+            return .directoryListed(dirID: try reader.parent(&context), children: try reader.varint())
+        case .pathRejected:
+            return .pathRejected(parent: try reader.parent(&context), name: try reader.bytes(), rule: try reader.string())
+        case .entryCreated:
+            return .entryCreated(parent: try reader.parent(&context), name: try reader.bytes(), try reader.compactMetadata(&context))
+        case .entryUpdated:
+            return .entryUpdated(parent: try reader.parent(&context), name: try reader.bytes(),
+                                 old: try reader.compactMetadata(&context), new: try reader.compactMetadata(&context))
+        case .entryRemoved:
+            return .entryRemoved(parent: try reader.parent(&context), name: try reader.bytes())
+        case .entryMoved:
+            return .entryMoved(fromParent: try reader.parent(&context), fromName: try reader.bytes(),
+                               toParent: try reader.parent(&context), toName: try reader.bytes(), try reader.compactMetadata(&context))
+        case .nonCriticalError:
+            return try reader.nonCriticalError(parent: try reader.parent(&context))
+        }
+    }
+}
+
+extension LogItem {
+    /// The event, its name copied out of the block.
+    public var event: Event {
+        switch self {
+        case let .created(parent, name, m): .entryCreated(parent: parent, name: Array(name), m)
+        case let .other(e): e
+        }
+    }
+}

@@ -1,0 +1,311 @@
+import EventStore
+@testable import Events
+import Foundation
+import Indexing
+import LMDB
+import Testing
+import Traversal
+
+/// Schema 2: the log in blocks and the file-path view one listing per directory, checked
+/// against oracles that do not go through evindex's own decoder (a Python decoder written
+/// from Docs/EVENTS.md, `find`, a replay).
+@Suite(.serialized)
+struct StorageTests {
+    /// Every stored value of the log, framed as Fixtures/decode_log.py reads it:
+    /// [u32 LE length][8-byte BE key][value].
+    static func dumpLog(_ db: String, to path: String) throws {
+        let log = try EventLog(directory: db, create: false)
+        var out: [UInt8] = []
+        try log.environment.read { txn in
+            try log.forEachStoredValue(txn) { first, value in
+                withUnsafeBytes(of: UInt32(value.count).littleEndian) { out.append(contentsOf: $0) }
+                withUnsafeBytes(of: first.bigEndian) { out.append(contentsOf: $0) }
+                out.append(contentsOf: value)
+                return true
+            }
+        }
+        try Data(out).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// A decoder written in Python from Docs/EVENTS.md reads every block of a first index,
+    /// checksums included, and finds in its EntryCreated events exactly what `find` lists.
+    @Test func independentDecoderReadsTheBlocksAsFindSeesTheTree() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db", dump = tmp + "/log.framed"
+            try Support.makeTree(root, entries: 5000, seed: 5)
+            let run = try Support.evindex(["run", root, "--db", db])
+            #expect(run.status == 0, "\(run.stderr)")
+            try Self.dumpLog(db, to: dump)
+            let decoded = try Support.run(["/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("decode_log.py").path, dump])
+            #expect(decoded.status == 0, "\(decoded.stderr)")
+            let fields = decoded.stdout.split(separator: 0, omittingEmptySubsequences: false)
+            var entries: [FindEntry] = []
+            var i = 0
+            while i + 7 <= fields.count {
+                func number<T: FixedWidthInteger>(_ k: Int) -> T { T(String(decoding: fields[i + k], as: UTF8.self))! }
+                entries.append(FindEntry(path: Array(fields[i]), kind: String(decoding: fields[i + 1], as: UTF8.self),
+                                         size: number(2), inode: number(3), mtimeNs: number(4)))
+                i += 7
+            }
+            let found = try FindOracle.entries(root)
+            #expect(found.count >= 5000)
+            #expect(entries.count == found.count)
+            let missing = Set(found).subtracting(entries), extra = Set(entries).subtracting(found)
+            #expect(missing.isEmpty && extra.isEmpty,
+                    "missing \(missing.prefix(3).map { String(decoding: $0.path, as: UTF8.self) }), extra \(extra.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })")
+        }
+    }
+
+    /// The Python decoder reads the golden blocks' awkward values (a negative ctime, the
+    /// Int64 extremes, a 2^40 inode) as the Swift decoder does.
+    @Test func independentDecoderReadsTheGoldenBlocks() throws {
+        let decoded = try Support.run(["/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("decode_log.py").path,
+                                       Support.fixtures.appendingPathComponent("golden-v2.log").path])
+        #expect(decoded.status == 0, "\(decoded.stderr)")
+        let fields = decoded.stdout.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        func row(_ m: EntryMetadata, _ kind: String) -> [String] {
+            [kind, String(m.size), String(m.inode), String(m.mtimeNs), String(m.ctimeNs), String(m.btimeNs)]
+        }
+        #expect(fields.count == 15)
+        if fields.count == 15 {
+            #expect(Array(fields[1..<7]) == row(Samples.metadata, "file"))
+            #expect(Array(fields[8..<14]) == row(Samples.directory, "dir"))
+        }
+    }
+
+    /// Listings written over many small commits (a directory's children straddle them)
+    /// equal `find`, and equal byte for byte the views a replay folds in one go; so again
+    /// after a rescan that changes them.
+    @Test func listingsSplitAcrossCommitsEqualFindAndAReplay() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 3000, seed: 8)
+            var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
+            options.commitEvents = 7
+            options.commitIntervalMs = 100_000
+            _ = try IndexJob.run(options, fileSystem: PosixFileSystem())
+            try RescanTests.expectViewsMatchDisk(root, db)
+            try RescanTests.expectReplayMatches(db)
+            _ = try RescanTests.mutate(root, 300, seed: 3)
+            _ = try IndexJob.run(options, fileSystem: PosixFileSystem())
+            try RescanTests.expectViewsMatchDisk(root, db)
+            try RescanTests.expectReplayMatches(db)
+        }
+    }
+
+    /// More than 256 rejected names between two indexed ones: the listing cannot point at
+    /// the log (a reader would scan too far) and is stored packed. `ls`, `du` and a replay
+    /// still agree, and after a rescan that adds and removes names too.
+    @Test func longRunsOfRejectedNamesBetweenEntries() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db", dir = root + "/d"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for name in ["a.c", "c.c"] + (0..<300).map({ String(format: "b%03d.o", $0) }) {
+                #expect(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(name.utf8)))
+            }
+            func names() throws -> [String] {
+                let ls = try Support.evindex(["ls", dir, "--json", "--db", db])
+                #expect(ls.status == 0, "\(ls.stderr)")
+                return try Support.objects(ls.stdout).map { String(decoding: Support.pathBytes($0), as: UTF8.self) }
+            }
+            #expect(try Support.evindex(["run", root, "--reject", "*.o", "--db", db]).status == 0)
+            #expect(try names() == [dir + "/a.c", dir + "/c.c"])
+            try RescanTests.expectReplayMatches(db)
+            try FileManager.default.removeItem(atPath: dir + "/a.c")
+            #expect(FileManager.default.createFile(atPath: dir + "/d.c", contents: Data("d".utf8)))
+            #expect(try Support.evindex(["run", root, "--reject", "*.o", "--full-listing", "--db", db]).status == 0)
+            #expect(try names() == [dir + "/c.c", dir + "/d.c"])
+            try RescanTests.expectReplayMatches(db)
+        }
+    }
+
+    /// Bytes of database per entry after one full run. Issue 7 asks ≤ 80 at 1,000,000
+    /// entries (`make bench` reports it; 69 there, 70 at 100,000). On 20,000 entries the
+    /// branch pages, free pages and commits weigh more (about 80 here), so this guards at 100:
+    /// the layout before schema 2, which stored every entry in the log and in the view,
+    /// took 238.
+    @Test func databaseBytesPerEntryAfterOneRun() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 20_000, seed: 4)
+            let run = try Support.evindex(["run", root, "--db", db])
+            #expect(run.status == 0, "\(run.stderr)")
+            let entries = try FindOracle.entries(root).count + 1
+            let bytes = try FileManager.default.attributesOfItem(atPath: db + "/data.mdb")[.size] as! NSNumber
+            let perEntry = bytes.doubleValue / Double(entries)
+            #expect(perEntry <= 100, "\(perEntry) bytes per entry")
+        }
+    }
+
+    /// A database of schema 1 (one record per event, one view row per entry): a reader
+    /// refuses it in one line; the next run rebuilds its views from its log (old records
+    /// read as they are) and then finds nothing changed.
+    @Test func schemaOneDatabaseIsUpgradedByTheNextRun() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", current = tmp + "/current", old = tmp + "/old"
+            try Support.makeTree(root, entries: 800, seed: 2)
+            #expect(try Support.evindex(["run", root, "--db", current]).status == 0)
+            let source = try EventLog(directory: current, create: false)
+            let (records, runs, nextDirID) = try source.environment.read { txn in
+                var records: [EventRecord] = []
+                try source.forEachRecord(txn) { records.append($0); return true }
+                return (records, try source.allRuns(txn), try source.metaValue(txn, "nextDirID"))
+            }
+            // The same history as schema 1 wrote it, with a file-path view row of that layout.
+            let log = try EventLog(directory: old, create: true)
+            try log.environment.write { txn in
+                try log.setMetaValue(txn, "schema", 1)
+                try log.setMetaValue(txn, "nextDirID", nextDirID ?? 1)
+                for r in records { try log.overwriteForTesting(txn, sequence: r.sequence, value: RecordEncoder.encoded(r)) }
+                for r in runs { try log.putRun(txn, r) }
+                let entries = try txn.openDatabase("entries", create: true)
+                try txn.put(entries, key: [0, 0, 0, 0, 0, 0, 0, 1] + Array("stale".utf8), value: [1, 2, 3])
+            }
+            let refused = try Support.evindex(["ls", root, "--db", old])
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("older evindex (schema 1)") && refused.stderr.split(separator: "\n").count == 1,
+                    "\(refused.stderr)")
+            let rescan = try Support.evindex(["run", root, "--db", old, "--json"])
+            #expect(rescan.status == 0, "\(rescan.stderr)")
+            let summary = try Support.objects(rescan.stdout).first ?? [:]
+            #expect(summary["created"] as? Int == 0 && summary["updated"] as? Int == 0 && summary["removed"] as? Int == 0,
+                    "\(summary)")
+            try RescanTests.expectViewsMatchDisk(root, old)
+            try RescanTests.expectReplayMatches(old)
+            // The old records are still there, read as they are.
+            let log1 = try Support.objects(try Support.evindex(["log", "--run", "1", "--json", "--db", old]).stdout)
+            #expect(log1.count == records.count)
+        }
+    }
+
+    // MARK: - The block codec
+
+    /// Every sample event in one block decodes to itself, and so does each alone.
+    @Test func blocksRoundTrip() throws {
+        let records = Samples.events.enumerated().map { i, e in
+            EventRecord(sequence: 1_000 + UInt64(i), run: 77, timeMs: 1_796_000_000_000, event: e)
+        }
+        for group in [records] + records.map({ [$0] }) {
+            let bytes = BlockEncoder.encoded(group)
+            var decoded: [EventRecord] = []
+            try bytes.withUnsafeBytes { v in
+                var reader = try BlockReader(firstSequence: group[0].sequence, value: v)
+                while true {
+                    let seq = reader.sequence
+                    guard let item = try reader.next() else { break }
+                    decoded.append(EventRecord(sequence: seq, run: reader.run, timeMs: reader.timeMs, event: item.event))
+                }
+            }
+            #expect(decoded == group)
+        }
+    }
+
+    /// The writer's hot path writes exactly what the general encoder writes.
+    @Test func hotPathBlockEqualsGeneralBlock() {
+        let names = ["a", "b", "sub"].map { Array($0.utf8) }
+        let metadata = [Samples.metadata, Samples.metadata, Samples.directory]
+        var hot = BlockEncoder()
+        for i in 0..<3 {
+            names[i].withUnsafeBytes { n in
+                hot.addEntryCreated(sequence: 5 + UInt64(i), run: 2, timeMs: 9, parent: 3, name: n, metadata: metadata[i])
+            }
+        }
+        let general = BlockEncoder.encoded((0..<3).map { i in
+            EventRecord(sequence: 5 + UInt64(i), run: 2, timeMs: 9, event: .entryCreated(parent: 3, name: names[i], metadata[i]))
+        })
+        #expect(hot.finish { _, v in Array(v) } == general)
+    }
+
+    /// A flipped bit anywhere in a block is caught and named by the block's first sequence;
+    /// damaged blocks with a valid checksum never trap the decoder.
+    @Test func damagedBlocksAreCaughtAndNeverTrap() {
+        let records = Samples.events.enumerated().map { i, e in EventRecord(sequence: 40 + UInt64(i), run: 1, timeMs: 5, event: e) }
+        let block = BlockEncoder.encoded(records)
+        for i in 0..<block.count {
+            var damaged = block
+            damaged[i] ^= 0x10
+            #expect(throws: DecodeError.self) {
+                try damaged.withUnsafeBytes { v in
+                    var r = try BlockReader(firstSequence: 40, value: v)
+                    while try r.next() != nil {}
+                }
+            }
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            var bytes = block
+            for _ in 0..<Int.random(in: 1...6, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count - 8, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if Bool.random(using: &rng) { bytes.removeSubrange(Int.random(in: 1..<bytes.count - 8, using: &rng)..<(bytes.count - 8)) }
+            bytes = CodecTests.resealed(bytes, sequence: 40)
+            _ = try? bytes.withUnsafeBytes { v in
+                var r = try BlockReader(firstSequence: 40, value: v)
+                while try r.next() != nil {}
+            }
+            _ = try? bytes.withUnsafeBytes { v in
+                var r = try BlockReader(firstSequence: 40, value: v)
+                _ = try r.forEachCreated(from: 0, through: .max) { _, _, _ in true }
+            }
+        }
+    }
+
+    /// The CPU's CRC-32C equals the table's, at every length and alignment.
+    @Test func hardwareChecksumEqualsTheTable() {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<600).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        bytes.withUnsafeBytes { all in
+            for start in 0..<9 {
+                for length in 0..<(all.count - start) where length < 80 || length % 37 == 0 {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<start + length])
+                    #expect(CRC32C.update(0x1234_5678, slice) == CRC32C.updateWithTable(0x1234_5678, slice))
+                }
+            }
+        }
+    }
+
+    /// A log written by schema version 2 stays readable forever: two blocks of the sample
+    /// events, framed as the golden version-1 fixture is.
+    @Test func schemaVersion2LogIsReadForever() throws {
+        let path = Support.fixtures.appendingPathComponent("golden-v2.log").path
+        let expected = Samples.events.enumerated().map { i, e in
+            EventRecord(sequence: UInt64(i + 1), run: 1, timeMs: 1_796_000_000_000 + Int64(i / 7), event: e)
+        }
+        let blocks = [Array(expected[0..<7]), Array(expected[7...])]
+        if ProcessInfo.processInfo.environment["EVINDEX_RECORD_GOLDEN"] == "1" {
+            var out: [UInt8] = []
+            for block in blocks {
+                let value = BlockEncoder.encoded(block)
+                withUnsafeBytes(of: UInt32(value.count).littleEndian) { out.append(contentsOf: $0) }
+                withUnsafeBytes(of: block[0].sequence.bigEndian) { out.append(contentsOf: $0) }
+                out.append(contentsOf: value)
+            }
+            try Data(out).write(to: URL(fileURLWithPath: path))
+        }
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        var decoded: [EventRecord] = []
+        var i = 0
+        while i < bytes.count {
+            let length = Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24
+            let first = bytes[i + 4..<i + 12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            try Array(bytes[i + 12..<i + 12 + length]).withUnsafeBytes { v in
+                var reader = try BlockReader(firstSequence: first, value: v)
+                while true {
+                    let seq = reader.sequence
+                    guard let item = try reader.next() else { break }
+                    decoded.append(EventRecord(sequence: seq, run: reader.run, timeMs: reader.timeMs, event: item.event))
+                }
+            }
+            i += 12 + length
+        }
+        #expect(decoded == expected)
+        // This build still writes version 2 byte for byte; a format change must bump the version.
+        if RecordFormat.schemaVersion == 2 {
+            #expect(blocks.flatMap { block in
+                let value = BlockEncoder.encoded(block)
+                return withUnsafeBytes(of: UInt32(value.count).littleEndian, Array.init)
+                    + withUnsafeBytes(of: block[0].sequence.bigEndian, Array.init) + value
+            } == bytes)
+        }
+    }
+}
