@@ -34,6 +34,18 @@ public struct BlockContext {
 @inline(__always)
 private func magnitude(_ v: Int64) -> UInt64 { v.magnitude }
 
+/// Schema 2 writes dir ids and metadata as differences from the ones before in the block.
+extension BlockContext: FieldCoding {
+    @inline(__always)
+    mutating func write(parent: UInt64, to w: inout ByteWriter) { w.parent(parent, &self) }
+    @inline(__always)
+    mutating func write(_ m: EntryMetadata, to w: inout ByteWriter) { w.compactMetadata(m, &self) }
+    @inline(__always)
+    mutating func readParent(_ r: inout ByteReader) throws(DecodeError) -> UInt64 { try r.parent(&self) }
+    @inline(__always)
+    mutating func readMetadata(_ r: inout ByteReader) throws(DecodeError) -> EntryMetadata { try r.compactMetadata(&self) }
+}
+
 extension ByteWriter {
     /// A dir id field (a parent, a listed directory), as the difference from the last one.
     @inline(__always)
@@ -190,37 +202,7 @@ public struct BlockEncoder: ~Copyable {
     public mutating func add(_ record: EventRecord) {
         begin(record.sequence, record.run, record.timeMs)
         writer.byte(record.event.type.rawValue)
-        switch record.event {
-        case let .jobStarted(root, rootDirID, options, version):
-            writer.bytes(root); writer.varint(rootDirID); writer.string(options); writer.string(version)
-        case let .jobPaused(reason):
-            writer.string(reason)
-        case .jobResumed:
-            break
-        case let .jobCompleted(c):
-            for v in [c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
-                      c.created, c.updated, c.removed, c.moved] { writer.varint(v) }
-        case let .jobFailed(message):
-            writer.string(message)
-        case let .snapshotTaken(entries):
-            writer.varint(entries)
-        case let .directoryListed(dirID, children):
-            writer.parent(dirID, &context); writer.varint(children)
-        case let .pathRejected(parent, name, rule):
-            writer.parent(parent, &context); writer.bytes(name); writer.string(rule)
-        case let .entryCreated(parent, name, m):
-            writer.parent(parent, &context); writer.bytes(name); writer.compactMetadata(m, &context)
-        case let .entryUpdated(parent, name, old, new):
-            writer.parent(parent, &context); writer.bytes(name)
-            writer.compactMetadata(old, &context); writer.compactMetadata(new, &context)
-        case let .entryRemoved(parent, name):
-            writer.parent(parent, &context); writer.bytes(name)
-        case let .entryMoved(fromParent, fromName, toParent, toName, m):
-            writer.parent(fromParent, &context); writer.bytes(fromName)
-            writer.parent(toParent, &context); writer.bytes(toName); writer.compactMetadata(m, &context)
-        case let .nonCriticalError(parent, name, errno, operation):
-            writer.parent(parent, &context); writer.bytes(name); writer.zigzag(Int64(errno)); writer.byte(operation.rawValue)
-        }
+        writer.payload(record.event, &context)
         count += 1
     }
 
@@ -287,14 +269,7 @@ public struct BlockReader {
 
     /// The next event, nil after the last.
     public mutating func next() throws(DecodeError) -> LogItem? {
-        guard index < count else {
-            guard reader.isAtEnd else { throw DecodeError(sequence: firstSequence, reason: .invalidValue("block length")) }
-            return nil
-        }
-        let typeByte = try reader.byte()
-        guard let type = EventType(rawValue: typeByte) else {
-            throw DecodeError(sequence: sequence, reason: .unknownType(typeByte))
-        }
+        guard let type = try nextType() else { return nil }
         let item: LogItem
         if type == .entryCreated {
             item = .created(parent: try reader.parent(&context), name: try reader.bytesInPlace(),
@@ -302,13 +277,12 @@ public struct BlockReader {
         } else {
             item = .other(try otherEvent(type))
         }
-        index += 1
         return item
     }
 
-    /// The next event's type, and the event itself when its type is in `building` (a
-    /// mask of `1 << type`); the others are read past without being built. Nil after the last.
-    public mutating func nextType(building: UInt64) throws(DecodeError) -> (EventType, Event?)? {
+    /// The type of the next event (counted as read), nil after the last.
+    @inline(__always)
+    private mutating func nextType() throws(DecodeError) -> EventType? {
         guard index < count else {
             guard reader.isAtEnd else { throw DecodeError(sequence: firstSequence, reason: .invalidValue("block length")) }
             return nil
@@ -318,7 +292,14 @@ public struct BlockReader {
             throw DecodeError(sequence: sequence, reason: .unknownType(typeByte))
         }
         index += 1
-        if building & (1 << UInt64(typeByte)) != 0 { return (type, try otherEvent(type)) }
+        return type
+    }
+
+    /// The next event's type, and the event itself when its type is in `building` (a
+    /// mask of `1 << type`); the others are read past without being built. Nil after the last.
+    public mutating func nextType(building: UInt64) throws(DecodeError) -> (EventType, Event?)? {
+        guard let type = try nextType() else { return nil }
+        if building & (1 << UInt64(type.rawValue)) != 0 { return (type, try otherEvent(type)) }
         switch type {
         case .entryCreated:
             _ = try reader.parent(&context); _ = try reader.bytesInPlace()
@@ -342,14 +323,10 @@ public struct BlockReader {
     /// metadata); other events are read past. False once `body` or the range ended.
     public mutating func forEachCreated(from: UInt64, through: UInt64,
                                         _ body: (UInt64, UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws -> Bool {
-        while index < count {
+        while true {
             let seq = sequence
-            if seq > through { return false }
-            let typeByte = try reader.byte()
-            guard let type = EventType(rawValue: typeByte) else {
-                throw DecodeError(sequence: seq, reason: .unknownType(typeByte))
-            }
-            index += 1
+            if seq > through && index < count { return false }
+            guard let type = try nextType() else { return true }
             guard type == .entryCreated else {
                 if type == .directoryListed {
                     _ = try reader.parent(&context); _ = try reader.varint()
@@ -362,41 +339,10 @@ public struct BlockReader {
             let m = try reader.compactMetadata(&context)
             if seq >= from, try !body(parent, name, m) { return false }
         }
-        guard reader.isAtEnd else { throw DecodeError(sequence: firstSequence, reason: .invalidValue("block length")) }
-        return true
     }
 
     private mutating func otherEvent(_ type: EventType) throws(DecodeError) -> Event {
-        switch type {
-        case .jobStarted:
-            return .jobStarted(root: try reader.bytes(), rootDirID: try reader.varint(), options: try reader.string(), version: try reader.string())
-        case .jobPaused:
-            return .jobPaused(reason: try reader.string())
-        case .jobResumed:
-            return .jobResumed
-        case .jobCompleted:
-            return .jobCompleted(try reader.runCounts())
-        case .jobFailed:
-            return .jobFailed(message: try reader.string())
-        case .snapshotTaken:
-            return .snapshotTaken(entries: try reader.varint())
-        case .directoryListed:
-            return .directoryListed(dirID: try reader.parent(&context), children: try reader.varint())
-        case .pathRejected:
-            return .pathRejected(parent: try reader.parent(&context), name: try reader.bytes(), rule: try reader.string())
-        case .entryCreated:
-            return .entryCreated(parent: try reader.parent(&context), name: try reader.bytes(), try reader.compactMetadata(&context))
-        case .entryUpdated:
-            return .entryUpdated(parent: try reader.parent(&context), name: try reader.bytes(),
-                                 old: try reader.compactMetadata(&context), new: try reader.compactMetadata(&context))
-        case .entryRemoved:
-            return .entryRemoved(parent: try reader.parent(&context), name: try reader.bytes())
-        case .entryMoved:
-            return .entryMoved(fromParent: try reader.parent(&context), fromName: try reader.bytes(),
-                               toParent: try reader.parent(&context), toName: try reader.bytes(), try reader.compactMetadata(&context))
-        case .nonCriticalError:
-            return try reader.nonCriticalError(parent: try reader.parent(&context))
-        }
+        try reader.payload(type, &context)
     }
 }
 

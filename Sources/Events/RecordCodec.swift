@@ -285,41 +285,11 @@ public struct RecordEncoder: ~Copyable {
         writer.uint32LE(crc)
     }
 
-    @inline(__always)
-    mutating func metadata(_ m: EntryMetadata) { writer.metadata(m) }
-
     /// Encodes any record.
     public mutating func encode(_ record: EventRecord) {
         begin(record.event.type, run: record.run, timeMs: record.timeMs)
-        switch record.event {
-        case let .jobStarted(root, rootDirID, options, version):
-            writer.bytes(root); writer.varint(rootDirID); writer.string(options); writer.string(version)
-        case let .jobPaused(reason):
-            writer.string(reason)
-        case .jobResumed:
-            break
-        case let .jobCompleted(c):
-            for v in [c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
-                      c.created, c.updated, c.removed, c.moved] { writer.varint(v) }
-        case let .jobFailed(message):
-            writer.string(message)
-        case let .snapshotTaken(entries):
-            writer.varint(entries)
-        case let .directoryListed(dirID, children):
-            writer.varint(dirID); writer.varint(children)
-        case let .pathRejected(parent, name, rule):
-            writer.varint(parent); writer.bytes(name); writer.string(rule)
-        case let .entryCreated(parent, name, m):
-            writer.varint(parent); writer.bytes(name); metadata(m)
-        case let .entryUpdated(parent, name, old, new):
-            writer.varint(parent); writer.bytes(name); metadata(old); metadata(new)
-        case let .entryRemoved(parent, name):
-            writer.varint(parent); writer.bytes(name)
-        case let .entryMoved(fromParent, fromName, toParent, toName, m):
-            writer.varint(fromParent); writer.bytes(fromName); writer.varint(toParent); writer.bytes(toName); metadata(m)
-        case let .nonCriticalError(parent, name, errno, operation):
-            writer.varint(parent); writer.bytes(name); writer.zigzag(Int64(errno)); writer.byte(operation.rawValue)
-        }
+        var plain = PlainFields()
+        writer.payload(record.event, &plain)
         finish(sequence: record.sequence)
     }
 
@@ -368,36 +338,8 @@ public enum RecordDecoder {
         }
         let run = try r.uint32()
         let time = Int64(bitPattern: try r.varint())
-        let event: Event
-        switch type {
-        case .jobStarted:
-            event = .jobStarted(root: try r.bytes(), rootDirID: try r.varint(), options: try r.string(), version: try r.string())
-        case .jobPaused:
-            event = .jobPaused(reason: try r.string())
-        case .jobResumed:
-            event = .jobResumed
-        case .jobCompleted:
-            event = .jobCompleted(try r.runCounts())
-        case .jobFailed:
-            event = .jobFailed(message: try r.string())
-        case .snapshotTaken:
-            event = .snapshotTaken(entries: try r.varint())
-        case .directoryListed:
-            event = .directoryListed(dirID: try r.varint(), children: try r.varint())
-        case .pathRejected:
-            event = .pathRejected(parent: try r.varint(), name: try r.bytes(), rule: try r.string())
-        case .entryCreated:
-            event = .entryCreated(parent: try r.varint(), name: try r.bytes(), try metadata(&r))
-        case .entryUpdated:
-            event = .entryUpdated(parent: try r.varint(), name: try r.bytes(), old: try metadata(&r), new: try metadata(&r))
-        case .entryRemoved:
-            event = .entryRemoved(parent: try r.varint(), name: try r.bytes())
-        case .entryMoved:
-            event = .entryMoved(fromParent: try r.varint(), fromName: try r.bytes(), toParent: try r.varint(),
-                                toName: try r.bytes(), try metadata(&r))
-        case .nonCriticalError:
-            event = try r.nonCriticalError(parent: try r.varint())
-        }
+        var plain = PlainFields()
+        let event = try r.payload(type, &plain)
         guard r.isAtEnd else { throw DecodeError(sequence: sequence, reason: .invalidValue("record length")) }
         return EventRecord(sequence: sequence, run: run, timeMs: time, event: event)
     }
@@ -407,5 +349,4 @@ public enum RecordDecoder {
         return try result.get()
     }
 
-    static func metadata(_ r: inout ByteReader) throws(DecodeError) -> EntryMetadata { try r.metadata() }
 }

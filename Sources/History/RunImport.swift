@@ -133,6 +133,9 @@ public enum RunImport {
             func append(_ run: UInt32, _ time: Int64, _ event: Event) throws {
                 let record = EventRecord(sequence: sequence, run: run, timeMs: time, event: event)
                 try appender.append(txn, record)
+                // A block per listing, as the writer stores them: the file-path view reads a
+                // directory's listing from the block it starts in.
+                if case .directoryListed = event { try appender.flush(txn) }
                 try fold.apply(txn, record)
                 sequence += 1
             }
@@ -146,7 +149,13 @@ public enum RunImport {
                 let first = sequence
                 var counts = RunCounts()
                 try append(id, time, .jobStarted(root: root, rootDirID: rootID, options: "", version: version))
+                var parent: UInt64?
                 for entry in exported.base {
+                    // The base holds a directory's children together: a block for each.
+                    if entry.parent != parent {
+                        try appender.flush(txn)
+                        parent = entry.parent
+                    }
                     if let rule = entry.rule {
                         try append(id, time, .pathRejected(parent: map(entry.parent), name: entry.name, rule: rule))
                         continue
