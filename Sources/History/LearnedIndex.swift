@@ -87,7 +87,8 @@ public final class LearnedIndex {
     /// Folds `log` from sequence 1 through `through` into empty `target` views, 200,000
     /// events per write transaction. Returns how many events were folded.
     static func fold(log: EventLog, into target: Views, through: UInt64) throws -> UInt64 {
-        let fold = ViewFold(views: target)
+        // Scratch views are read by path, never rescanned: no inode index to keep.
+        let fold = ViewFold(views: target, keepsDirectoryInodes: false)
         return try log.environment.read { source in
             try fold.foldInChunks(from: 1, through: through, forEachItem: { _, from, to, body in
                 try log.forEachItem(source, from: from, through: to, body)

@@ -38,7 +38,14 @@ public final class ViewFold {
     /// for a rejection to drop. Nil until first asked; true is always safe.
     private var mayHaveRejections: Bool?
 
-    public init(views: Views) { self.views = views }
+    /// Whether the fold keeps `dirInodes`, which only a rescan reads (to recognize a moved
+    /// directory): views folded to be read and thrown away (a diff's) do without.
+    let keepsDirectoryInodes: Bool
+
+    public init(views: Views, keepsDirectoryInodes: Bool = true) {
+        self.views = views
+        self.keepsDirectoryInodes = keepsDirectoryInodes
+    }
 
     private func rejectionsPossible(_ txn: Transaction) throws -> Bool {
         if let known = mayHaveRejections { return known }
@@ -347,6 +354,7 @@ public final class ViewFold {
     }
 
     private func setDirectoryInode(_ txn: Transaction, _ m: EntryMetadata) throws {
+        guard keepsDirectoryInodes else { return }
         var id = m.dirID.bigEndian
         try Views.withInodeKey(device: m.device, inode: m.inode) { k in
             try withUnsafeBytes(of: &id) { try txn.put(views.dirInodes, key: k, value: $0) }
@@ -354,6 +362,7 @@ public final class ViewFold {
     }
 
     private func clearDirectoryInode(_ txn: Transaction, _ m: EntryMetadata) throws {
+        guard keepsDirectoryInodes else { return }
         // Only if the key still names this directory: another may have taken the inode.
         try Views.withInodeKey(device: m.device, inode: m.inode) { k in
             let current = try txn.get(views.dirInodes, key: k) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
