@@ -21,7 +21,7 @@ public final class ViewFold {
     private var runningDelta = DirectoryTotals()
     private var runningDeltaParent: UInt64?
     /// Directories created in the current run: a run lists each directory once, so their
-    /// children are new names and need no lookup before insertion.
+    /// children are new names, with no rejection to drop.
     private var fresh: Set<UInt64> = []
     private var freshInTransaction: [UInt64] = []
     private var valueBuffer = ByteWriter(capacity: 256)
