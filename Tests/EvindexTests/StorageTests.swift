@@ -178,6 +178,61 @@ struct StorageTests {
         }
     }
 
+    /// A damaged last block is not trusted for the next sequence: the next run fails in one
+    /// line naming it, and appends nothing after it.
+    @Test func damagedLastBlockStopsTheNextRun() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            try EngineTests.write(tmp + "/f", bytes: 1)
+            #expect(try Support.evindex(["run", tmp, "--db", db]).status == 0)
+            var last: UInt64 = 0
+            let log = try EventLog(directory: db, create: true)
+            try log.environment.write { txn in
+                var value: [UInt8] = []
+                try log.forEachStoredValue(txn) { first, v in last = first; value = Array(v); return true }
+                value[value.count - 6] ^= 0x01  // the count
+                try log.overwriteForTesting(txn, sequence: last, value: value)
+            }
+            let r = try Support.evindex(["run", tmp, "--db", db])
+            #expect(r.status != 0 && r.status != 130)
+            #expect(r.stderr.contains("record \(last) is corrupt") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            let after = try log.environment.read { txn in
+                var count = 0
+                try log.forEachStoredValue(txn, from: last) { _, _ in count += 1; return true }
+                return count
+            }
+            #expect(after == 1)
+        }
+    }
+
+    /// A listing row that cannot be right (no entries, a stretch past the end of the
+    /// sequence space) is reported as an inconsistent index in one line, never a crash.
+    @Test(arguments: [
+        [1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0],                    // no entries, far past the log's end
+        [1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x05, 0x01],  // a stretch past 2^64
+        [9],                                                             // no such form
+    ])
+    func impossibleListingIsReportedNotTrapped(_ row: [UInt8]) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: tmp + "/tree/d", withIntermediateDirectories: true)
+            try EngineTests.write(tmp + "/tree/d/f", bytes: 1)
+            #expect(try Support.evindex(["run", tmp + "/tree", "--db", db]).status == 0)
+            let log = try EventLog(directory: db, create: true)
+            try log.environment.write { txn in
+                let entries = try txn.openDatabase("entries", create: false)
+                try txn.put(entries, key: [0, 0, 0, 0, 0, 0, 0, 1], value: row)
+            }
+            // The next run adds a name to that listing: it must not build on the bad row.
+            try EngineTests.write(tmp + "/tree/new", bytes: 1)
+            for command in [["ls", tmp + "/tree"], ["run", tmp + "/tree"], ["verify"]] {
+                let r = try Support.evindex(command + ["--db", db])
+                #expect(r.status != 0 && r.status != 130 && r.status < 128, "\(command): \(r.status)")
+                #expect(r.stderr.hasPrefix("evindex: ") && r.stderr.split(separator: "\n").count == 1, "\(command): \(r.stderr)")
+            }
+        }
+    }
+
     // MARK: - The block codec
 
     /// Every sample event in one block decodes to itself, and so does each alone.
