@@ -97,6 +97,9 @@ struct ChangeDetector: WalkDelegate {
     private var pendingChanges = 0
     private var reader: Transaction?
     private var listingsSinceRefresh = 0
+    /// The children of the directory a moved directory was last found leaving, valid for
+    /// the current snapshot: many directories moving out of one parent cost one read of it.
+    private var sourceChildren: (id: UInt64, children: Children)?
     /// Listings merged since the view pages read through the map were last unmapped.
     private var listingsSinceRelease = 0
     private var deferredCreations: [DeferredEntry] = []
@@ -165,6 +168,7 @@ struct ChangeDetector: WalkDelegate {
             if reader.isSnapshotReleased {
                 try reader.renew()
                 listingsSinceRefresh = 0
+                sourceChildren = nil
             } else if listingsSinceRefresh >= 64 {
                 listingsSinceRelease += listingsSinceRefresh
                 if listingsSinceRelease >= 16_384 {
@@ -176,6 +180,7 @@ struct ChangeDetector: WalkDelegate {
                 }
                 try reader.refresh()
                 listingsSinceRefresh = 0
+                sourceChildren = nil
             }
             return reader
         }
@@ -451,12 +456,17 @@ struct ChangeDetector: WalkDelegate {
     /// The indexed directory that a directory newly seen at `into` is, by inode, if it
     /// moved there: it must still be indexed at its old place, not be `into` or one of its
     /// ancestors, and not have moved already in this run.
-    private func movedDirectory(_ txn: Transaction, _ m: EntryMetadata, into dirID: UInt64)
+    private mutating func entryAtOldPlace(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> EntryMetadata? {
+        if sourceChildren?.id != parent { sourceChildren = (parent, try views.children(txn, of: parent)) }
+        return name.withUnsafeBytes { sourceChildren!.children.find($0) }
+    }
+
+    private mutating func movedDirectory(_ txn: Transaction, _ m: EntryMetadata, into dirID: UInt64)
         throws -> (dirID: UInt64, parent: UInt64, name: [UInt8])? {
         guard let id = try views.directoryID(txn, device: m.device, inode: m.inode),
               !movedDirectories.contains(id), !fresh.contains(id), !replacedDirectories.contains(id),
               let row = try views.directory(txn, id), row.parent != 0,
-              let atOldPlace = try views.entry(txn, parent: row.parent, name: row.name),
+              let atOldPlace = try entryAtOldPlace(txn, parent: row.parent, name: row.name),
               atOldPlace.dirID == id, atOldPlace.isSameFile(as: m) || atOldPlace.btimeNs == 0 else { return nil }
         var ancestor = dirID
         while ancestor != 0 {
