@@ -176,11 +176,6 @@ public final class EventLog: Sendable {
         try withUnsafeBytes(of: &key) { k in try txn.put(log, key: k, value: value, flags: .append) }
     }
 
-    /// Appends one event as a block of its own (tests; the writer and import use `LogAppender`).
-    public func append(_ txn: Transaction, _ record: EventRecord) throws {
-        try BlockEncoder.encoded([record]).withUnsafeBytes { try appendBlock(txn, firstSequence: record.sequence, value: $0) }
-    }
-
     /// Calls `body` with each event from sequence `from` through `through`, in order, until
     /// it returns false: its sequence, run, time and the event, whose names are valid only
     /// inside `body`. Reads version-1 records and blocks alike.
