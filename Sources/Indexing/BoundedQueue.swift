@@ -1,3 +1,4 @@
+import Traversal
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,12 +12,15 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     private var items: [Element?] = []
     private var head = 0
     private let capacity: Int
+    /// Rung on each push, for a consumer that waits on other sources too.
+    private let bell: Doorbell?
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let notEmpty = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let notFull = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init(capacity: Int) {
+    init(capacity: Int, bell: Doorbell? = nil) {
         self.capacity = capacity
+        self.bell = bell
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(notEmpty, nil)
         pthread_cond_init(notFull, nil)
@@ -37,6 +41,14 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         items.append(element)
         pthread_cond_signal(notEmpty)
         pthread_mutex_unlock(mutex)
+        bell?.ring()
+    }
+
+    /// The next element if there is one now.
+    func popIfAny() -> Element? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return count == 0 ? nil : takeFirst()
     }
 
     func pop() -> Element { pop(timeoutMs: nil)! }
@@ -59,6 +71,13 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         } else {
             while count == 0 { pthread_cond_wait(notEmpty, mutex) }
         }
+        let element = takeFirst()
+        pthread_mutex_unlock(mutex)
+        return element
+    }
+
+    /// With `mutex` held and an element there.
+    private func takeFirst() -> Element {
         let element = items[head].take()!
         head += 1
         if head >= 64 && head * 2 > items.count {
@@ -66,7 +85,6 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
             head = 0
         }
         pthread_cond_signal(notFull)
-        pthread_mutex_unlock(mutex)
         return element
     }
 }

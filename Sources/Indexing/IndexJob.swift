@@ -134,7 +134,10 @@ public enum IndexJob {
             isRescan = !rootIsNew
         }
 
-        let queue = BoundedQueue<WriterMessage>(capacity: 64)
+        // With two threads or more, the writer reads directories ahead of the walk when it
+        // has nothing to write: it is one of `threads`, and no core is left idle or shared.
+        let helper = options.threads > 1 ? ListingHelper() : nil
+        let queue = BoundedQueue<WriterMessage>(capacity: 64, bell: helper?.bell)
         let stop = options.stop
         let walkerStart = writer.nextDirID
         let listedBefore = alreadyListed
@@ -170,9 +173,10 @@ public enum IndexJob {
             do {
                 try root.withUnsafeBufferPointer { bytes in
                     var path = Array(bytes) + [0]
+                    let walker = Walker(fileSystem: fileSystem, rules: compiledRules, threads: threads, lookAhead: lookAhead,
+                                        helper: helper)
                     completed = try path.withUnsafeMutableBytes { p in
-                        try Walker(fileSystem: fileSystem, rules: compiledRules, threads: threads, lookAhead: lookAhead).walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                                                rootID: rootDirID, delegate: &detector)
+                        try walker.walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self), rootID: rootDirID, delegate: &detector)
                     }
                 }
             } catch let error as Errno {
@@ -188,7 +192,7 @@ public enum IndexJob {
 
         var summary: RunSummary
         do {
-            summary = try writer.consume(queue)
+            summary = try writer.consume(queue, helper: helper)
         } catch {
             stop.set()
             // Unblock the walker so it can end, then record the failure.

@@ -178,32 +178,51 @@ final class Writer {
     }
 
     /// Drains the queue until the walker finishes, committing every `commitEvents`
-    /// events or `commitIntervalMs`, then appends JobCompleted.
-    func consume(_ queue: BoundedQueue<WriterMessage>) throws -> RunSummary {
+    /// events or `commitIntervalMs`, then appends JobCompleted. With a `helper`, the
+    /// writer reads directories ahead of the walk whenever the queue is empty.
+    func consume(_ queue: BoundedQueue<WriterMessage>, helper: ListingHelper? = nil) throws -> RunSummary {
         var group: [WriterBatch] = []
         var groupEvents = 0
         var lastCommit = wallClockMs()
+        // A slow walker (a stalled network share) must not keep changes uncommitted.
+        func commitIfDue() throws {
+            let now = wallClockMs()
+            guard now - lastCommit >= options.commitIntervalMs else { return }
+            if !group.isEmpty {
+                try commit(group, final: nil)
+                group.removeAll(keepingCapacity: true)
+                groupEvents = 0
+            }
+            lastCommit = now
+        }
         while true {
-            // A slow walker (a stalled network share) must not keep changes uncommitted.
-            guard let message = queue.pop(timeoutMs: options.commitIntervalMs) else {
-                if !group.isEmpty {
-                    try commit(group, final: nil)
-                    group.removeAll(keepingCapacity: true)
-                    groupEvents = 0
+            let next: WriterMessage?
+            if let helper {
+                let ticket = helper.bell.ticket
+                if let message = queue.popIfAny() {
+                    next = message
+                } else {
+                    if !helper.helpOnce() { helper.bell.wait(ticket, timeoutMs: options.commitIntervalMs) }
+                    next = nil
                 }
-                lastCommit = wallClockMs()
+            } else {
+                next = queue.pop(timeoutMs: options.commitIntervalMs)
+            }
+            guard let message = next else {
+                try commitIfDue()
                 continue
             }
             switch message {
             case let .batches(batches):
                 group.append(contentsOf: batches)
                 groupEvents += batches.reduce(0) { $0 + $1.eventCount }
-                let now = wallClockMs()
-                if groupEvents >= options.commitEvents || now - lastCommit >= options.commitIntervalMs {
+                if groupEvents >= options.commitEvents {
                     try commit(group, final: nil)
                     group.removeAll(keepingCapacity: true)
                     groupEvents = 0
-                    lastCommit = now
+                    lastCommit = wallClockMs()
+                } else {
+                    try commitIfDue()
                 }
             case let .finished(walked, failure, paused):
                 walkerFinished = true

@@ -185,14 +185,18 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
     /// futex call, paid only when someone sleeps.
     private var idleListers = 0
     private var walkWaits = false
+    /// Rung for a thread that helps when it has nothing else to do (`ListingHelper`):
+    /// it does not sleep on `workAvailable`.
+    private let bell: Doorbell?
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let workAvailable = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let taskDone = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init(listers: Int, readAhead: Int = 1024, fileSystem: FS) {
+    init(listers: Int, readAhead: Int = 1024, fileSystem: FS, bell: Doorbell? = nil) {
         self.hasListers = listers > 0
         self.readAhead = readAhead
         self.fileSystem = fileSystem
+        self.bell = bell
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(workAvailable, nil)
         pthread_cond_init(taskDone, nil)
@@ -211,8 +215,10 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         push(tasks)
         pthread_mutex_unlock(mutex)
+        bell?.ring()
     }
 
+    /// With `mutex` held; the caller rings `bell` once it is let go.
     private func push(_ tasks: [ListingTask]) {
         stack.append(contentsOf: tasks.reversed())
         if idleListers > 0 {
@@ -229,6 +235,7 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         // A walk waiting for a listing (perhaps this one) helps too.
         if walkWaits { pthread_cond_signal(taskDone) }
         pthread_mutex_unlock(mutex)
+        bell?.ring()
     }
 
     /// A huge directory's stats are done: its buffers need not wait for a lister to drop it.
@@ -252,14 +259,26 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while !stopped {
-            if let job = statJob() { return .stats(job) }
-            if waiting < readAhead, let task = popPending() {
-                task.state = .running
-                return .listing(task)
-            }
+            if let work = nextLocked() { return work }
             idleListers += 1
             pthread_cond_wait(workAvailable, mutex)
             idleListers -= 1
+        }
+        return nil
+    }
+
+    /// Work for a thread that helps between its own tasks: nil when there is none now.
+    func nextIfAny() -> ListerWork<FS>? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return stopped ? nil : nextLocked()
+    }
+
+    private func nextLocked() -> ListerWork<FS>? {
+        if let job = statJob() { return .stats(job) }
+        if waiting < readAhead, let task = popPending() {
+            task.state = .running
+            return .listing(task)
         }
         return nil
     }
@@ -275,16 +294,22 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
     /// offered at once; or, if the walk cancelled it meanwhile, all of it is given back.
     func finish(_ task: ListingTask, _ outcome: ListingOutcome) {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
         guard task.state == .running else {
             dispose(outcome)
+            pthread_mutex_unlock(mutex)
             return
         }
         task.outcome = outcome
         task.state = .done
         waiting += 1
         if walkWaits { pthread_cond_signal(taskDone) }
-        if case let .opened(listed) = outcome, hasListers { push(listed.children) }
+        var pushed = false
+        if case let .opened(listed) = outcome, hasListers, !listed.children.isEmpty {
+            push(listed.children)
+            pushed = true
+        }
+        pthread_mutex_unlock(mutex)
+        if pushed { bell?.ring() }
     }
 
     /// Records the delegate's answer for `task`: its `id`, and `known` names (nil: read
@@ -308,21 +333,26 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
     func cancel(_ task: ListingTask) {
         pthread_mutex_lock(mutex)
         cancelLocked(task)
-        wakeListersIfRoom()
+        let room = wakeListersIfRoom()
         pthread_mutex_unlock(mutex)
+        if room { bell?.ring() }
     }
 
     /// Gives back what a listing the walk will not hand over holds.
     func dispose(listed: ListedDirectory) {
         pthread_mutex_lock(mutex)
         dispose(.opened(listed))
-        wakeListersIfRoom()
+        let room = wakeListersIfRoom()
         pthread_mutex_unlock(mutex)
+        if room { bell?.ring() }
     }
 
-    /// Cancelled listings may have made room for listers that stopped at `readAhead`.
-    private func wakeListersIfRoom() {
-        if idleListers > 0 && waiting < readAhead && !stack.isEmpty { pthread_cond_broadcast(workAvailable) }
+    /// Cancelled listings may have made room for listers that stopped at `readAhead`:
+    /// returns whether there is room and work (for the caller to ring `bell`).
+    private func wakeListersIfRoom() -> Bool {
+        guard waiting < readAhead && !stack.isEmpty else { return false }
+        if idleListers > 0 { pthread_cond_broadcast(workAvailable) }
+        return true
     }
 
     private func cancelLocked(_ task: ListingTask) {
@@ -367,8 +397,10 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
                 waiting -= 1
                 let outcome = task.outcome!
                 task.outcome = nil
-                if waiting == readAhead - 1 && idleListers > 0 { pthread_cond_broadcast(workAvailable) }
+                let roomAgain = waiting == readAhead - 1
+                if roomAgain && idleListers > 0 { pthread_cond_broadcast(workAvailable) }
                 pthread_mutex_unlock(mutex)
+                if roomAgain { bell?.ring() }
                 return outcome
             case .running:
                 if let job = statJob() {

@@ -132,7 +132,9 @@ public protocol IndexLookAhead {
 /// tasks; the ones it does not enter are cancelled, with whatever was read below them. The
 /// delegate still sees the listings in depth-first order (subdirectories in name order),
 /// one at a time on the calling thread, which also reads whatever no lister has started:
-/// the same tree gives the same calls in the same order whatever the thread count. A
+/// the same tree gives the same calls in the same order whatever the thread count. With a
+/// `helper`, a thread that has work of its own (the writer) is one of the listers: it reads
+/// ahead whenever it has nothing else to do. A
 /// directory's descriptor stays open until each subdirectory the walk enters is opened
 /// (and those it skips are cancelled), so depth is limited by the descriptor limit, not by
 /// PATH_MAX.
@@ -144,13 +146,17 @@ public struct Walker<FS: FileSystem> {
     public let threads: Int
     /// Makes each lister thread's look-ahead into the index; nil: listers read every directory.
     public let lookAhead: (@Sendable () -> (any IndexLookAhead)?)?
+    /// A thread with other work that reads ahead when it has none (the writer): it counts
+    /// as one of `threads`, so one lister thread fewer is started.
+    public let helper: ListingHelper?
 
     public init(fileSystem: FS, rules: CompiledRules? = nil, threads: Int = 1,
-                lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = nil) {
+                lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = nil, helper: ListingHelper? = nil) {
         self.fileSystem = fileSystem
         self.rules = rules
         self.threads = max(1, threads)
         self.lookAhead = lookAhead
+        self.helper = self.threads > 1 ? helper : nil
     }
 
     private struct Frame {
@@ -186,10 +192,25 @@ public struct Walker<FS: FileSystem> {
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         let readAhead = max(8, min(1024, Int(clamping: limit.rlim_cur) / 4))
-        let pool = ListerPool(listers: threads - 1, readAhead: readAhead, fileSystem: fileSystem)
+        let pool = ListerPool(listers: threads - 1, readAhead: readAhead, fileSystem: fileSystem, bell: helper?.bell)
         var helpers: [WorkerThread] = []
         var stack: [Frame] = []
+        if let helper {
+            let fs = fileSystem, device = rootStat.device, rules = rules
+            let lookAhead = HelperLookAhead(lookAhead?())
+            helper.attach {
+                guard let work = pool.nextIfAny() else { return false }
+                switch work {
+                case let .listing(task):
+                    pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules, pool: pool, lookAhead: &lookAhead.value))
+                case let .stats(job):
+                    job.work()
+                }
+                return true
+            }
+        }
         defer {
+            helper?.detach()
             pool.stop()
             for helper in helpers { helper.join() }
             // Listings read ahead that the walk never took, and directories whose
@@ -199,7 +220,7 @@ public struct Walker<FS: FileSystem> {
                 frame.handle?.release(fileSystem)
             }
         }
-        for _ in 1..<threads {
+        for _ in 1..<(helper == nil ? threads : threads - 1) {
             let fs = fileSystem, device = rootStat.device, rules = rules, makeLookAhead = lookAhead
             do {
                 helpers.append(try WorkerThread {
@@ -581,3 +602,9 @@ public struct Walker<FS: FileSystem> {
 
 private let dotGitName = Array(".git".utf8)
 private let dotGitignoreName = Array(".gitignore".utf8)
+
+/// The helping thread's look-ahead: only that thread touches it, one directory at a time.
+private final class HelperLookAhead: @unchecked Sendable {
+    var value: (any IndexLookAhead)?
+    init(_ value: (any IndexLookAhead)?) { self.value = value }
+}

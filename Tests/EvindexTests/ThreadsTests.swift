@@ -418,3 +418,55 @@ extension ThreadsTests {
         }
     }
 }
+
+/// Records which directories were read on one given thread, and slows every read a little
+/// so that a thread with spare time finds directories waiting to be read.
+final class ReadingThreadFileSystem: PassThroughFileSystem, @unchecked Sendable {
+    // @unchecked: `watched` is immutable; the counters are atomic.
+    let real = PosixFileSystem()
+    private let watched: pthread_t
+    let readOnWatched = Atomic<Int>(0)
+    let reads = Atomic<Int>(0)
+
+    init(watching thread: pthread_t) { watched = thread }
+
+    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
+        reads.add(1, ordering: .relaxed)
+        if pthread_equal(pthread_self(), watched) != 0 { readOnWatched.add(1, ordering: .relaxed) }
+        usleep(200)
+        try real.readDirectory(directory, body)
+    }
+}
+
+extension ThreadsTests {
+    /// With two threads or more the writer (the thread that called `IndexJob.run`) reads
+    /// directories ahead of the walk when it has nothing to write; with one it reads none.
+    /// Either way the log and the views are the same.
+    @Test func theWriterReadsAheadWhenItHasNothingToWrite() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 5_000, seed: 12)
+            var outcomes: [(log: String, ls: Data, du: Data)] = []
+            for threads in [1, 2, 3] {
+                let fs = ReadingThreadFileSystem(watching: pthread_self())
+                var options = RunOptions(root: Array(root.utf8), databaseDirectory: tmp + "/db\(threads)")
+                options.threads = threads
+                let summary = try IndexJob.run(options, fileSystem: fs)
+                #expect(summary.status == .completed)
+                let onWriter = fs.readOnWatched.load(ordering: .relaxed), all = fs.reads.load(ordering: .relaxed)
+                #expect(all >= 500)
+                if threads == 1 {
+                    #expect(onWriter == 0, "--threads 1: the writer read \(onWriter) directories")
+                } else {
+                    #expect(onWriter > 0 && onWriter < all, "--threads \(threads): the writer read \(onWriter) of \(all) directories")
+                }
+                outcomes.append(try Self.outcome(root, tmp + "/db\(threads)"))
+            }
+            for i in 1..<outcomes.count {
+                #expect(outcomes[i].log == outcomes[0].log)
+                #expect(outcomes[i].ls == outcomes[0].ls)
+                #expect(outcomes[i].du == outcomes[0].du)
+            }
+        }
+    }
+}
