@@ -49,5 +49,9 @@ let package = Package(
 for target in package.targets where target.type != .system && target.name != "CLinux" && target.name != "CChecksum" {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
+    // Exclusive access to class properties is checked at run time in debug builds (the
+    // tests) and not in release builds: the checks were about a tenth of the instructions
+    // of a first index (Docs/PERFORMANCE.md).
+    settings.append(.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release)))
     target.swiftSettings = settings
 }

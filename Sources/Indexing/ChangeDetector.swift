@@ -13,7 +13,8 @@ struct MoveSource: Sendable {
     var name: [UInt8]
 }
 
-/// One change the writer turns into an event.
+/// One change the writer turns into an event. Plain data (no reference inside), so that
+/// the million of a first index are copied without reference counting.
 struct Change: Sendable {
     enum Kind: UInt8, Sendable {
         case created, updated, removed, moved
@@ -29,17 +30,24 @@ struct Change: Sendable {
     var metadata: EntryMetadata
     /// For an update: the row it replaces.
     var old: EntryMetadata?
-    /// For a move: where it was.
-    var from: MoveSource?
-    /// For a rejection: the rule.
-    var rule: String?
+    /// For a move, where it was: an index into the batch's `moves`; for a rejection, the
+    /// rule: an index into its `rules`.
+    var detail: Int32 = -1
 }
+
+/// A change outside any listing (held back until the walk ends, or a lifted rejection),
+/// and for a move where it was.
+typealias OutsideChange = (parent: UInt64, name: [UInt8], change: Change, from: MoveSource?)
 
 /// What the walker side hands the writer: the changes of (part of) one directory.
 struct WriterBatch: Sendable {
     var directoryID: UInt64
     var names: [UInt8]
     var changes: [Change] = []
+    /// Where the moves among `changes` come from.
+    var moves: [MoveSource] = []
+    /// The rules that rejected the names among `changes`.
+    var rules: [String] = []
     var errors: [WalkError] = []
     /// Set on the last batch of a directory that changed: `DirectoryListed` follows.
     var listedChildren: UInt64?
@@ -90,7 +98,7 @@ struct ChangeDetector: WalkDelegate {
     /// The root was indexed before: entries can vanish and move.
     let isRescan: Bool
     /// Directories first seen in this run: nothing in the view to compare with.
-    var fresh: Set<UInt64> = []
+    var fresh: Set<DirectoryKey> = []
     var counts = RunCounts()
     /// Batches not yet handed over, and how many changes they hold.
     private var pending: [WriterBatch] = []
@@ -108,7 +116,7 @@ struct ChangeDetector: WalkDelegate {
     private var movedDirectories: Set<UInt64> = []
     /// Directories found unchanged (and not racy) in their parent's listing: their names
     /// are taken from the view instead of being read again.
-    private var trusted: Set<UInt64> = []
+    private var trusted: Set<DirectoryKey> = []
     /// Directories whose ctime is at or after this (ns) may have changed within the clock
     /// tick of the previous run's listing: never trusted. 2 s before the previous run began.
     let racyThresholdNs: Int64
@@ -150,7 +158,7 @@ struct ChangeDetector: WalkDelegate {
         self.stop = stop
         self.nextDirID = nextDirID
         self.isRescan = isRescan
-        if rootIsNew { fresh.insert(rootDirID) }
+        if rootIsNew { fresh.insert(DirectoryKey(rootDirID)) }
     }
 
     var shouldStop: Bool { stop.isSet }
@@ -194,13 +202,13 @@ struct ChangeDetector: WalkDelegate {
     private mutating func newDirectoryID() -> UInt64 {
         let id = nextDirID
         nextDirID += 1
-        fresh.insert(id)
+        fresh.insert(DirectoryKey(id))
         return id
     }
 
     mutating func knownListing(of directoryID: UInt64, stat: EntryStat) -> KnownListing? {
-        let wasListed = alreadyListed.remove(directoryID) != nil
-        guard wasListed || trusted.remove(directoryID) != nil, let txn = try? snapshot() else { return nil }
+        let wasListed = !alreadyListed.isEmpty && alreadyListed.remove(directoryID) != nil
+        guard wasListed || (!trusted.isEmpty && trusted.remove(DirectoryKey(directoryID)) != nil), let txn = try? snapshot() else { return nil }
         let resumed = wasListed && !hasRules
         var names: [UInt8] = []
         var stats: [EntryStat] = []
@@ -265,14 +273,15 @@ struct ChangeDetector: WalkDelegate {
         // The listing's errors go with its last batch, after DirectoryListed: they leave
         // the directory marked incomplete.
         var batch = WriterBatch(directoryID: dirID, names: listing.names)
-        let isFresh = fresh.contains(dirID)
+        let isFresh = fresh.contains(DirectoryKey(dirID))
+        // A new directory's entries are all created: one allocation, not one per doubling.
+        if isFresh { batch.changes.reserveCapacity(min(listing.entries.count, batchLimit)) }
         // A directory whose last listing was incomplete is listed again in full: say so.
         var changed = !listing.errors.isEmpty || isFresh
         if !changed && checkIncomplete { changed = try views.isListingIncomplete(txn, dirID) }
         for entry in listing.entries { counts.add(EntryKind(mode: entry.stat.mode), size: entry.stat.size) }
 
-        // Names in byte order, as the view keeps them.
-        var order = Array(listing.entries.indices)
+        // The walker gives the entries in name order, the view's.
         let names = listing.names
         try names.withUnsafeBytes { namesBuffer in
             let base = namesBuffer.baseAddress!
@@ -283,7 +292,8 @@ struct ChangeDetector: WalkDelegate {
                 let c = memcmp(x.baseAddress!, y.baseAddress!, min(x.count, y.count))
                 return c != 0 ? c : Int32(x.count) - Int32(y.count)
             }
-            order.sort { a, b in compare(name(listing.entries[a]), name(listing.entries[b])) < 0 }
+            assert(listing.entries.indices.dropFirst().allSatisfy { compare(name(listing.entries[$0 - 1]), name(listing.entries[$0])) < 0 },
+                   "a listing out of name order")
 
             let unreadable = Set(listing.errors.lazy.filter { !$0.name.isEmpty }.map(\.name))
             let listingComplete = !listing.errors.contains { $0.operation == .readDirectory }
@@ -301,8 +311,9 @@ struct ChangeDetector: WalkDelegate {
                     if isRescan, let source = try movedDirectory(txn, m, into: dirID) {
                         m.dirID = source.dirID
                         movedDirectories.insert(source.dirID)
+                        batch.moves.append(MoveSource(parent: source.parent, name: source.name))
                         batch.changes.append(Change(kind: .moved, nameStart: entry.nameStart, nameLength: entry.nameLength,
-                                                    metadata: m, from: MoveSource(parent: source.parent, name: source.name)))
+                                                    metadata: m, detail: Int32(batch.moves.count - 1)))
                     } else {
                         m.dirID = newDirectoryID()
                         batch.changes.append(Change(kind: .created, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m))
@@ -321,11 +332,11 @@ struct ChangeDetector: WalkDelegate {
             if !isFresh {
                 // Merge the sorted listing with the rows, which the cursor gives in the same order.
                 try views.forEachChild(txn, of: dirID) { oldName, old in
-                    while next < order.count && compare(name(listing.entries[order[next]]), oldName) < 0 {
-                        try appeared(order[next])
+                    while next < listing.entries.count && compare(name(listing.entries[next]), oldName) < 0 {
+                        try appeared(next)
                         next += 1
                     }
-                    guard next < order.count && compare(name(listing.entries[order[next]]), oldName) == 0 else {
+                    guard next < listing.entries.count && compare(name(listing.entries[next]), oldName) == 0 else {
                         // A row whose name is no longer listed is gone, if the listing is whole.
                         let gone = Array(oldName)
                         if let r = nowRejected[gone] {
@@ -337,7 +348,7 @@ struct ChangeDetector: WalkDelegate {
                         }
                         return true
                     }
-                    let index = order[next]
+                    let index = next
                     next += 1
                     let entry = listing.entries[index]
                     var m = EntryMetadata(entry.stat, dirID: 0)
@@ -356,7 +367,7 @@ struct ChangeDetector: WalkDelegate {
                     guard old.differs(from: m) else {
                         // Unchanged, and changed last long enough before the previous run began
                         // that a write in the same clock tick cannot hide: its names stand.
-                        if m.kind == .directory && entry.canDescend && m.ctimeNs < racyThresholdNs { trusted.insert(m.dirID) }
+                        if m.kind == .directory && entry.canDescend && m.ctimeNs < racyThresholdNs { trusted.insert(DirectoryKey(m.dirID)) }
                         return true
                     }
                     batch.changes.append(Change(kind: .updated, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m, old: old))
@@ -365,8 +376,8 @@ struct ChangeDetector: WalkDelegate {
                     return true
                 }
             }
-            while next < order.count {
-                try appeared(order[next])
+            while next < listing.entries.count {
+                try appeared(next)
                 next += 1
             }
             if !listing.rejected.isEmpty || (!isFresh && checkRejections) {
@@ -399,9 +410,10 @@ struct ChangeDetector: WalkDelegate {
         for r in listing.rejected {
             let name = Array(UnsafeRawBufferPointer(start: base + Int(r.nameStart), count: Int(r.nameLength)))
             if let old = known.removeValue(forKey: name), old.elementsEqual(r.rule.utf8) { continue }
+            batch.rules.append(r.rule)
             batch.changes.append(Change(kind: .rejected, nameStart: r.nameStart, nameLength: r.nameLength,
                                         metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0),
-                                        rule: r.rule))
+                                        detail: Int32(batch.rules.count - 1)))
             if batch.changes.count >= batchLimit { flush(&batch) }
         }
         guard !known.isEmpty, complete else { return }
@@ -412,7 +424,8 @@ struct ChangeDetector: WalkDelegate {
         let lifted = known.keys.filter { !unreadable.contains($0) }.map {
             (parent: listing.directoryID, name: $0,
              change: Change(kind: .rejectionLifted, nameStart: 0, nameLength: 0,
-                            metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0)))
+                            metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0)),
+             from: MoveSource?.none)
         }
         if !lifted.isEmpty { send(lifted) }
     }
@@ -423,7 +436,8 @@ struct ChangeDetector: WalkDelegate {
 
     private mutating func releaseDeferredCreations() {
         let changes = deferredCreations.map {
-            (parent: $0.parent, name: $0.name, change: Change(kind: .created, nameStart: 0, nameLength: 0, metadata: $0.metadata))
+            (parent: $0.parent, name: $0.name, change: Change(kind: .created, nameStart: 0, nameLength: 0, metadata: $0.metadata),
+             from: MoveSource?.none)
         }
         deferredCreations = []
         send(changes)
@@ -464,7 +478,7 @@ struct ChangeDetector: WalkDelegate {
     private mutating func movedDirectory(_ txn: Transaction, _ m: EntryMetadata, into dirID: UInt64)
         throws -> (dirID: UInt64, parent: UInt64, name: [UInt8])? {
         guard let id = try views.directoryID(txn, device: m.device, inode: m.inode),
-              !movedDirectories.contains(id), !fresh.contains(id), !replacedDirectories.contains(id),
+              !movedDirectories.contains(id), !fresh.contains(DirectoryKey(id)), !replacedDirectories.contains(id),
               let row = try views.directory(txn, id), row.parent != 0,
               let atOldPlace = try entryAtOldPlace(txn, parent: row.parent, name: row.name),
               atOldPlace.dirID == id, atOldPlace.isSameFile(as: m) || atOldPlace.btimeNs == 0 else { return nil }
@@ -498,21 +512,21 @@ struct ChangeDetector: WalkDelegate {
             removedByInode[InodeKey(device: r.metadata.device, inode: r.metadata.inode), default: []].append(i)
         }
         var taken = Set<Int>()
-        var changes: [(parent: UInt64, name: [UInt8], change: Change)] = []
+        var changes: [OutsideChange] = []
         for c in deferredCreations {
             let key = InodeKey(device: c.metadata.device, inode: c.metadata.inode)
             if let i = removedByInode[key]?.first(where: { !taken.contains($0) && deferredRemovals[$0].metadata.isSameFile(as: c.metadata) }) {
                 taken.insert(i)
                 let r = deferredRemovals[i]
-                changes.append((c.parent, c.name, Change(kind: .moved, nameStart: 0, nameLength: 0, metadata: c.metadata,
-                                                         from: MoveSource(parent: r.parent, name: r.name))))
+                changes.append((c.parent, c.name, Change(kind: .moved, nameStart: 0, nameLength: 0, metadata: c.metadata),
+                                MoveSource(parent: r.parent, name: r.name)))
             } else {
-                changes.append((c.parent, c.name, Change(kind: .created, nameStart: 0, nameLength: 0, metadata: c.metadata)))
+                changes.append((c.parent, c.name, Change(kind: .created, nameStart: 0, nameLength: 0, metadata: c.metadata), nil))
             }
         }
         for (i, r) in deferredRemovals.enumerated() where !taken.contains(i) {
             if r.metadata.kind == .directory && movedDirectories.contains(r.metadata.dirID) { continue }
-            changes.append((r.parent, r.name, Change(kind: .removed, nameStart: 0, nameLength: 0, metadata: r.metadata)))
+            changes.append((r.parent, r.name, Change(kind: .removed, nameStart: 0, nameLength: 0, metadata: r.metadata), nil))
         }
         deferredCreations = []
         deferredRemovals = []
@@ -528,7 +542,7 @@ struct ChangeDetector: WalkDelegate {
 
     /// Sends changes that live outside a listing, one batch per parent directory, names in
     /// order: the same changes give the same events.
-    private mutating func send(_ unsorted: [(parent: UInt64, name: [UInt8], change: Change)]) {
+    private mutating func send(_ unsorted: [OutsideChange]) {
         let changes = unsorted.sorted { $0.parent != $1.parent ? $0.parent < $1.parent : $0.name.lexicographicallyPrecedes($1.name) }
         var batch = WriterBatch(directoryID: changes.first?.parent ?? 0, names: [])
         for item in changes {
@@ -537,6 +551,10 @@ struct ChangeDetector: WalkDelegate {
                 batch = WriterBatch(directoryID: item.parent, names: [])
             }
             var change = item.change
+            if let from = item.from {
+                batch.moves.append(from)
+                change.detail = Int32(batch.moves.count - 1)
+            }
             change.nameStart = Int32(batch.names.count)
             change.nameLength = Int32(item.name.count)
             batch.names.append(contentsOf: item.name)
@@ -550,6 +568,8 @@ struct ChangeDetector: WalkDelegate {
     private mutating func flush(_ batch: inout WriterBatch) {
         send(batch)
         batch.changes.removeAll(keepingCapacity: false)
+        batch.moves.removeAll()
+        batch.rules.removeAll()
         batch.errors.removeAll()
     }
 

@@ -183,10 +183,10 @@ final class Writer {
     func consume(_ queue: BoundedQueue<WriterMessage>, helper: ListingHelper? = nil) throws -> RunSummary {
         var group: [WriterBatch] = []
         var groupEvents = 0
-        var lastCommit = wallClockMs()
+        var lastCommit = monotonicMs()
         // A slow walker (a stalled network share) must not keep changes uncommitted.
         func commitIfDue() throws {
-            let now = wallClockMs()
+            let now = monotonicMs()
             guard now - lastCommit >= options.commitIntervalMs else { return }
             if !group.isEmpty {
                 try commit(group, final: nil)
@@ -202,7 +202,10 @@ final class Writer {
                 if let message = queue.popIfAny() {
                     next = message
                 } else {
-                    if !helper.helpOnce() { helper.bell.wait(ticket, timeoutMs: options.commitIntervalMs) }
+                    // With changes not yet committed, only a small directory: the commit
+                    // waits for what the writer reads.
+                    let largest: UInt64? = group.isEmpty ? nil : Self.smallDirectoryBytes
+                    if !helper.helpOnce(largest: largest) { helper.bell.wait(ticket, timeoutMs: options.commitIntervalMs) }
                     next = nil
                 }
             } else {
@@ -220,7 +223,7 @@ final class Writer {
                     try commit(group, final: nil)
                     group.removeAll(keepingCapacity: true)
                     groupEvents = 0
-                    lastCommit = wallClockMs()
+                    lastCommit = monotonicMs()
                 } else {
                     try commitIfDue()
                 }
@@ -241,6 +244,10 @@ final class Writer {
             }
         }
     }
+
+    /// The largest directory (`st_size`) the writer reads while it holds uncommitted
+    /// changes: about a thousand names on ext4.
+    static let smallDirectoryBytes: UInt64 = 32 << 10
 
     /// Applies a group of batches in one transaction; with `final`, ends the run too.
     private func commit(_ group: [WriterBatch], final walked: RunCounts?, pause: RunCounts? = nil) throws {
@@ -321,12 +328,12 @@ final class Writer {
                     try appendRare(txn, .entryRemoved(parent: parent, name: Array(name)), timeMs: timeMs)
                     counts.removed += 1
                 case .moved:
-                    let from = change.from!
+                    let from = batch.moves[Int(change.detail)]
                     try appendRare(txn, .entryMoved(fromParent: from.parent, fromName: from.name, toParent: parent,
                                                     toName: Array(name), change.metadata), timeMs: timeMs)
                     counts.moved += 1
                 case .rejected:
-                    try appendRare(txn, .pathRejected(parent: parent, name: Array(name), rule: change.rule ?? ""), timeMs: timeMs)
+                    try appendRare(txn, .pathRejected(parent: parent, name: Array(name), rule: batch.rules[Int(change.detail)]), timeMs: timeMs)
                 case .rejectionLifted:
                     try appendRare(txn, .entryRemoved(parent: parent, name: Array(name)), timeMs: timeMs)
                 }

@@ -11,25 +11,29 @@ import LMDB
 public final class ViewFold {
     public let views: Views
     /// Rows as committed.
-    private var committed: [UInt64: DirectoryRecord] = [:]
+    private var committed: [DirectoryKey: DirectoryRecord] = [:]
     /// Rows changed in the open transaction; `nil` marks a deleted row.
-    private var dirty: [UInt64: DirectoryRecord?] = [:]
+    private var dirty: [DirectoryKey: DirectoryRecord?] = [:]
+    /// No directory row has a higher id (the `dirs` view's last key, raised as this fold
+    /// writes rows): a new directory's id is past it, and its row is not looked for.
+    /// Nil until first needed, and after a rollback.
+    private var highestStoredDirectory: UInt64?
     /// Totals not yet carried up from each directory.
-    private var pendingDeltas: [UInt64: DirectoryTotals] = [:]
+    private var pendingDeltas: [DirectoryKey: DirectoryTotals] = [:]
     /// The delta of the directory whose entries are being folded, not yet in
     /// `pendingDeltas` (a directory's entries come together: one dictionary update each).
     private var runningDelta = DirectoryTotals()
     private var runningDeltaParent: UInt64?
     /// Directories created in the current run: a run lists each directory once, so their
     /// children are new names, with no rejection to drop.
-    private var fresh: Set<UInt64> = []
+    private var fresh: Set<DirectoryKey> = []
     private var freshInTransaction: [UInt64] = []
     private var valueBuffer = ByteWriter(capacity: 256)
     /// The listings (file-path view) the open transaction reads or changes, written back
     /// at `flush`.
-    private var listings: [UInt64: PendingListing] = [:]
+    private var listings: [DirectoryKey: PendingListing] = [:]
     /// Directories created in this run whose listing was never stored: nothing to read.
-    private var unwritten: Set<UInt64> = []
+    private var unwritten: Set<DirectoryKey> = []
     /// The listing looked up last.
     private var lastListing: (id: UInt64, listing: PendingListing)?
     /// Listings of earlier transactions, emptied, for reuse.
@@ -65,8 +69,9 @@ public final class ViewFold {
     /// Carries pending deltas up, writes changed directory rows and the last sequence.
     public func flush(_ txn: Transaction, lastSequence: UInt64) throws {
         try carryDeltas(txn)
-        let changed = listings.filter { $0.value.changed }.sorted { $0.key < $1.key }
-        for (id, listing) in changed {
+        let changed = listings.filter { $0.value.changed }.sorted { $0.key.id < $1.key.id }
+        for (key, listing) in changed {
+            let id = key.id
             try Views.withIDKey(id) { key in
                 if listing.encoded(into: &valueBuffer) {
                     try txn.put(views.entries, key: key, value: valueBuffer.bytes)
@@ -74,14 +79,15 @@ public final class ViewFold {
                     _ = try txn.delete(views.entries, key: key)
                 }
             }
-            unwritten.remove(id)
+            unwritten.remove(key)
         }
         recycleListings()
-        for id in dirty.keys.sorted() {
+        for id in dirty.keys.lazy.map(\.id).sorted() {
             try Views.withIDKey(id) { key in
-                if let record = dirty[id]!  {
+                if let record = dirty[DirectoryKey(id)]!  {
                     record.encoded(into: &valueBuffer)
                     try txn.put(views.dirs, key: key, value: valueBuffer.bytes)
+                    if let highest = highestStoredDirectory, id > highest { highestStoredDirectory = id }
                 } else {
                     try txn.delete(views.dirs, key: key)
                 }
@@ -101,13 +107,14 @@ public final class ViewFold {
     /// The transaction aborted: forget everything it changed.
     public func rollBack() {
         recycleListings()
+        highestStoredDirectory = nil
         dirty.removeAll(keepingCapacity: true)
         pendingDeltas.removeAll(keepingCapacity: true)
         runningDeltaParent = nil
         // What the transaction wrote is gone: a listing it stored may be unwritten again,
         // one it dropped may be back. Forgetting costs look-ups, never correctness.
         unwritten.removeAll(keepingCapacity: true)
-        for id in freshInTransaction { fresh.remove(id) }
+        for id in freshInTransaction { fresh.remove(DirectoryKey(id)) }
         freshInTransaction.removeAll(keepingCapacity: true)
     }
 
@@ -174,17 +181,17 @@ public final class ViewFold {
     private func listing(_ txn: Transaction, _ id: UInt64) throws -> PendingListing {
         // A directory's events come together: most look-ups are the one before.
         if let last = lastListing, last.id == id { return last.listing }
-        if let listing = listings[id] {
+        if let listing = listings[DirectoryKey(id)] {
             lastListing = (id, listing)
             return listing
         }
         let result = spareListings.popLast() ?? PendingListing()
-        if !unwritten.contains(id) {
+        if !unwritten.contains(DirectoryKey(id)) {
             try Views.withIDKey(id) { k in
                 _ = try txn.get(views.entries, key: k) { try result.load(views, txn, dirID: id, stored: $0) }
             }
         }
-        listings[id] = result
+        listings[DirectoryKey(id)] = result
         lastListing = (id, result)
         return result
     }
@@ -197,28 +204,51 @@ public final class ViewFold {
     // MARK: - Directory rows
 
     private func record(_ txn: Transaction, _ id: UInt64) throws -> DirectoryRecord? {
-        if let row = dirty[id] { return row }
-        if let row = committed[id] { return row }
+        let key = DirectoryKey(id)
+        if let row = dirty[key] { return row }
+        if let row = committed[key] { return row }
+        if id > (try highestStored(txn)) { return nil }
         let row = try views.directory(txn, id)
-        if let row { committed[id] = row }
+        if let row { committed[key] = row }
         return row
+    }
+
+    /// Adds the pending deltas to the directories' totals and to their ancestors'. Each
+    /// directory is visited once per flush however many below it changed: the deepest
+    /// first (highest id first, which is deepest first within a walk), its delta added to
+    /// its parent's before the parent's turn comes. A parent with a higher id than its
+    /// child (after a move) is only visited once more.
+    private func highestStored(_ txn: Transaction) throws -> UInt64 {
+        if let known = highestStoredDirectory { return known }
+        let last = try txn.withCursor(views.dirs) { cursor in
+            try cursor.last().map { UInt64(bigEndian: $0.key.loadUnaligned(as: UInt64.self)) }
+        } ?? 0
+        highestStoredDirectory = last
+        return last
     }
 
     private func carryDeltas(_ txn: Transaction) throws {
         settleRunningDelta()
         guard !pendingDeltas.isEmpty else { return }
-        for (start, delta) in pendingDeltas where !delta.isZero {
-            var id = start
-            var steps = 0
-            while id != 0 {
-                guard var row = try record(txn, id) else {
-                    throw ViewError.corrupt("directory \(id) is missing from the directory-size view")
-                }
-                row.totals += delta
-                dirty[id] = row
-                id = row.parent
-                steps += 1
-                if steps > 1_000_000 { throw ViewError.corrupt("directory \(start) has a parent cycle") }
+        var heap = IDHeap(pendingDeltas.keys.lazy.map(\.id))
+        var visits = 0
+        let limit = 64 * pendingDeltas.count + 1_000_000
+        while let id = heap.popMax() {
+            guard let delta = pendingDeltas.removeValue(forKey: DirectoryKey(id)), !delta.isZero else { continue }
+            guard var row = try record(txn, id) else {
+                throw ViewError.corrupt("directory \(id) is missing from the directory-size view")
+            }
+            row.totals += delta
+            dirty[DirectoryKey(id)] = row
+            visits += 1
+            if visits > limit { throw ViewError.corrupt("directory \(id) has a parent cycle") }
+            guard row.parent != 0 else { continue }
+            let parent = DirectoryKey(row.parent)
+            if pendingDeltas[parent] == nil {
+                pendingDeltas[parent] = delta
+                heap.insert(row.parent)
+            } else {
+                pendingDeltas[parent]! += delta
             }
         }
         pendingDeltas.removeAll(keepingCapacity: true)
@@ -238,7 +268,7 @@ public final class ViewFold {
 
     private func settleRunningDelta() {
         guard let parent = runningDeltaParent else { return }
-        pendingDeltas[parent, default: DirectoryTotals()] += runningDelta
+        pendingDeltas[DirectoryKey(parent), default: DirectoryTotals()] += runningDelta
         runningDeltaParent = nil
     }
 
@@ -302,7 +332,7 @@ public final class ViewFold {
             try removeSubtree(txn, nested.dirID)
             try nested.path.withUnsafeBytes { k in _ = try txn.delete(views.roots, key: k) }
         }
-        dirty[rootDirID] = DirectoryRecord(parent: 0, name: root)
+        dirty[DirectoryKey(rootDirID)] = DirectoryRecord(parent: 0, name: root)
         markFresh(rootDirID)
         var id = rootDirID.bigEndian
         try root.withUnsafeBytes { k in try withUnsafeBytes(of: &id) { try txn.put(views.roots, key: k, value: $0) } }
@@ -320,8 +350,8 @@ public final class ViewFold {
     }
 
     private func markFresh(_ id: UInt64) {
-        if fresh.insert(id).inserted { freshInTransaction.append(id) }
-        unwritten.insert(id)
+        if fresh.insert(DirectoryKey(id)).inserted { freshInTransaction.append(id) }
+        unwritten.insert(DirectoryKey(id))
     }
 
     /// An entry appeared (`EntryCreated` at `sequence`) or changed (`EntryUpdated`,
@@ -335,7 +365,7 @@ public final class ViewFold {
         if !appended, let old = listing.lookUp(name) {
             try retract(txn, parent: parent, old, keepingDirectory: old.kind == .directory && m.kind == .directory && old.dirID == m.dirID)
         }
-        if mayHaveRejections != false && !fresh.contains(parent) {
+        if mayHaveRejections != false && !fresh.contains(DirectoryKey(parent)) {
             try Views.withEntryKey(parent, name) { key in try dropRejection(txn, key: key) }
         }
         if replacing {
@@ -345,7 +375,7 @@ public final class ViewFold {
         }
         if m.kind == .directory, m.dirID != 0 {
             if try record(txn, m.dirID) == nil {
-                dirty[m.dirID] = DirectoryRecord(parent: parent, name: Array(name))
+                dirty[DirectoryKey(m.dirID)] = DirectoryRecord(parent: parent, name: Array(name))
                 markFresh(m.dirID)
             }
             try setDirectoryInode(txn, m)
@@ -421,7 +451,7 @@ public final class ViewFold {
             added += row.totals
             row.parent = toParent
             row.name = toName
-            dirty[m.dirID] = row
+            dirty[DirectoryKey(m.dirID)] = row
         }
         addDelta(toParent, added)
     }
@@ -446,9 +476,9 @@ public final class ViewFold {
             }
         }
         settleRunningDelta()
-        pendingDeltas[id] = nil
-        dirty[id] = .some(nil)
-        fresh.remove(id)
+        pendingDeltas[DirectoryKey(id)] = nil
+        dirty[DirectoryKey(id)] = .some(nil)
+        fresh.remove(DirectoryKey(id))
         try Views.withIDKey(id) { k in _ = try txn.delete(views.incomplete, key: k) }
     }
 }
@@ -458,5 +488,52 @@ extension DirectoryTotals {
         var r = a
         r -= b
         return r
+    }
+}
+
+/// A max-heap of directory ids, for `carryDeltas`.
+struct IDHeap {
+    private var items: [UInt64]
+
+    init<S: Sequence>(_ ids: S) where S.Element == UInt64 {
+        items = Array(ids)
+        var i = items.count / 2
+        while i > 0 {
+            i -= 1
+            siftDown(i)
+        }
+    }
+
+    mutating func insert(_ id: UInt64) {
+        items.append(id)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[parent] < items[child] else { break }
+            items.swapAt(parent, child)
+            child = parent
+        }
+    }
+
+    mutating func popMax() -> UInt64? {
+        guard let last = items.popLast() else { return nil }
+        guard !items.isEmpty else { return last }
+        let top = items[0]
+        items[0] = last
+        siftDown(0)
+        return top
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1
+            guard left < items.count else { return }
+            var largest = left
+            if left + 1 < items.count && items[left + 1] > items[left] { largest = left + 1 }
+            guard items[largest] > items[parent] else { return }
+            items.swapAt(parent, largest)
+            parent = largest
+        }
     }
 }

@@ -60,7 +60,11 @@ final class ListingTask: @unchecked Sendable {
     enum State { case pending, running, done, taken, cancelled }
 
     let parent: SharedHandle
-    let name: [UInt8]
+    /// The parent's listing's names (shared, not copied): this one is
+    /// `names[nameStart ..< nameStart + nameLength]`, followed by a NUL.
+    let names: [UInt8]
+    let nameStart: Int32
+    let nameLength: Int32
     /// Where the directory is in its parent's `entries`: the walk reads the id its
     /// delegate gave it there.
     let entryIndex: Int
@@ -75,16 +79,26 @@ final class ListingTask: @unchecked Sendable {
     var state = State.pending
     var outcome: ListingOutcome?
 
-    init(parent: SharedHandle, name: [UInt8], entryIndex: Int, stat: EntryStat, context: DirectoryRules?,
-         indexParentID: UInt64) {
-        self.parent = parent; self.name = name; self.entryIndex = entryIndex; self.stat = stat; self.context = context
+    init(parent: SharedHandle, names: [UInt8], nameStart: Int32, nameLength: Int32, entryIndex: Int, stat: EntryStat,
+         context: DirectoryRules?, indexParentID: UInt64) {
+        self.parent = parent; self.names = names; self.nameStart = nameStart; self.nameLength = nameLength
+        self.entryIndex = entryIndex; self.stat = stat; self.context = context
         self.indexParentID = indexParentID
+    }
+
+    /// The directory's name (a copy, for an error).
+    var name: [UInt8] { Array(names[Int(nameStart)..<Int(nameStart + nameLength)]) }
+
+    /// The name as bytes, and as the NUL-terminated string a system call takes.
+    func withName<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try names.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[Int(nameStart)..<Int(nameStart + nameLength)])) }
     }
 
     /// The same directory to read again, as the delegate said (the caller adds its hold on
     /// `parent` for it).
     func again(id: UInt64, known: KnownListing?) -> ListingTask {
-        let task = ListingTask(parent: parent, name: name, entryIndex: entryIndex, stat: stat, context: context, indexParentID: 0)
+        let task = ListingTask(parent: parent, names: names, nameStart: nameStart, nameLength: nameLength, entryIndex: entryIndex,
+                               stat: stat, context: context, indexParentID: 0)
         task.id = id
         task.known = known
         return task
@@ -267,11 +281,19 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         return nil
     }
 
-    /// Work for a thread that helps between its own tasks: nil when there is none now.
-    func nextIfAny() -> ListerWork<FS>? {
+    /// Work for a thread that helps between its own tasks: nil when there is none now, or
+    /// when the next directory is larger than `largest` bytes (`st_size`).
+    func nextIfAny(largest: UInt64?) -> ListerWork<FS>? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return stopped ? nil : nextLocked()
+        guard !stopped else { return nil }
+        if let job = statJob() { return .stats(job) }
+        guard waiting < readAhead else { return nil }
+        while let task = stack.last, task.state != .pending { stack.removeLast() }
+        guard let task = stack.last, task.stat.size <= largest ?? .max else { return nil }
+        stack.removeLast()
+        task.state = .running
+        return .listing(task)
     }
 
     private func nextLocked() -> ListerWork<FS>? {

@@ -15,7 +15,13 @@ public final class Doorbell: @unchecked Sendable {
 
     public init() {
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(rang, nil)
+        // Waits time out by the monotonic clock: a step of the wall clock neither stretches
+        // nor cuts them.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(rang, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -40,7 +46,7 @@ public final class Doorbell: @unchecked Sendable {
     /// Waits until a ring after `ticket` was taken, or `timeoutMs` passes.
     public func wait(_ ticket: UInt64, timeoutMs: Int64) {
         var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
         let nanos = Int64(deadline.tv_nsec) + (timeoutMs % 1000) * 1_000_000
         deadline.tv_sec += Int(timeoutMs / 1000) + Int(nanos / 1_000_000_000)
         deadline.tv_nsec = Int(nanos % 1_000_000_000)
@@ -65,7 +71,7 @@ public final class Doorbell: @unchecked Sendable {
 public final class ListingHelper: @unchecked Sendable {
     // @unchecked: `work` is touched only with `mutex` held.
     public let bell = Doorbell()
-    private var work: (@Sendable () -> Bool)?
+    private var work: (@Sendable (UInt64?) -> Bool)?
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     public init() {
@@ -78,14 +84,15 @@ public final class ListingHelper: @unchecked Sendable {
     }
 
     /// Does one piece of the walk's work if there is one: false when there was none (or
-    /// no walk is running).
-    public func helpOnce() -> Bool {
+    /// no walk is running). With `largest`, a directory whose `st_size` is larger is left
+    /// to the walk's threads (a small one is read in a few milliseconds).
+    public func helpOnce(largest: UInt64? = nil) -> Bool {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return work?() ?? false
+        return work?(largest) ?? false
     }
 
-    func attach(_ work: @escaping @Sendable () -> Bool) {
+    func attach(_ work: @escaping @Sendable (UInt64?) -> Bool) {
         pthread_mutex_lock(mutex)
         self.work = work
         pthread_mutex_unlock(mutex)

@@ -55,7 +55,8 @@ public struct DirectoryListing: Sendable {
     public var stat: EntryStat
     /// Names back to back, each followed by a NUL byte.
     public var names: [UInt8] = []
-    /// Entries whose stat succeeded, in the order `readdir` returned them.
+    /// Entries whose stat succeeded, in name order (bytes compared as unsigned, a name
+    /// before any longer name it begins): the order of the views and of the events.
     public var entries: [ListedEntry] = []
     /// Entries that could not be read, and a failed `readdir` of the directory itself.
     public var errors: [WalkError] = []
@@ -198,8 +199,8 @@ public struct Walker<FS: FileSystem> {
         if let helper {
             let fs = fileSystem, device = rootStat.device, rules = rules
             let lookAhead = HelperLookAhead(lookAhead?())
-            helper.attach {
-                guard let work = pool.nextIfAny() else { return false }
+            helper.attach { largest in
+                guard let work = pool.nextIfAny(largest: largest) else { return false }
                 switch work {
                 case let .listing(task):
                     pool.finish(task, Self.run(task, fs: fs, device: device, rules: rules, pool: pool, lookAhead: &lookAhead.value))
@@ -276,7 +277,8 @@ public struct Walker<FS: FileSystem> {
                 handle.release(fileSystem)
                 stack[top].handle = nil
             }
-            switch outcome {
+            // Consumed: the delegate's changes to the listing then copy nothing.
+            switch consume outcome {
             case var .opened(listed):
                 listed.listing.setDirectoryID(id)
                 do { try delegate.directoryListed(&listed.listing) } catch {
@@ -336,9 +338,10 @@ public struct Walker<FS: FileSystem> {
     /// names the delegate gave, or else those the look-ahead finds in the index.
     private static func run(_ task: ListingTask, fs: FS, device: UInt64, rules: CompiledRules?, pool: ListerPool<FS>,
                             lookAhead: inout (any IndexLookAhead)?) -> ListingOutcome {
-        let opened: Result<DirectoryHandle, Errno> = (task.name + [0]).withUnsafeBufferPointer { p in
+        // The name is followed by a NUL in its parent's names: no copy to open it.
+        let opened: Result<DirectoryHandle, Errno> = task.withName { name in
             do throws(Errno) {
-                return .success(try fs.openDirectory(task.parent.handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self)))
+                return .success(try fs.openDirectory(task.parent.handle, name.baseAddress!.assumingMemoryBound(to: CChar.self)))
             } catch {
                 return .failure(error)
             }
@@ -348,7 +351,7 @@ public struct Walker<FS: FileSystem> {
         case let .success(handle):
             var id = task.id, known = task.known
             if id == 0 && known == nil && task.indexParentID != 0, lookAhead != nil {
-                (id, known) = task.name.withUnsafeBytes { lookAhead!.lookUp(parent: task.indexParentID, name: $0, stat: task.stat) }
+                (id, known) = task.withName { lookAhead!.lookUp(parent: task.indexParentID, name: $0, stat: task.stat) }
             }
             return .opened(list(handle, stat: task.stat, device: device, context: task.context, known: known, indexID: id, rules: rules,
                                 fs: fs, pool: pool))
@@ -366,30 +369,26 @@ public struct Walker<FS: FileSystem> {
         var listed = read(handle, stat: stat, device: device, context: context, known: known, rules: rules, fs: fs, pool: pool)
         listed.indexID = indexID
         let listing = listed.listing
-        let subdirectories = listing.names.withUnsafeBytes { names in
-            func name(_ i: Int) -> UnsafeRawBufferPointer {
-                let e = listing.entries[i]
-                return UnsafeRawBufferPointer(rebasing: names[Int(e.nameStart)..<Int(e.nameStart + e.nameLength)])
-            }
-            return listing.entries.indices.filter { listing.entries[$0].canDescend }
-                .sorted { name($0).lexicographicallyPrecedes(name($1)) }
-                .map { (index: $0, name: Array(name($0))) }
-        }
+        // The entries are in name order already.
+        let subdirectories = listing.entries.indices.filter { listing.entries[$0].canDescend }
         guard !subdirectories.isEmpty else {
             fs.close(handle)
             return listed
         }
         let shared = SharedHandle(handle, subdirectories: subdirectories.count)
         listed.handle = shared
-        listed.children = subdirectories.map { sub in
-            let entry = listing.entries[sub.index]
+        listed.children = subdirectories.map { index in
+            let entry = listing.entries[index]
             var childContext: DirectoryRules?
             if let rules, let parent = listed.context {
-                childContext = sub.name.withUnsafeBytes { rules.child(of: parent, name: $0, filesAccepted: entry.filesAccepted) }
+                childContext = listing.names.withUnsafeBytes {
+                    rules.child(of: parent, name: UnsafeRawBufferPointer(rebasing: $0[Int(entry.nameStart)..<Int(entry.nameStart + entry.nameLength)]),
+                                filesAccepted: entry.filesAccepted)
+                }
             }
             // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
-            return ListingTask(parent: shared, name: sub.name, entryIndex: sub.index, stat: entry.stat, context: childContext,
-                               indexParentID: indexID)
+            return ListingTask(parent: shared, names: listing.names, nameStart: entry.nameStart, nameLength: entry.nameLength,
+                               entryIndex: index, stat: entry.stat, context: childContext, indexParentID: indexID)
         }
         return listed
     }
@@ -411,7 +410,15 @@ public struct Walker<FS: FileSystem> {
                 start = i + 1
             }
             knownStats = known.stats
+            if !NameOrder.isSorted(starts, listing.names) {
+                let order = NameOrder.indices(starts, listing.names)
+                starts = order.map { starts[$0] }
+                if let stats = knownStats, stats.count == order.count { knownStats = order.map { stats[$0] } }
+            }
         } else {
+            // Most directories hold a few short names: one allocation each, not a doubling per name.
+            listing.names.reserveCapacity(256)
+            starts.reserveCapacity(16)
             do throws(Errno) {
                 try fs.readDirectory(handle) { name, length in
                     starts.append((Int32(listing.names.count), Int32(length)))
@@ -419,6 +426,11 @@ public struct Walker<FS: FileSystem> {
                 }
             } catch {
                 listing.errors.append(WalkError(directoryID: 0, name: [], errno: error, operation: .readDirectory))
+            }
+            // Sorted here, on whichever thread reads the directory, not by the delegate.
+            if starts.count > 1 {
+                let order = NameOrder.indices(starts, listing.names)
+                starts = order.map { starts[$0] }
             }
         }
         listing.entries.reserveCapacity(starts.count)
@@ -607,4 +619,97 @@ private let dotGitignoreName = Array(".gitignore".utf8)
 private final class HelperLookAhead: @unchecked Sendable {
     var value: (any IndexLookAhead)?
     init(_ value: (any IndexLookAhead)?) { self.value = value }
+}
+
+/// Sorting a listing's names (outside the generic `Walker`, so that it compiles to
+/// specialized code whatever the file system).
+enum NameOrder {
+    /// Whether the names at `starts` are in name order already (names from the index are).
+    static func isSorted(_ starts: [(Int32, Int32)], _ names: [UInt8]) -> Bool {
+        guard starts.count > 1 else { return true }
+        return names.withUnsafeBytes { n in
+            for i in 1..<starts.count where compareNames(n, starts[i - 1], starts[i]) > 0 { return false }
+            return true
+        }
+    }
+
+    /// A name's place in the sort: its first 8 bytes big-endian (zero after a shorter
+    /// name's end: a name holds no NUL), and where it is in the listing.
+    private struct SortKey {
+        var prefix: UInt64
+        var index: Int32
+    }
+
+    /// The indices of `starts` in name order. The 8-byte prefixes decide most comparisons
+    /// with no `memcmp` and no call; runs of names with the same prefix are then sorted
+    /// by their whole names.
+    static func indices(_ starts: [(Int32, Int32)], _ names: [UInt8]) -> [Int] {
+        names.withUnsafeBytes { n in
+            var keys = [SortKey]()
+            keys.reserveCapacity(starts.count)
+            for (i, (start, length)) in starts.enumerated() {
+                var prefix: UInt64 = 0
+                let p = n.baseAddress! + Int(start)
+                if length >= 8 {
+                    prefix = UInt64(bigEndian: p.loadUnaligned(as: UInt64.self))
+                } else {
+                    for j in 0..<8 { prefix = prefix << 8 | (j < Int(length) ? UInt64(p.load(fromByteOffset: j, as: UInt8.self)) : 0) }
+                }
+                keys.append(SortKey(prefix: prefix, index: Int32(i)))
+            }
+            if keys.count <= 16 {
+                // Insertion sort: most directories hold a handful of names.
+                for i in 1..<max(1, keys.count) {
+                    let key = keys[i]
+                    var j = i
+                    while j > 0 && (keys[j - 1].prefix > key.prefix || (keys[j - 1].prefix == key.prefix && keys[j - 1].index > key.index)) {
+                        keys[j] = keys[j - 1]
+                        j -= 1
+                    }
+                    keys[j] = key
+                }
+            } else {
+                keys.sort { $0.prefix != $1.prefix ? $0.prefix < $1.prefix : $0.index < $1.index }
+            }
+            var runStart = 0
+            while runStart < keys.count {
+                var runEnd = runStart + 1
+                while runEnd < keys.count && keys[runEnd].prefix == keys[runStart].prefix { runEnd += 1 }
+                if runEnd - runStart > 1 { sortRun(&keys, runStart..<runEnd, n, starts) }
+                runStart = runEnd
+            }
+            return keys.map { Int($0.index) }
+        }
+    }
+
+    /// Names with the same first 8 bytes, by their whole names: an insertion sort for a
+    /// short run, `sort` for a long one.
+    private static func sortRun(_ keys: inout [SortKey], _ run: Range<Int>, _ n: UnsafeRawBufferPointer, _ starts: [(Int32, Int32)]) {
+        if run.count > 32 {
+            var part = Array(keys[run])
+            part.sort { compareNames(n, starts[Int($0.index)], starts[Int($1.index)]) < 0 }
+            keys.replaceSubrange(run, with: part)
+            return
+        }
+        for i in run.dropFirst() {
+            let key = keys[i]
+            var j = i
+            while j > run.lowerBound && compareNames(n, starts[Int(keys[j - 1].index)], starts[Int(key.index)]) > 0 {
+                keys[j] = keys[j - 1]
+                j -= 1
+            }
+            keys[j] = key
+        }
+    }
+
+    /// memcmp order, then the shorter first.
+    @inline(__always)
+    static func compareNames(_ n: UnsafeRawBufferPointer, _ a: (Int32, Int32), _ b: (Int32, Int32)) -> Int {
+        let common = Int(min(a.1, b.1))
+        if common > 0 {
+            let c = memcmp(n.baseAddress! + Int(a.0), n.baseAddress! + Int(b.0), common)
+            if c != 0 { return Int(c) }
+        }
+        return Int(a.1) - Int(b.1)
+    }
 }
