@@ -70,11 +70,14 @@ public final class ViewFold {
     public func flush(_ txn: Transaction, lastSequence: UInt64) throws {
         try carryDeltas(txn)
         let changed = listings.filter { $0.value.changed }.sorted { $0.key.id < $1.key.id }
+        // Rows past a view's last key (a new directory's) are appended: no search down the tree.
+        var lastListingKey = changed.isEmpty ? 0 : try lastKey(txn, views.entries)
         for (key, listing) in changed {
             let id = key.id
             try Views.withIDKey(id) { key in
                 if listing.encoded(into: &valueBuffer) {
-                    try txn.put(views.entries, key: key, value: valueBuffer.bytes)
+                    try txn.put(views.entries, key: key, value: valueBuffer.bytes, flags: id > lastListingKey ? .append : [])
+                    lastListingKey = max(lastListingKey, id)
                 } else {
                     _ = try txn.delete(views.entries, key: key)
                 }
@@ -86,8 +89,9 @@ public final class ViewFold {
             try Views.withIDKey(id) { key in
                 if let record = dirty[DirectoryKey(id)]!  {
                     record.encoded(into: &valueBuffer)
-                    try txn.put(views.dirs, key: key, value: valueBuffer.bytes)
-                    if let highest = highestStoredDirectory, id > highest { highestStoredDirectory = id }
+                    let highest = try highestStored(txn)
+                    try txn.put(views.dirs, key: key, value: valueBuffer.bytes, flags: id > highest ? .append : [])
+                    if id > highest { highestStoredDirectory = id }
                 } else {
                     try txn.delete(views.dirs, key: key)
                 }
@@ -220,11 +224,16 @@ public final class ViewFold {
     /// child (after a move) is only visited once more.
     private func highestStored(_ txn: Transaction) throws -> UInt64 {
         if let known = highestStoredDirectory { return known }
-        let last = try txn.withCursor(views.dirs) { cursor in
-            try cursor.last().map { UInt64(bigEndian: $0.key.loadUnaligned(as: UInt64.self)) }
-        } ?? 0
+        let last = try lastKey(txn, views.dirs)
         highestStoredDirectory = last
         return last
+    }
+
+    /// The last id key of `db` (keys are ids, big-endian); 0 when it is empty.
+    private func lastKey(_ txn: Transaction, _ db: Database) throws -> UInt64 {
+        try txn.withCursor(db) { cursor in
+            try cursor.last().map { UInt64(bigEndian: $0.key.loadUnaligned(as: UInt64.self)) }
+        } ?? 0
     }
 
     private func carryDeltas(_ txn: Transaction) throws {
@@ -365,7 +374,7 @@ public final class ViewFold {
         if !appended, let old = listing.lookUp(name) {
             try retract(txn, parent: parent, old, keepingDirectory: old.kind == .directory && m.kind == .directory && old.dirID == m.dirID)
         }
-        if mayHaveRejections != false && !fresh.contains(DirectoryKey(parent)) {
+        if try rejectionsPossible(txn), !fresh.contains(DirectoryKey(parent)) {
             try Views.withEntryKey(parent, name) { key in try dropRejection(txn, key: key) }
         }
         if replacing {
