@@ -68,7 +68,8 @@ extension ByteWriter {
         if m.mode != p.mode { flags |= 0x08 }
         if m.device != p.device { flags |= 0x10 }
         let dm = m.mtimeNs &- p.mtimeNs
-        let wholeSeconds = dm % 1_000_000_000 == 0
+        let seconds = dm / 1_000_000_000
+        let wholeSeconds = seconds &* 1_000_000_000 == dm
         if wholeSeconds { flags |= 0x20 }
         let cOwn = m.ctimeNs &- m.mtimeNs, cPrevious = m.ctimeNs &- p.ctimeNs
         let cFromOwn = magnitude(cOwn) < magnitude(cPrevious)
@@ -76,19 +77,42 @@ extension ByteWriter {
         let bOwn = m.btimeNs &- m.ctimeNs, bPrevious = m.btimeNs &- p.btimeNs
         let bFromOwn = magnitude(bOwn) < magnitude(bPrevious)
         if bFromOwn { flags |= 0x80 }
-        byte(flags)
-        if m.mode != p.mode { varint(UInt64(m.mode)) }
-        if m.device != p.device { varint(m.device) }
-        zigzag(Int64(bitPattern: m.inode &- p.inode))
-        varint(m.size)
-        zigzag(wholeSeconds ? dm / 1_000_000_000 : dm)
-        zigzag(cFromOwn ? cOwn : cPrevious)
-        zigzag(bFromOwn ? bOwn : bPrevious)
+        // At most a flags byte and eight varints of 10 bytes: one capacity check, then
+        // plain stores through a local cursor.
+        reserve(81)
+        var out = base + count
+        out.storeBytes(of: flags, as: UInt8.self)
+        out += 1
+        if m.mode != p.mode { Self.varint(UInt64(m.mode), at: &out) }
+        if m.device != p.device { Self.varint(m.device, at: &out) }
+        Self.zigzag(Int64(bitPattern: m.inode &- p.inode), at: &out)
+        Self.varint(m.size, at: &out)
+        Self.zigzag(wholeSeconds ? seconds : dm, at: &out)
+        Self.zigzag(cFromOwn ? cOwn : cPrevious, at: &out)
+        Self.zigzag(bFromOwn ? bOwn : bPrevious, at: &out)
         if m.kind == .directory {
-            zigzag(Int64(bitPattern: m.dirID &- c.previousDirID))
+            Self.zigzag(Int64(bitPattern: m.dirID &- c.previousDirID), at: &out)
             c.previousDirID = m.dirID
         }
+        count = out - base
         c.previous = m
+    }
+
+    @inline(__always)
+    private static func varint(_ value: UInt64, at out: inout UnsafeMutableRawPointer) {
+        var v = value
+        while v >= 0x80 {
+            out.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, as: UInt8.self)
+            out += 1
+            v >>= 7
+        }
+        out.storeBytes(of: UInt8(v), as: UInt8.self)
+        out += 1
+    }
+
+    @inline(__always)
+    private static func zigzag(_ value: Int64, at out: inout UnsafeMutableRawPointer) {
+        varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)), at: &out)
     }
 }
 

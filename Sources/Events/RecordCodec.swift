@@ -59,7 +59,7 @@ private func hex(_ v: UInt32) -> String {
 public struct ByteWriter: ~Copyable {
     @usableFromInline var base: UnsafeMutableRawPointer
     @usableFromInline var capacity: Int
-    public private(set) var count = 0
+    public internal(set) var count = 0
 
     public init(capacity: Int = 4096) {
         self.capacity = capacity

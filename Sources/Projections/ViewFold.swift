@@ -35,12 +35,18 @@ public final class ViewFold {
     /// Directories created in this run whose listing was never stored: nothing to read.
     private var unwritten: Set<DirectoryKey> = []
     /// The listing looked up last.
-    private var lastListing: (id: UInt64, listing: PendingListing)?
+    /// The listing looked up last, unretained: `listings` keeps it alive until
+    /// `recycleListings` forgets both. 0: none (no directory has id 0).
+    private var lastListingID: UInt64 = 0
+    private var lastListing: Unmanaged<PendingListing>?
     /// Listings of earlier transactions, emptied, for reuse.
     private var spareListings: [PendingListing] = []
     /// Whether the rejections view may hold rows: only then does an entry's arrival look
     /// for a rejection to drop. Nil until first asked; true is always safe.
     private var mayHaveRejections: Bool?
+    /// Whether the `incomplete` view may hold rows: only then does a `DirectoryListed`
+    /// delete one. Nil until first asked; true is always safe.
+    private var mayHaveIncomplete: Bool?
 
     /// Whether the fold keeps `dirInodes`, which only a rescan reads (to recognize a moved
     /// directory): views folded to be read and thrown away (a diff's) do without.
@@ -177,6 +183,7 @@ public final class ViewFold {
             spareListings.append(listing)
         }
         listings.removeAll(keepingCapacity: true)
+        lastListingID = 0
         lastListing = nil
     }
 
@@ -184,9 +191,10 @@ public final class ViewFold {
     @inline(__always)
     private func listing(_ txn: Transaction, _ id: UInt64) throws -> PendingListing {
         // A directory's events come together: most look-ups are the one before.
-        if let last = lastListing, last.id == id { return last.listing }
+        if id == lastListingID, let last = lastListing { return last.takeUnretainedValue() }
         if let listing = listings[DirectoryKey(id)] {
-            lastListing = (id, listing)
+            lastListingID = id
+            lastListing = Unmanaged.passUnretained(listing)
             return listing
         }
         let result = spareListings.popLast() ?? PendingListing()
@@ -196,7 +204,8 @@ public final class ViewFold {
             }
         }
         listings[DirectoryKey(id)] = result
-        lastListing = (id, result)
+        lastListingID = id
+        lastListing = Unmanaged.passUnretained(result)
         return result
     }
 
@@ -240,17 +249,23 @@ public final class ViewFold {
         settleRunningDelta()
         guard !pendingDeltas.isEmpty else { return }
         var heap = IDHeap(pendingDeltas.keys.lazy.map(\.id))
-        var visits = 0
-        let limit = 64 * pendingDeltas.count + 1_000_000
+        // A directory popped after a lower id was reached again through a parent with a
+        // higher id than its child: at most once per level above it, unless the parents
+        // go round in a cycle.
+        var previous = UInt64.max
+        var revisits: [DirectoryKey: Int] = [:]
         while let id = heap.popMax() {
             guard let delta = pendingDeltas.removeValue(forKey: DirectoryKey(id)), !delta.isZero else { continue }
+            if id > previous {
+                revisits[DirectoryKey(id), default: 0] += 1
+                if revisits[DirectoryKey(id)]! > 1_000_000 { throw ViewError.corrupt("directory \(id) has a parent cycle") }
+            }
+            previous = id
             guard var row = try record(txn, id) else {
                 throw ViewError.corrupt("directory \(id) is missing from the directory-size view")
             }
             row.totals += delta
             dirty[DirectoryKey(id)] = row
-            visits += 1
-            if visits > limit { throw ViewError.corrupt("directory \(id) has a parent cycle") }
             guard row.parent != 0 else { continue }
             let parent = DirectoryKey(row.parent)
             if pendingDeltas[parent] == nil {
@@ -309,7 +324,7 @@ public final class ViewFold {
         case let .entryMoved(fromParent, fromName, toParent, toName, m):
             try applyMoved(txn, fromParent: fromParent, fromName: fromName, toParent: toParent, toName: toName, metadata: m)
         case let .directoryListed(dirID, _):
-            try Views.withIDKey(dirID) { k in _ = try txn.delete(views.incomplete, key: k) }
+            try clearIncomplete(txn, dirID)
         case let .nonCriticalError(parent, name, _, operation):
             try markIncomplete(txn, parent: parent, name: name, operation: operation)
         case let .pathRejected(parent, name, rule):
@@ -355,6 +370,7 @@ public final class ViewFold {
            let m = try entry(txn, parent: parent, name: name), m.kind == .directory, m.dirID != 0 {
             target = m.dirID
         }
+        mayHaveIncomplete = true
         try Views.withIDKey(target) { k in try txn.put(views.incomplete, key: k, value: UnsafeRawBufferPointer(start: nil, count: 0)) }
     }
 
@@ -368,6 +384,13 @@ public final class ViewFold {
     @inline(__always)
     public func applyCreated(_ txn: Transaction, sequence: UInt64, parent: UInt64, name: UnsafeRawBufferPointer,
                              metadata m: EntryMetadata, replacing: Bool = false) throws {
+        // A first listing's next file, the most common event: no reference counting, no
+        // table looked up.
+        if !replacing, m.kind != .directory, parent == lastListingID, mayHaveRejections == false, let last = lastListing,
+           last._withUnsafeGuaranteedRef({ $0.appendInOrder(sequence: sequence, name: name, metadata: m) }) {
+            addDelta(parent, Self.ownContribution(m))
+            return
+        }
         let listing = try listing(txn, parent)
         // The first listing of a directory: a new name past the last, nothing to retract.
         let appended = !replacing && listing.appendInOrder(sequence: sequence, name: name, metadata: m)
@@ -488,6 +511,13 @@ public final class ViewFold {
         pendingDeltas[DirectoryKey(id)] = nil
         dirty[DirectoryKey(id)] = .some(nil)
         fresh.remove(DirectoryKey(id))
+        try clearIncomplete(txn, id)
+    }
+
+    /// A directory listed again in full, or gone, is no longer incomplete.
+    private func clearIncomplete(_ txn: Transaction, _ id: UInt64) throws {
+        if mayHaveIncomplete == nil { mayHaveIncomplete = try views.hasIncompleteListings(txn) }
+        guard mayHaveIncomplete == true else { return }
         try Views.withIDKey(id) { k in _ = try txn.delete(views.incomplete, key: k) }
     }
 }

@@ -80,7 +80,8 @@ public struct KnownListing: Sendable {
     /// Names, a NUL after each.
     public var names: [UInt8]
     /// The metadata of each name in order, when it need not be stat'ed again (a resumed
-    /// run's already recorded directory); nil to stat every name.
+    /// run's already recorded directory); nil to stat every name. With stats, the names
+    /// are in name order (as the view keeps them).
     public var stats: [EntryStat]?
     /// What this run recorded before it stopped: the listing must carry these names (and
     /// stats), not what a read ahead found.
@@ -411,9 +412,10 @@ public struct Walker<FS: FileSystem> {
             }
             knownStats = known.stats
             if !NameOrder.isSorted(starts, listing.names) {
+                // A recorded listing's stats (and the delegate's ids for it) go by position.
+                precondition(knownStats == nil, "a recorded listing out of name order")
                 let order = NameOrder.indices(starts, listing.names)
                 starts = order.map { starts[$0] }
-                if let stats = knownStats, stats.count == order.count { knownStats = order.map { stats[$0] } }
             }
         } else {
             // Most directories hold a few short names: one allocation each, not a doubling per name.
