@@ -34,7 +34,6 @@ public final class ViewFold {
     private var listings: [DirectoryKey: PendingListing] = [:]
     /// Directories created in this run whose listing was never stored: nothing to read.
     private var unwritten: Set<DirectoryKey> = []
-    /// The listing looked up last.
     /// The listing looked up last, unretained: `listings` keeps it alive until
     /// `recycleListings` forgets both. 0: none (no directory has id 0).
     private var lastListingID: UInt64 = 0

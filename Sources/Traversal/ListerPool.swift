@@ -273,7 +273,7 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while !stopped {
-            if let work = nextLocked() { return work }
+            if let work = nextLocked(largest: nil) { return work }
             idleListers += 1
             pthread_cond_wait(workAvailable, mutex)
             idleListers -= 1
@@ -286,7 +286,12 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
     func nextIfAny(largest: UInt64?) -> ListerWork<FS>? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        guard !stopped else { return nil }
+        return stopped ? nil : nextLocked(largest: largest)
+    }
+
+    /// With `mutex` held: a huge directory's stats to help with, else the newest pending
+    /// task (if no larger than `largest`), unless `readAhead` listings already wait.
+    private func nextLocked(largest: UInt64?) -> ListerWork<FS>? {
         if let job = statJob() { return .stats(job) }
         guard waiting < readAhead else { return nil }
         while let task = stack.last, task.state != .pending { stack.removeLast() }
@@ -294,15 +299,6 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
         stack.removeLast()
         task.state = .running
         return .listing(task)
-    }
-
-    private func nextLocked() -> ListerWork<FS>? {
-        if let job = statJob() { return .stats(job) }
-        if waiting < readAhead, let task = popPending() {
-            task.state = .running
-            return .listing(task)
-        }
-        return nil
     }
 
     private func popPending() -> ListingTask? {
