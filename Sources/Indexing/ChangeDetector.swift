@@ -83,8 +83,8 @@ struct InodeKey: Hashable {
 /// The walker's delegate: compares each listing with the file-path view and hands only
 /// what changed to the writer, in batches.
 ///
-/// A listing is sorted by name and merged with the directory's rows (which LMDB keeps in
-/// name order), read from a snapshot of the views that is refreshed as the writer
+/// A listing, in name order (the walker sorts it as it reads), is merged with the
+/// directory's rows (which the view keeps in the same order), read from a snapshot of the views that is refreshed as the writer
 /// commits. On a rescan, files that appear and disappear are held until the walk ends,
 /// then paired by (device, inode): a pair is one move. A directory that appears under a
 /// new name is looked up by inode at once, so a moved directory is one move and its
