@@ -21,6 +21,17 @@ struct ThreadsTests {
         return (stripped, ls.stdout, du.stdout)
     }
 
+    /// Each outcome equals the first: the same log (times aside), `ls -R` and `du`.
+    static func expectSame(_ outcomes: [(log: String, ls: Data, du: Data)], _ labels: [String],
+                           sourceLocation: SourceLocation = #_sourceLocation) {
+        for i in outcomes.indices.dropFirst() {
+            let which = "\(labels[0]) and \(labels[i])"
+            #expect(outcomes[i].log == outcomes[0].log, "the log differs between \(which)", sourceLocation: sourceLocation)
+            #expect(outcomes[i].ls == outcomes[0].ls, "ls -R differs between \(which)", sourceLocation: sourceLocation)
+            #expect(outcomes[i].du == outcomes[0].du, "du differs between \(which)", sourceLocation: sourceLocation)
+        }
+    }
+
     /// In-process runs of `root` through `fileSystem`, one per thread count, each into its
     /// own database under `tmp`: their summaries and outcomes.
     static func runs<FS: FileSystem>(_ root: String, _ tmp: String, threads: [Int], fileSystem: FS, rules: RuleSet = RuleSet())
@@ -60,11 +71,7 @@ struct ThreadsTests {
                 #expect(verify.status == 0, "threads \(threads): \(verify.text) \(verify.stderr)")
             }
             #expect(outcomes[0].log.count > 100_000)
-            for i in 1..<outcomes.count {
-                #expect(outcomes[i].log == outcomes[0].log, "the log differs between --threads 1 and --threads \([1, 2, 4][i])")
-                #expect(outcomes[i].ls == outcomes[0].ls)
-                #expect(outcomes[i].du == outcomes[0].du)
-            }
+            Self.expectSame(outcomes, ["--threads 1", "--threads 2", "--threads 4"])
         }
     }
 
@@ -293,9 +300,7 @@ extension ThreadsTests {
                 #expect(try Support.evindex(["verify", "--db", db]).status == 0)
                 outcomes.append(try Self.outcome(root, db))
             }
-            #expect(outcomes[0].log == outcomes[1].log)
-            #expect(outcomes[0].ls == outcomes[1].ls)
-            #expect(outcomes[0].du == outcomes[1].du)
+            Self.expectSame(outcomes, ["--durability commit", "--durability batch"])
             for level in Durability.allCases {
                 let log = try EventLog(directory: tmp + "/db-open-" + level.rawValue, create: true, durability: level)
                 #expect(log.environment.flushesMetaPageOnCommit == (level == .commit), "\(level)")
@@ -462,11 +467,7 @@ extension ThreadsTests {
                 }
                 outcomes.append(try Self.outcome(root, tmp + "/db\(threads)"))
             }
-            for i in 1..<outcomes.count {
-                #expect(outcomes[i].log == outcomes[0].log)
-                #expect(outcomes[i].ls == outcomes[0].ls)
-                #expect(outcomes[i].du == outcomes[0].du)
-            }
+            Self.expectSame(outcomes, ["--threads 1", "--threads 2", "--threads 3"])
         }
     }
 }
