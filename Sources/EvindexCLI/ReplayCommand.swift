@@ -18,8 +18,11 @@ struct ReplayCommand: ParsableCommand {
             events per second were folded. By default it starts from the snapshot an earlier
             replay left there (when that is not past --to) and folds only the events after it;
             --from-scratch starts from empty views and sequence 1. With --verify, exits 1
-            naming the first entry where they differ. With --to SEQ, the replayed views are
-            those just after event SEQ; `ls --replayed` and `du --replayed` read them.
+            naming the first entry where they differ, or the first broken invariant of the views
+            (a directory entry without its row, a row outside its parent's listing, totals that
+            do not add up): a replay repeats whatever the log says, so it cannot see those.
+            With --to SEQ, the replayed views are those just after event SEQ; `ls --replayed`
+            and `du --replayed` read them.
 
             Examples:
               evindex replay --verify
@@ -30,7 +33,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Replay through this sequence number (default: the whole log).", valueName: "seq"))
     var to: UInt64?
 
-    @Flag(name: .long, help: "Exit 1, naming the first difference, if the replayed views differ from the live ones.")
+    @Flag(name: .long, help: "Exit 1, naming the first difference, if the replayed views differ from the live ones or do not hold together.")
     var verify = false
 
     @Flag(name: .long, help: "Fold the whole log from sequence 1, ignoring the snapshot an earlier replay left.")
@@ -60,8 +63,10 @@ struct ReplayCommand: ParsableCommand {
         } catch let error as DecodeError {
             throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
         }
-        let (liveDigest, replayDigest, difference) = try log.environment.read { txn in
-            (try live.digest(txn), try replayed.digest(txn), verify ? try live.firstDifference(txn, from: replayed) : nil)
+        let (liveDigest, replayDigest, difference, inconsistency) = try log.environment.read { txn in
+            // A replay repeats whatever the log says: views a run would refuse can equal it.
+            (try live.digest(txn), try replayed.digest(txn), verify ? try live.firstDifference(txn, from: replayed) : nil,
+             verify ? try live.firstInconsistency(txn) : nil)
         }
         var out = Output()
         if json {
@@ -78,6 +83,8 @@ struct ReplayCommand: ParsableCommand {
             o.add("replay_dirs_digest", hex16(replayDigest.directories))
             if verify { o.add("equal", difference == nil) }
             if let difference { o.add("first_difference", difference) }
+            if verify { o.add("consistent", inconsistency == nil) }
+            if let inconsistency { o.add("first_inconsistency", inconsistency) }
             out.line(o.json)
         } else {
             let origin = result.startedAfter == 0 ? "from scratch" : "from the snapshot at \(result.startedAfter)"
@@ -85,10 +92,14 @@ struct ReplayCommand: ParsableCommand {
             out.line("live:     \(liveDigest)")
             out.line("replayed: \(replayDigest)")
             if verify && difference == nil { out.line("the replayed views equal the live ones") }
+            if verify && difference == nil && inconsistency == nil { out.line("the views hold together") }
         }
         out.flush()
         if let difference {
             throw CommandFailure(message: "the replayed views differ from the live ones: first at \(difference)", exitCode: 1)
+        }
+        if let inconsistency {
+            throw CommandFailure(message: "the views equal a replay of the log but do not hold together: \(inconsistency)", exitCode: 1)
         }
     }
 }

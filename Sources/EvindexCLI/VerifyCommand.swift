@@ -15,8 +15,10 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
             Reads the whole log, checking each block's CRC-32C and schema version and decoding every event, then
             rebuilds the views from the log (as `replay --verify` does) and compares them
-            with the live ones. Exits 0 when all is sound, 1 naming the first bad record or
-            the first differing entry.
+            with the live ones, and checks that the views hold together (every directory entry
+            has its row, every row sits in its parent's listing, every directory's totals add
+            up). Exits 0 when all is sound, 1 naming the first bad record, the first differing
+            entry or the first broken invariant.
 
             Examples:
               evindex verify --db /var/lib/evindex
@@ -48,8 +50,12 @@ struct VerifyCommand: ParsableCommand {
         if let difference {
             throw CommandFailure(message: "the views differ from a replay of the log: first at \(difference)", exitCode: 1)
         }
+        // A replay repeats whatever the log says: views a run would refuse can equal it.
+        if let problem = try log.environment.read({ txn in try live.firstInconsistency(txn) }) {
+            throw CommandFailure(message: "the views equal a replay of the log but do not hold together: \(problem)", exitCode: 1)
+        }
         var out = Output()
-        out.line("\(checked) events, every checksum sound; the views equal a replay of \(result.events) events")
+        out.line("\(checked) events, every checksum sound; the views equal a replay of \(result.events) events and hold together")
         out.flush()
     }
 }

@@ -137,7 +137,9 @@ struct ChangeDetector: WalkDelegate {
     private var deferredListings: [(UInt64, UInt64, [WalkError])] = []
     /// A listing is being merged with the snapshot: hand-overs wait until it ends.
     private var inListing = false
-    /// Directories replaced by another under the same name in this run: never a move source.
+    /// Directories whose rows an event of this run already dropped (their name now holds
+    /// something else, or the rules now reject it): never a move source, nor is anything
+    /// below them, since a move's source must still be in the views when it is folded.
     private var replacedDirectories: Set<UInt64> = []
     /// The run has rules: a resumed run judges its recorded directories' names again (a
     /// `.git` or `.gitignore` among them shapes the rules below), instead of taking them as
@@ -340,6 +342,8 @@ struct ChangeDetector: WalkDelegate {
                         // A row whose name is no longer listed is gone, if the listing is whole.
                         let gone = Array(oldName)
                         if let r = nowRejected[gone] {
+                            // Its rows leave now, before any move out of it could be written.
+                            if old.kind == .directory && old.dirID != 0 { replacedDirectories.insert(old.dirID) }
                             batch.changes.append(Change(kind: .removed, nameStart: r.nameStart, nameLength: r.nameLength, metadata: old))
                             changed = true
                             if batch.changes.count >= batchLimit { flush(&batch) }
@@ -354,16 +358,15 @@ struct ChangeDetector: WalkDelegate {
                     var m = EntryMetadata(entry.stat, dirID: 0)
                     if entry.canDescend {
                         // The same directory keeps its id; another one under the same name
-                        // (`mv d e; mkdir d`) is new, and the old one can only be created
-                        // again elsewhere, never moved, in this run.
-                        if old.kind == .directory && old.dirID != 0 && old.isSameDirectory(as: m) {
-                            m.dirID = old.dirID
-                        } else {
-                            if old.kind == .directory && old.dirID != 0 { replacedDirectories.insert(old.dirID) }
-                            m.dirID = newDirectoryID()
-                        }
+                        // (`mv d e; mkdir d`) is new.
+                        m.dirID = old.kind == .directory && old.dirID != 0 && old.isSameDirectory(as: m) ? old.dirID : newDirectoryID()
                         listing.entries[index].directoryID = m.dirID
                     }
+                    // Whatever now holds an indexed directory's name (another directory, a
+                    // file, a symlink, a FIFO, a hard link, or the same directory no longer
+                    // entered), the update drops the old directory's rows: it and everything
+                    // below it can only be created again elsewhere, never moved, in this run.
+                    if old.kind == .directory && old.dirID != 0 && m.dirID != old.dirID { replacedDirectories.insert(old.dirID) }
                     guard old.differs(from: m) else {
                         // Unchanged, and changed last long enough before the previous run began
                         // that a write in the same clock tick cannot hide: its names stand.

@@ -1,0 +1,99 @@
+import Events
+import LMDB
+
+/// Whether the views hold together: the invariants every run relies on, checked on their
+/// own, with no replay.
+///
+/// A replay reproduces whatever the log says, so views that a run would refuse ("directory
+/// 2 is missing from the directory-size view") can still equal a replay of their log. This
+/// check is what catches them: every directory entry has a row that names it back, every
+/// row but a root's sits in its parent's listing, every listing belongs to a row, every
+/// row is reached from a root, and every directory's totals are the sums of what is below it.
+extension Views {
+    /// The first broken invariant, in words; nil when the views hold together.
+    public func firstInconsistency(_ txn: Transaction) throws -> String? {
+        var rows: [DirectoryKey: DirectoryRecord] = [:]
+        try txn.withCursor(dirs) { cursor in
+            var row = try cursor.first()
+            while let (key, value) = row {
+                rows[DirectoryKey(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))] = try DirectoryRecord(decoding: value)
+                row = try cursor.next()
+            }
+        }
+        func named(_ id: UInt64) -> String {
+            let path = (try? self.path(txn, of: id)).flatMap { $0 }
+            return "directory \(id)" + (path.map { " (\(String(decoding: $0, as: UTF8.self)))" } ?? "")
+        }
+        let rootIDs = try roots(txn).map(\.dirID)
+        for id in rootIDs {
+            guard let row = rows[DirectoryKey(id)] else { return "root \(named(id)) has no row in the directory-size view" }
+            if row.parent != 0 { return "root \(named(id)) has a parent, \(row.parent)" }
+        }
+        // What each directory's listing adds up to, and the directories below each.
+        var direct: [DirectoryKey: DirectoryTotals] = [:]
+        var subdirectories: [DirectoryKey: [UInt64]] = [:]
+        var problem: String?
+        try forEachListing(txn) { id, value in
+            guard problem == nil else { return }
+            guard rows[DirectoryKey(id)] != nil else {
+                problem = "the file-path view lists children of directory \(id), which has no row in the directory-size view"
+                return
+            }
+            var totals = DirectoryTotals()
+            try forEachStoredChild(txn, of: id, value: value) { name, m in
+                switch m.kind {
+                case .file: totals += DirectoryTotals(size: Int64(bitPattern: m.size), files: 1)
+                case .directory:
+                    totals += DirectoryTotals(directories: 1)
+                    guard m.dirID != 0 else { return true }
+                    guard let row = rows[DirectoryKey(m.dirID)] else {
+                        problem = "\(named(id)) holds \"\(String(decoding: name, as: UTF8.self))\" as directory \(m.dirID), which has no row in the directory-size view"
+                        return false
+                    }
+                    guard row.parent == id, row.name.elementsEqual(name) else {
+                        problem = "\(named(id)) holds \"\(String(decoding: name, as: UTF8.self))\" as directory \(m.dirID), whose row says it is \"\(String(decoding: row.name, as: UTF8.self))\" in directory \(row.parent)"
+                        return false
+                    }
+                    subdirectories[DirectoryKey(id), default: []].append(m.dirID)
+                case .symlink, .other: break
+                }
+                return true
+            }
+            direct[DirectoryKey(id)] = totals
+        }
+        if let problem { return problem }
+        // Every row but a root's is in its parent's listing (checked above from the listing's side).
+        let listed = Set(subdirectories.values.joined().map(DirectoryKey.init))
+        let rootKeys = Set(rootIDs.map(DirectoryKey.init))
+        for (key, row) in rows where !listed.contains(key) && !rootKeys.contains(key) {
+            return row.parent == 0 ? "\(named(key.id)) has no parent and is not a root"
+                : "\(named(key.id)) is not in the listing of its parent, directory \(row.parent)"
+        }
+        // Totals, deepest first: a post-order walk from each root, which also finds rows no
+        // root reaches (a cycle of parents).
+        var reached = 0
+        for root in rootIDs {
+            var stack: [(id: UInt64, expanded: Bool)] = [(root, false)]
+            var sums: [DirectoryKey: DirectoryTotals] = [:]
+            while let (id, expanded) = stack.popLast() {
+                let key = DirectoryKey(id)
+                let children = subdirectories[key] ?? []
+                if !expanded {
+                    reached += 1
+                    stack.append((id, true))
+                    for child in children { stack.append((child, false)) }
+                    continue
+                }
+                var total = direct[key] ?? DirectoryTotals()
+                for child in children { total += sums.removeValue(forKey: DirectoryKey(child)) ?? DirectoryTotals() }
+                guard rows[key]!.totals == total else {
+                    let stored = rows[key]!.totals
+                    return "\(named(id)) totals \(stored.size) bytes, \(stored.files) files, \(stored.directories) dirs; what is below it adds up to \(total.size), \(total.files), \(total.directories)"
+                }
+                sums[key] = total
+            }
+        }
+        if reached != rows.count { return "\(rows.count - reached) directories are not reached from any root" }
+        return nil
+    }
+}
