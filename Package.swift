@@ -45,13 +45,17 @@ let package = Package(
     ]
 )
 
+// `make check` sets EVINDEX_WARNINGS_AS_ERRORS=1: this package's targets (not its
+// dependencies') then fail on any warning. Unset, the manifest has no unsafe flags, so the
+// library product can be a version-based dependency; the release binary's speed flags
+// (-enforce-exclusivity=unchecked, -cross-module-optimization) are the Makefile's
+// (Docs/PERFORMANCE.md).
+let warningsAsErrors = Context.environment["EVINDEX_WARNINGS_AS_ERRORS"] == "1"
+
 // Strictness in one place: every target gets the same language mode and flags.
 for target in package.targets where target.type != .system && target.name != "CLinux" && target.name != "CChecksum" {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
-    // Exclusive access to class properties is checked at run time in debug builds (the
-    // tests) and not in release builds: the checks were about a tenth of the instructions
-    // of a first index (Docs/PERFORMANCE.md).
-    settings.append(.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release)))
+    if warningsAsErrors { settings.append(.unsafeFlags(["-warnings-as-errors"])) }
     target.swiftSettings = settings
 }

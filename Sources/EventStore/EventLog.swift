@@ -1,5 +1,5 @@
 import Events
-import LMDB
+package import LMDB
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +25,7 @@ public enum Durability: String, Sendable, CaseIterable {
 /// - `meta`: UTF-8 name → value (the schema version, counters)
 /// - `snapshots`: run id (4 bytes big-endian) + sequence (8 bytes big-endian) → job state
 public final class EventLog: Sendable {
-    public let environment: Environment
+    package let environment: Environment
     public let directory: String
     let log: Database
     let runs: Database
@@ -149,15 +149,15 @@ public final class EventLog: Sendable {
     }
 
     /// A counter or setting stored in `meta`.
-    public func metaValue(_ txn: Transaction, _ name: String) throws -> UInt64? { try Self.metaValue(txn, meta, name) }
-    public func setMetaValue(_ txn: Transaction, _ name: String, _ value: UInt64) throws {
+    package func metaValue(_ txn: Transaction, _ name: String) throws -> UInt64? { try Self.metaValue(txn, meta, name) }
+    package func setMetaValue(_ txn: Transaction, _ name: String, _ value: UInt64) throws {
         try Self.setMetaValue(txn, meta, name, value)
     }
 
     // MARK: - Log
 
     /// The sequence number of the last event, 0 for an empty log.
-    public func lastSequence(_ txn: Transaction) throws -> UInt64 {
+    package func lastSequence(_ txn: Transaction) throws -> UInt64 {
         try txn.withCursor(log) { cursor in
             guard let (key, value) = try cursor.last() else { return 0 }
             let first = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
@@ -171,7 +171,7 @@ public final class EventLog: Sendable {
     /// Stores a finished block under the sequence of its first event, which must be above
     /// every stored one.
     @inline(__always)
-    public func appendBlock(_ txn: Transaction, firstSequence: UInt64, value: UnsafeRawBufferPointer) throws {
+    package func appendBlock(_ txn: Transaction, firstSequence: UInt64, value: UnsafeRawBufferPointer) throws {
         var key = RecordFormat.key(firstSequence)
         try withUnsafeBytes(of: &key) { k in try txn.put(log, key: k, value: value, flags: .append) }
     }
@@ -181,13 +181,13 @@ public final class EventLog: Sendable {
     /// inside `body`. Reads version-1 records and blocks alike.
     ///
     /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record or block.
-    public func forEachItem(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
+    package func forEachItem(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
                             _ body: (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws {
         try Self.forEachItem(txn, log: log, from: from, through: through, body)
     }
 
     /// `forEachItem` for a reader that opened the `log` database itself (the views).
-    public static func forEachItem(_ txn: Transaction, log: Database, from: UInt64 = 1, through: UInt64 = .max,
+    package static func forEachItem(_ txn: Transaction, log: Database, from: UInt64 = 1, through: UInt64 = .max,
                                    _ body: (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws {
         try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
             if value.first == RecordFormat.singleRecordVersion {
@@ -212,7 +212,7 @@ public final class EventLog: Sendable {
     /// Calls `body` with each event's sequence, run and type from `from` through `through`,
     /// and the event when its type is in `building` (a mask of `1 << type`): a reader that
     /// counts entries and reads the rest (a run's facts) builds no entry.
-    public func forEachEvent(_ txn: Transaction, from: UInt64, through: UInt64, building: UInt64,
+    package func forEachEvent(_ txn: Transaction, from: UInt64, through: UInt64, building: UInt64,
                              _ body: (UInt64, UInt32, EventType, Event?) throws -> Bool) throws {
         try Self.forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
             if value.first == RecordFormat.singleRecordVersion {
@@ -234,7 +234,7 @@ public final class EventLog: Sendable {
     /// Calls `body` with each `EntryCreated` from `from` through `through` (its parent, name
     /// and metadata, the name valid only inside `body`) until it returns false. The other
     /// events are read past, never built: the file-path view reads listings this way.
-    public static func forEachCreated(_ txn: Transaction, log: Database, from: UInt64, through: UInt64,
+    package static func forEachCreated(_ txn: Transaction, log: Database, from: UInt64, through: UInt64,
                                       _ body: (UInt64, UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws {
         try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
             if value.first == RecordFormat.singleRecordVersion {
@@ -272,7 +272,7 @@ public final class EventLog: Sendable {
     /// Calls `body` with each record from sequence `from` on, in order, until it returns false.
     ///
     /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record.
-    public func forEachRecord(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
+    package func forEachRecord(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
                               _ body: (EventRecord) throws -> Bool) throws {
         try forEachItem(txn, from: from, through: through) { seq, run, time, item in
             try body(EventRecord(sequence: seq, run: run, timeMs: time, event: item.event))
@@ -280,7 +280,7 @@ public final class EventLog: Sendable {
     }
 
     /// The options (the rules text) a run's `JobStarted` recorded; nil if it is missing.
-    public func jobOptions(_ txn: Transaction, run: RunRecord) throws -> String? {
+    package func jobOptions(_ txn: Transaction, run: RunRecord) throws -> String? {
         var options: String?
         try forEachRecord(txn, from: run.firstSequence, through: run.firstSequence) { record in
             if case let .jobStarted(_, _, o, _) = record.event { options = o }
@@ -291,7 +291,7 @@ public final class EventLog: Sendable {
 
     /// Calls `body` with each stored value (a block, or a version-1 record) and the
     /// sequence it is stored under, from the one holding `from` on, without decoding.
-    public func forEachStoredValue(_ txn: Transaction, from: UInt64 = 1,
+    package func forEachStoredValue(_ txn: Transaction, from: UInt64 = 1,
                                    _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
         try Self.forEachStoredValue(txn, log: log, from: from, body)
     }
@@ -314,7 +314,7 @@ public final class EventLog: Sendable {
     }
 
     /// Rewrites the value stored under `sequence` in place. Only for tests of corruption handling.
-    public func overwriteForTesting(_ txn: Transaction, sequence: UInt64, value: [UInt8]) throws {
+    package func overwriteForTesting(_ txn: Transaction, sequence: UInt64, value: [UInt8]) throws {
         var key = RecordFormat.key(sequence)
         try withUnsafeBytes(of: &key) { k in try value.withUnsafeBytes { try txn.put(log, key: k, value: $0) } }
     }
@@ -322,7 +322,7 @@ public final class EventLog: Sendable {
     // MARK: - Snapshots
 
     /// Stores a run's job state as of `sequence` (a SnapshotTaken event's).
-    public func putSnapshot(_ txn: Transaction, run: UInt32, sequence: UInt64, state: [UInt8]) throws {
+    package func putSnapshot(_ txn: Transaction, run: UInt32, sequence: UInt64, state: [UInt8]) throws {
         var key: [UInt8] = []
         withUnsafeBytes(of: run.bigEndian) { key.append(contentsOf: $0) }
         withUnsafeBytes(of: sequence.bigEndian) { key.append(contentsOf: $0) }
@@ -330,7 +330,7 @@ public final class EventLog: Sendable {
     }
 
     /// The latest snapshot of `run`: its sequence and bytes (valid inside `body`).
-    public func latestSnapshot<R>(_ txn: Transaction, run: UInt32, _ body: (UInt64, UnsafeRawBufferPointer) throws -> R) throws -> R? {
+    package func latestSnapshot<R>(_ txn: Transaction, run: UInt32, _ body: (UInt64, UnsafeRawBufferPointer) throws -> R) throws -> R? {
         try txn.withCursor(snapshots) { cursor in
             // The first key past this run's, then one step back.
             var next = (run + 1).bigEndian
@@ -344,24 +344,24 @@ public final class EventLog: Sendable {
 
     // MARK: - Runs
 
-    public func nextRunID(_ txn: Transaction) throws -> UInt32 {
+    package func nextRunID(_ txn: Transaction) throws -> UInt32 {
         try txn.withCursor(runs) { cursor in
             guard let (key, _) = try cursor.last() else { return 1 }
             return UInt32(bigEndian: key.loadUnaligned(as: UInt32.self)) + 1
         }
     }
 
-    public func putRun(_ txn: Transaction, _ run: RunRecord) throws {
+    package func putRun(_ txn: Transaction, _ run: RunRecord) throws {
         var key = run.id.bigEndian
         try withUnsafeBytes(of: &key) { k in try run.encoded().withUnsafeBytes { try txn.put(runs, key: k, value: $0) } }
     }
 
-    public func run(_ txn: Transaction, id: UInt32) throws -> RunRecord? {
+    package func run(_ txn: Transaction, id: UInt32) throws -> RunRecord? {
         var key = id.bigEndian
         return try withUnsafeBytes(of: &key) { k in try txn.get(runs, key: k) { try RunRecord(id: id, decoding: $0) } }
     }
 
-    public func allRuns(_ txn: Transaction) throws -> [RunRecord] {
+    package func allRuns(_ txn: Transaction) throws -> [RunRecord] {
         try txn.withCursor(runs) { cursor in
             var result: [RunRecord] = []
             var row = try cursor.first()

@@ -1,5 +1,5 @@
 import Events
-import LMDB
+package import LMDB
 
 /// Gathers the writer's events into blocks (`BlockEncoder`) and stores a block when it is
 /// full, when an event of another commit arrives, or on `flush`.
@@ -24,19 +24,19 @@ public struct LogAppender: ~Copyable {
 
     /// The hot path: an `EntryCreated` whose name lives in a batch buffer.
     @inline(__always)
-    public mutating func appendEntryCreated(_ txn: Transaction, sequence: UInt64, run: UInt32, timeMs: Int64,
+    package mutating func appendEntryCreated(_ txn: Transaction, sequence: UInt64, run: UInt32, timeMs: Int64,
                                             parent: UInt64, name: UnsafeRawBufferPointer, metadata: EntryMetadata) throws {
         try makeRoom(txn, sequence: sequence, run: run, timeMs: timeMs)
         block.addEntryCreated(sequence: sequence, run: run, timeMs: timeMs, parent: parent, name: name, metadata: metadata)
     }
 
-    public mutating func append(_ txn: Transaction, _ record: EventRecord) throws {
+    package mutating func append(_ txn: Transaction, _ record: EventRecord) throws {
         try makeRoom(txn, sequence: record.sequence, run: record.run, timeMs: record.timeMs)
         block.add(record)
     }
 
     /// Stores the open block, if any.
-    public mutating func flush(_ txn: Transaction) throws {
+    package mutating func flush(_ txn: Transaction) throws {
         let log = self.log
         try block.finish { first, value in try log.appendBlock(txn, firstSequence: first, value: value) }
     }

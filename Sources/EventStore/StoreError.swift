@@ -1,5 +1,5 @@
 import Events
-import LMDB
+internal import LMDB
 
 /// Why the event store could not be opened, read or written. Messages are one line and
 /// name the database directory.
@@ -32,4 +32,13 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+}
+
+extension StoreError {
+    /// The one line for an LMDB failure that reached the top unwrapped ("database error:
+    /// …"); nil for any other error. Callers above the store never see LMDB's types.
+    public static func databaseErrorMessage(_ error: any Error) -> String? {
+        guard let error = error as? LMDBError else { return nil }
+        return "database error: \(error.message)"
+    }
 }

@@ -2,8 +2,8 @@ import ArgumentParser
 import EventStore
 import Events
 import Indexing
-import LMDB
 import Projections
+import Traversal
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,9 +49,6 @@ struct Evindex: ParsableCommand {
         } catch let error as CommandFailure {
             printError(error.message)
             exitProcess(error.exitCode)
-        } catch let error as LMDBError {
-            printError("database error: \(error.message)")
-            exitProcess(1)
         } catch let error as DecodeError {
             printError("\(error)")
             exitProcess(1)
@@ -59,6 +56,10 @@ struct Evindex: ParsableCommand {
             printError("\(error)")
             exitProcess(1)
         } catch {
+            if let message = StoreError.databaseErrorMessage(error) {
+                printError(message)
+                exitProcess(1)
+            }
             let code = exitCode(for: error)
             if code == .success || code == .failure {
                 exit(withError: error)
@@ -139,15 +140,7 @@ func absolutePath(_ given: [UInt8]) -> [UInt8] {
     return (base == [slash] ? [] : base) + [slash] + last
 }
 
-private func resolved(_ path: [UInt8]) -> [UInt8]? {
-    (path + [0]).withUnsafeBufferPointer { p in
-        p.withMemoryRebound(to: CChar.self) { c in
-            guard let r = realpath(c.baseAddress!, nil) else { return nil }
-            defer { free(r) }
-            return Array(UnsafeRawBufferPointer(start: r, count: strlen(r)))
-        }
-    }
-}
+private func resolved(_ path: [UInt8]) -> [UInt8]? { realPath(path) }
 
 private func lexicallyAbsolute(_ given: [UInt8]) -> [UInt8] {
     var path = given

@@ -1,6 +1,6 @@
 import EventStore
 import Events
-import LMDB
+internal import LMDB
 import Projections
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +28,9 @@ public final class LearnedIndex {
     public let source: Source
     /// The last sequence folded into `views`.
     public let lastSequence: UInt64
+    /// Reads the learned views beside `log`, the log they were folded from.
+    public func reader(log: EventLog) -> IndexReader { IndexReader(log: log, views: views) }
+
     /// Keeps a scratch environment open while the views are used.
     private let scratch: Environment?
 
@@ -45,7 +48,7 @@ public final class LearnedIndex {
         if try log.environment.read({ try live.lastSequence($0) }) == through {
             return LearnedIndex(views: live, source: .live, lastSequence: through, scratch: nil)
         }
-        if let replayed = try? Views(environment: log.environment, prefix: "replay.", create: false),
+        if let replayed = try? Views(environment: log.environment, prefix: Views.replayPrefix, create: false),
            try log.environment.read({ try replayed.lastSequence($0) }) == through {
             return LearnedIndex(views: replayed, source: .replayed, lastSequence: through, scratch: nil)
         }

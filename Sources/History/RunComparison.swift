@@ -1,6 +1,6 @@
 import EventStore
 import Events
-import LMDB
+internal import LMDB
 import Projections
 
 /// What differs between two runs besides their entries: options (rules), non-critical
@@ -108,8 +108,7 @@ public struct RunComparison {
 
     /// The shallowest directory among `candidates` (ties: the first in path order), and
     /// the first event of each run that concerns it.
-    public static func firstDivergence(_ candidates: [(path: [UInt8], depth: Int)], _ a: DiffSide, _ b: DiffSide,
-                                       logA: EventLog, logB: EventLog, txnA: Transaction, txnB: Transaction) throws -> Divergence? {
+    public static func firstDivergence(_ candidates: [(path: [UInt8], depth: Int)], _ a: DiffSide, _ b: DiffSide) throws -> Divergence? {
         guard let best = candidates.min(by: { x, y in
             if x.depth != y.depth { return x.depth < y.depth }
             return x.path.split(separator: UInt8(ascii: "/")).map(Array.init)
@@ -119,7 +118,7 @@ public struct RunComparison {
         }) else { return nil }
         let la = try a.locateDirectory(best.path), lb = try b.locateDirectory(best.path)
         return Divergence(path: best.path,
-                          eventA: try a.facts.firstEvent(log: logA, txnA, dirID: la.dirID, parent: la.parent, name: la.name),
-                          eventB: try b.facts.firstEvent(log: logB, txnB, dirID: lb.dirID, parent: lb.parent, name: lb.name))
+                          eventA: try a.facts.firstEvent(a.snapshot, dirID: la.dirID, parent: la.parent, name: la.name),
+                          eventB: try b.facts.firstEvent(b.snapshot, dirID: lb.dirID, parent: lb.parent, name: lb.name))
     }
 }

@@ -1,6 +1,7 @@
 import EventStore
 import Events
-import LMDB
+import Projections
+internal import LMDB
 
 /// What a run said about itself in its own events, besides the entries it indexed: its
 /// root, options (its rules), version, non-critical errors and rejections.
@@ -34,7 +35,8 @@ public struct RunFacts: Sendable {
 
     /// Reads the run's own events from its first sequence through `through`. Entries are
     /// only counted: their names are never copied out of the log.
-    public static func read(log: EventLog, _ txn: Transaction, run: RunRecord, through: UInt64) throws -> RunFacts {
+    public static func read(_ snapshot: IndexSnapshot, run: RunRecord, through: UInt64) throws -> RunFacts {
+        let (log, txn) = (snapshot.log, snapshot.logTransaction)
         var facts = RunFacts(run: run, through: through, root: run.root, rootDirID: run.rootDirID)
         let wanted: [EventType] = [.jobStarted, .nonCriticalError, .pathRejected]
         let building = wanted.reduce(UInt64(0)) { $0 | 1 << UInt64($1.rawValue) }
@@ -59,7 +61,8 @@ public struct RunFacts: Sendable {
     /// The first event of this run (through `through`) that concerns the listing of
     /// directory `dirID`, named `name` in directory `parent`: an entry event, error or
     /// rejection inside it, its `DirectoryListed`, or a failure to open it.
-    public func firstEvent(log: EventLog, _ txn: Transaction, dirID: UInt64?, parent: UInt64?, name: [UInt8]) throws -> EventRecord? {
+    public func firstEvent(_ snapshot: IndexSnapshot, dirID: UInt64?, parent: UInt64?, name: [UInt8]) throws -> EventRecord? {
+        let (log, txn) = (snapshot.log, snapshot.logTransaction)
         var found: EventRecord?
         try log.forEachRecord(txn, from: run.firstSequence, through: through) { record in
             guard record.run == run.id else { return true }

@@ -1,6 +1,6 @@
 import EventStore
 import Events
-import LMDB
+internal import LMDB
 import Projections
 
 /// A run read from an export: its row, the index below its root just before it began
@@ -97,16 +97,15 @@ public enum RunImport {
     /// database yet (nor a root above or below it): the imported events describe a tree
     /// this database knows nothing else about.
     /// - Throws: `HistoryError` when the root is already indexed here.
+    /// Appends `exported` to `log` as a new run, folded into the log's live views.
+    public static func append(_ exported: ExportedRun, log: EventLog, version: String) throws -> Result {
+        try append(exported, log: log, views: Views(environment: log.environment), version: version)
+    }
+
     public static func append(_ exported: ExportedRun, log: EventLog, views: Views, version: String) throws -> Result {
         let root = exported.run.root
         let fold = ViewFold(views: views)
-        let slash = UInt8(ascii: "/")
-        func overlaps(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-            func under(_ p: [UInt8], _ q: [UInt8]) -> Bool {
-                p.count >= q.count && p.starts(with: q) && (p.count == q.count || q == [slash] || p[q.count] == slash)
-            }
-            return under(a, b) || under(b, a)
-        }
+        func overlaps(_ a: [UInt8], _ b: [UInt8]) -> Bool { PathBytes.isSameOrBelow(a, b) || PathBytes.isSameOrBelow(b, a) }
         return try log.environment.write(onRetry: { fold.rollBack() }) { txn -> Result in
             for indexed in try views.roots(txn) where overlaps(indexed.path, root) {
                 throw HistoryError("\(String(decoding: root, as: UTF8.self)) overlaps the indexed root \(String(decoding: indexed.path, as: UTF8.self)) in \(log.directory); import into a database that does not index it",

@@ -1,6 +1,6 @@
 import EventStore
 import Events
-import LMDB
+internal import LMDB
 import Projections
 
 /// The metadata fields `diff` compares.
@@ -52,22 +52,25 @@ public struct MetadataFields: OptionSet, Sendable, Hashable {
 
 /// One side of a comparison: the index a run learned, read in one transaction.
 public struct DiffSide {
-    public let views: Views
-    public let txn: Transaction
+    /// The index the run learned, and its log.
+    public let snapshot: IndexSnapshot
     public let facts: RunFacts
     /// The absolute path of the run's root as the views name it.
     public let rootPath: [UInt8]
 
-    public init(views: Views, txn: Transaction, facts: RunFacts) throws {
-        self.views = views; self.txn = txn; self.facts = facts
-        rootPath = try views.path(txn, of: facts.rootDirID) ?? facts.root
+    public var views: Views { snapshot.views }
+    var txn: Transaction { snapshot.transaction }
+
+    public init(_ snapshot: IndexSnapshot, facts: RunFacts) throws {
+        self.snapshot = snapshot; self.facts = facts
+        rootPath = try snapshot.path(of: facts.rootDirID) ?? facts.root
     }
 
     /// The path of `name` in directory `parent`, relative to the root; nil when the
     /// directory is not below the root in these views.
     func relativePath(parent: UInt64, name: [UInt8]) throws -> [UInt8]? {
         guard let dir = try views.path(txn, of: parent) else { return nil }
-        guard dir.starts(with: rootPath), dir.count == rootPath.count || dir[rootPath.count] == UInt8(ascii: "/") else { return nil }
+        guard PathBytes.isSameOrBelow(dir, rootPath) else { return nil }
         var rel = Array(dir[rootPath.count...])
         if rel.first == UInt8(ascii: "/") { rel.removeFirst() }
         if name.isEmpty { return rel }

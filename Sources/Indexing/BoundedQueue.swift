@@ -22,7 +22,8 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         self.capacity = capacity
         self.bell = bell
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(notEmpty, nil)
+        // `pop(timeoutMs:)` times out by the monotonic clock.
+        MonotonicWait.initCondition(notEmpty)
         pthread_cond_init(notFull, nil)
     }
 
@@ -57,11 +58,7 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     func pop(timeoutMs: Int64?) -> Element? {
         pthread_mutex_lock(mutex)
         if let timeoutMs {
-            var deadline = timespec()
-            clock_gettime(CLOCK_REALTIME, &deadline)
-            let nanos = Int64(deadline.tv_nsec) + (timeoutMs % 1000) * 1_000_000
-            deadline.tv_sec += Int(timeoutMs / 1000) + Int(nanos / 1_000_000_000)
-            deadline.tv_nsec = Int(nanos % 1_000_000_000)
+            var deadline = MonotonicWait.deadline(afterMs: timeoutMs)
             while count == 0 {
                 if pthread_cond_timedwait(notEmpty, mutex, &deadline) == ETIMEDOUT && count == 0 {
                     pthread_mutex_unlock(mutex)

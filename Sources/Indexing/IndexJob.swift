@@ -1,7 +1,7 @@
 import EventStore
 import Events
 import Synchronization
-import LMDB
+internal import LMDB
 import Projections
 import Rules
 import Traversal
@@ -236,14 +236,7 @@ public enum IndexJob {
     static func canonicalRoot(_ given: [UInt8]) throws -> [UInt8] {
         let shown = String(decoding: given, as: UTF8.self)
         guard !given.isEmpty else { throw IndexError(.badRoot, "no path given to index") }
-        let resolved: [UInt8]? = (given + [0]).withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { c in
-                guard let r = realpath(c.baseAddress!, nil) else { return nil }
-                defer { free(r) }
-                return Array(UnsafeRawBufferPointer(start: r, count: strlen(r)))
-            }
-        }
-        guard let resolved else {
+        guard let resolved = realPath(given) else {
             throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)")
         }
         var st = stat()

@@ -1,13 +1,13 @@
 import EventStore
 import Events
-import LMDB
+internal import LMDB
 import Projections
 
 /// Rebuilds views from the log alone, into a second set of views in the same database,
 /// and compares them with the live ones.
 public enum Replay {
     /// The prefix of the views a replay builds (`replay.entries`, `replay.dirs`, …).
-    public static let prefix = "replay."
+    public static let prefix = Views.replayPrefix
 
     public struct Result: Sendable {
         /// The sequence the fold started after (0: from scratch).
@@ -54,5 +54,61 @@ public enum SchemaUpgrade {
         _ = try Replay.rebuild(log: log, into: live)
         try log.environment.write { txn in try log.setMetaValue(txn, "schema", EventLog.schemaVersion) }
         return true
+    }
+}
+
+extension Replay {
+    /// A replay compared with the live views.
+    public struct Comparison: Sendable {
+        public var result: Result
+        public var liveDigest: ViewDigest
+        public var replayedDigest: ViewDigest
+        /// With `verify`: the first difference between the live and the replayed views.
+        public var difference: String?
+        /// With `verify`: the first broken invariant of the live views
+        /// (`Views.firstInconsistency`), which a replay cannot see: it repeats whatever the
+        /// log says.
+        public var inconsistency: String?
+    }
+
+    /// Folds the log through `through` into the `replay.*` views and compares them with the
+    /// live ones (`evindex replay`). The caller holds the run lock.
+    ///
+    /// - Parameter verify: also look for the first difference and the first broken invariant.
+    public static func compare(log: EventLog, through: UInt64 = .max, fromSnapshot: Bool, verify: Bool) throws -> Comparison {
+        let live = try Views(environment: log.environment, create: false)
+        let replayed = try Views(environment: log.environment, prefix: prefix, create: true)
+        let result = try rebuild(log: log, into: replayed, through: through, fromSnapshot: fromSnapshot)
+        return try log.environment.read { txn in
+            Comparison(result: result, liveDigest: try live.digest(txn), replayedDigest: try replayed.digest(txn),
+                       difference: verify ? try live.firstDifference(txn, from: replayed) : nil,
+                       inconsistency: verify ? try live.firstInconsistency(txn) : nil)
+        }
+    }
+
+    /// What `evindex verify` found: every event decoded, the views against a replay from
+    /// scratch, and the views' own invariants.
+    public struct Verification: Sendable {
+        /// Events decoded (every block's checksum and schema checked).
+        public var events: UInt64
+        public var replayed: Result
+        public var difference: String?
+        public var inconsistency: String?
+    }
+
+    /// Checks a whole database against itself (`evindex verify`). The caller holds the run lock.
+    /// - Throws: `DecodeError` naming the first bad record.
+    public static func verify(log: EventLog) throws -> Verification {
+        var checked: UInt64 = 0
+        try log.environment.read { txn in
+            // Every event decoded, not only the checksums: a block is read as a whole.
+            try log.forEachItem(txn) { _, _, _, _ in
+                checked += 1
+                return true
+            }
+        }
+        let comparison = try compare(log: log, fromSnapshot: false, verify: true)
+        return Verification(events: checked, replayed: comparison.result, difference: comparison.difference,
+                            inconsistency: comparison.inconsistency)
     }
 }

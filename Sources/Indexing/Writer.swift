@@ -1,6 +1,6 @@
 import EventStore
 import Events
-import LMDB
+internal import LMDB
 import Projections
 import Traversal
 
@@ -83,10 +83,7 @@ final class Writer {
     /// restarted may have recorded directories without their listing, so after one nothing
     /// is trusted until a covering run completes.
     private func trustBoundary(_ txn: Transaction, root: [UInt8], before id: UInt32) throws -> Int64 {
-        let slash = UInt8(ascii: "/")
-        func covers(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-            a == b || (b.count > a.count && b.starts(with: a) && (a == [slash] || b[a.count] == slash))
-        }
+        func covers(_ a: [UInt8], _ b: [UInt8]) -> Bool { PathBytes.isSameOrBelow(b, a) }
         let earlier = try log.allRuns(txn).filter { $0.id < id }
         guard let cover = earlier.last(where: { covers($0.root, root) && $0.status == .completed }) else { return 0 }
         let unfinishedSince = earlier.contains {

@@ -8,7 +8,7 @@ import Glibc
 /// LMDB environments are thread-safe; transactions are not and stay on the thread that
 /// began them (the closures below are synchronous). The environment is opened with
 /// `MDB_NOTLS` so read transactions do not occupy a reader slot per thread.
-public final class Environment: @unchecked Sendable {
+package final class Environment: @unchecked Sendable {
     // @unchecked: the MDB_env pointer is safe to share (LMDB documents it as thread-safe);
     // `currentMapSize` is only touched under `resizeLock`.
     let env: OpaquePointer
@@ -17,28 +17,28 @@ public final class Environment: @unchecked Sendable {
     /// Held shared by every open read transaction of this process and exclusively while
     /// the map is resized: LMDB forbids `mdb_env_set_mapsize` while a transaction is open.
     let readersLock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
-    public let path: String
+    package let path: String
 
     /// Options for opening an environment.
-    public struct Options: Sendable {
-        public var maxDatabases: UInt32 = 32
-        public var maxReaders: UInt32 = 126
+    package struct Options: Sendable {
+        package var maxDatabases: UInt32 = 32
+        package var maxReaders: UInt32 = 126
         /// Address space only: without MDB_WRITEMAP the file grows with the data, not the map.
-        public var initialMapSize: Int = 1 << 34
-        public var readOnly = false
+        package var initialMapSize: Int = 1 << 34
+        package var readOnly = false
         /// `MDB_NOSYNC`: commits are not flushed; a crash can lose recent commits.
-        public var noSync = false
+        package var noSync = false
         /// `MDB_NOMETASYNC`: a commit flushes its data but not the meta page, which the
         /// next commit (or the system) flushes; a crash of the machine can undo the last
         /// commit, never damage the database.
-        public var noMetaSync = false
-        public init() {}
+        package var noMetaSync = false
+        package init() {}
     }
 
     /// Opens (creating if needed) the environment in directory `path`.
     ///
     /// - Throws: `LMDBError` with LMDB's message, e.g. `.invalid` for a file that is not LMDB.
-    public init(path: String, options: Options = Options()) throws {
+    package init(path: String, options: Options = Options()) throws {
         let opened = try Self.open(path: path, options: options)
         self.env = opened.env
         self.currentMapSize = opened.mapSize
@@ -85,14 +85,14 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// Whether a commit flushes the meta page too (neither `MDB_NOMETASYNC` nor `MDB_NOSYNC`).
-    public var flushesMetaPageOnCommit: Bool {
+    package var flushesMetaPageOnCommit: Bool {
         var flags: UInt32 = 0
         mdb_env_get_flags(env, &flags)
         return flags & UInt32(MDB_NOMETASYNC | MDB_NOSYNC) == 0
     }
 
     /// The current size of the memory map in bytes.
-    public var mapSize: Int { locked { currentMapSize } }
+    package var mapSize: Int { locked { currentMapSize } }
 
     /// Doubles the map. LMDB requires that no transaction of this process is active.
     func grow() throws {
@@ -110,7 +110,7 @@ public final class Environment: @unchecked Sendable {
     /// database (diff, a fold into scratch views) calls this as it goes, so its resident
     /// memory does not grow with the database. The map is read-only (no `MDB_WRITEMAP`),
     /// so nothing is lost and open transactions stay valid.
-    public func releaseMappedPages() {
+    package func releaseMappedPages() {
         guard let (address, length) = mappedRange() else { return }
         _ = madvise(address, length, MADV_DONTNEED)
     }
@@ -158,7 +158,7 @@ public final class Environment: @unchecked Sendable {
     /// (or must undo them in `onRetry`).
     /// - Important: Only one write transaction exists at a time per environment; LMDB
     ///   blocks a second writer until the first ends.
-    public func write<R>(onRetry: () -> Void = {}, _ body: (Transaction) throws -> R) throws -> R {
+    package func write<R>(onRetry: () -> Void = {}, _ body: (Transaction) throws -> R) throws -> R {
         while true {
             let outcome = try attemptWrite(body)
             switch outcome {
@@ -197,7 +197,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// Runs `body` in a read-only snapshot of the database.
-    public func read<R>(_ body: (Transaction) throws -> R) throws -> R {
+    package func read<R>(_ body: (Transaction) throws -> R) throws -> R {
         let txn = try beginRead()
         do {
             let result = try body(txn)
@@ -215,7 +215,7 @@ public final class Environment: @unchecked Sendable {
     ///
     /// - Important: Use it on one thread at a time; refresh it often, since a snapshot
     ///   holds on to pages the writer would otherwise reuse.
-    public func makeReader() throws -> Transaction { try beginRead() }
+    package func makeReader() throws -> Transaction { try beginRead() }
 
     private func beginRead() throws -> Transaction {
         for _ in 0..<3 {
@@ -230,7 +230,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// Opens (or with `create`, creates) a named database. Call once at start-up.
-    public func openDatabase(_ name: String, create: Bool) throws -> Database {
+    package func openDatabase(_ name: String, create: Bool) throws -> Database {
         if create {
             return try write { txn in try txn.openDatabase(name, create: true) }
         }

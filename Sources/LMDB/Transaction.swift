@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// A named database (`MDB_dbi`) inside an environment. Valid for the environment's life.
-public struct Database: Sendable, Hashable {
+package struct Database: Sendable, Hashable {
     let dbi: MDB_dbi
 }
 
@@ -13,9 +13,9 @@ public struct Database: Sendable, Hashable {
 /// Bytes handed out by `get` and cursors point into the map and are valid only until the
 /// transaction ends; copy them out to keep them. A class rather than a `~Copyable` struct:
 /// Swift 6.3 crashes compiling the retry loop around a noncopyable transaction.
-public final class Transaction {
+package final class Transaction {
     let txn: OpaquePointer
-    public let isReadOnly: Bool
+    package let isReadOnly: Bool
     private var isFinished = false
 
     /// Read transactions hold the environment's readers lock while their snapshot is open.
@@ -68,7 +68,7 @@ public final class Transaction {
     /// blocking, so the writer can grow the map meanwhile.
     ///
     /// Corresponding C function: `mdb_txn_reset`.
-    public func reset() {
+    package func reset() {
         precondition(isReadOnly && !isFinished, "only an open read transaction can be reset")
         guard !isReset else { return }
         mdb_txn_reset(txn)
@@ -79,7 +79,7 @@ public final class Transaction {
     /// Takes the newest committed snapshot after `reset()`.
     ///
     /// Corresponding C function: `mdb_txn_renew`.
-    public func renew() throws(LMDBError) {
+    package func renew() throws(LMDBError) {
         precondition(isReadOnly && !isFinished && isReset, "only a reset read transaction can be renewed")
         pthread_rwlock_rdlock(readersLock!)
         let rc = mdb_txn_renew(txn)
@@ -91,15 +91,15 @@ public final class Transaction {
     }
 
     /// Moves a read transaction to the newest committed snapshot.
-    public func refresh() throws(LMDBError) {
+    package func refresh() throws(LMDBError) {
         reset()
         try renew()
     }
 
     /// Whether `reset()` released the snapshot.
-    public var isSnapshotReleased: Bool { isReset }
+    package var isSnapshotReleased: Bool { isReset }
 
-    public func openDatabase(_ name: String, create: Bool) throws(LMDBError) -> Database {
+    package func openDatabase(_ name: String, create: Bool) throws(LMDBError) -> Database {
         var dbi: MDB_dbi = 0
         try check(mdb_dbi_open(txn, name, create ? UInt32(MDB_CREATE) : 0, &dbi))
         return Database(dbi: dbi)
@@ -108,7 +108,7 @@ public final class Transaction {
     /// Looks up `key` and passes the value's bytes to `body`; `nil` when absent.
     ///
     /// Corresponding C function: `mdb_get`.
-    public func get<R>(_ db: Database, key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+    package func get<R>(_ db: Database, key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val()
         let rc = mdb_get(txn, db.dbi, &k, &v)
@@ -118,30 +118,30 @@ public final class Transaction {
     }
 
     /// Looks up `key` and copies the value out.
-    public func get(_ db: Database, key: [UInt8]) throws -> [UInt8]? {
+    package func get(_ db: Database, key: [UInt8]) throws -> [UInt8]? {
         try key.withUnsafeBytes { k in try get(db, key: k) { Array($0) } }
     }
 
     /// Flags for `put`.
-    public struct PutFlags: OptionSet, Sendable {
-        public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
+    package struct PutFlags: OptionSet, Sendable {
+        package let rawValue: UInt32
+        package init(rawValue: UInt32) { self.rawValue = rawValue }
         /// MDB_APPEND: the key is greater than every key in the database (fast path).
-        public static let append = PutFlags(rawValue: UInt32(MDB_APPEND))
+        package static let append = PutFlags(rawValue: UInt32(MDB_APPEND))
         /// MDB_NOOVERWRITE: fail with `.keyExists` if the key is present.
-        public static let noOverwrite = PutFlags(rawValue: UInt32(MDB_NOOVERWRITE))
+        package static let noOverwrite = PutFlags(rawValue: UInt32(MDB_NOOVERWRITE))
     }
 
     /// Stores `value` under `key`.
     ///
     /// Corresponding C function: `mdb_put`.
-    public func put(_ db: Database, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: PutFlags = []) throws(LMDBError) {
+    package func put(_ db: Database, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: PutFlags = []) throws(LMDBError) {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         try check(mdb_put(txn, db.dbi, &k, &v, flags.rawValue))
     }
 
-    public func put(_ db: Database, key: [UInt8], value: [UInt8], flags: PutFlags = []) throws(LMDBError) {
+    package func put(_ db: Database, key: [UInt8], value: [UInt8], flags: PutFlags = []) throws(LMDBError) {
         let result = key.withUnsafeBytes { k in
             value.withUnsafeBytes { v in Result { () throws(LMDBError) in try put(db, key: k, value: v, flags: flags) } }
         }
@@ -152,7 +152,7 @@ public final class Transaction {
     ///
     /// Corresponding C function: `mdb_del`.
     @discardableResult
-    public func delete(_ db: Database, key: UnsafeRawBufferPointer) throws(LMDBError) -> Bool {
+    package func delete(_ db: Database, key: UnsafeRawBufferPointer) throws(LMDBError) -> Bool {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         let rc = mdb_del(txn, db.dbi, &k, nil)
         if rc == MDB_NOTFOUND { return false }
@@ -161,24 +161,24 @@ public final class Transaction {
     }
 
     @discardableResult
-    public func delete(_ db: Database, key: [UInt8]) throws(LMDBError) -> Bool {
+    package func delete(_ db: Database, key: [UInt8]) throws(LMDBError) -> Bool {
         try key.withUnsafeBytes { k in Result { () throws(LMDBError) in try delete(db, key: k) } }.get()
     }
 
     /// Removes every record of `db`, keeping the database.
-    public func clear(_ db: Database) throws(LMDBError) {
+    package func clear(_ db: Database) throws(LMDBError) {
         try check(mdb_drop(txn, db.dbi, 0))
     }
 
     /// Number of records in `db`.
-    public func count(_ db: Database) throws(LMDBError) -> Int {
+    package func count(_ db: Database) throws(LMDBError) -> Int {
         var stat = MDB_stat()
         try check(mdb_stat(txn, db.dbi, &stat))
         return stat.ms_entries
     }
 
     /// Runs `body` with a cursor over `db`; the cursor is closed when it returns.
-    public func withCursor<R>(_ db: Database, _ body: (inout Cursor) throws -> R) throws -> R {
+    package func withCursor<R>(_ db: Database, _ body: (inout Cursor) throws -> R) throws -> R {
         var cursorp: OpaquePointer?
         try check(mdb_cursor_open(txn, db.dbi, &cursorp))
         var cursor = Cursor(cursor: cursorp!)
@@ -191,11 +191,11 @@ public final class Transaction {
 extension Transaction: Sendable {}
 
 /// A position in a database, valid inside its transaction's `withCursor` closure.
-public struct Cursor {
+package struct Cursor {
     let cursor: OpaquePointer
 
     /// A key and value read at the cursor; their bytes live until the transaction ends.
-    public typealias Record = (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+    package typealias Record = (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
 
     private func get(_ op: MDB_cursor_op, key: UnsafeRawBufferPointer? = nil) throws(LMDBError) -> Record? {
         var k = MDB_val(mv_size: key?.count ?? 0, mv_data: UnsafeMutableRawPointer(mutating: key?.baseAddress))
@@ -207,25 +207,25 @@ public struct Cursor {
                 UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
 
-    public mutating func first() throws(LMDBError) -> Record? { try get(MDB_FIRST) }
-    public mutating func last() throws(LMDBError) -> Record? { try get(MDB_LAST) }
-    public mutating func next() throws(LMDBError) -> Record? { try get(MDB_NEXT) }
-    public mutating func previous() throws(LMDBError) -> Record? { try get(MDB_PREV) }
+    package mutating func first() throws(LMDBError) -> Record? { try get(MDB_FIRST) }
+    package mutating func last() throws(LMDBError) -> Record? { try get(MDB_LAST) }
+    package mutating func next() throws(LMDBError) -> Record? { try get(MDB_NEXT) }
+    package mutating func previous() throws(LMDBError) -> Record? { try get(MDB_PREV) }
     /// Positions at the first key ≥ `key` (`MDB_SET_RANGE`).
-    public mutating func seek(atLeast key: UnsafeRawBufferPointer) throws(LMDBError) -> Record? {
+    package mutating func seek(atLeast key: UnsafeRawBufferPointer) throws(LMDBError) -> Record? {
         try get(MDB_SET_RANGE, key: key)
     }
-    public mutating func seek(atLeast key: [UInt8]) throws(LMDBError) -> Record? {
+    package mutating func seek(atLeast key: [UInt8]) throws(LMDBError) -> Record? {
         try key.withUnsafeBytes { k in Result { () throws(LMDBError) in try get(MDB_SET_RANGE, key: k) } }.get()
     }
 
     /// Deletes the record at the cursor.
-    public mutating func deleteCurrent() throws(LMDBError) {
+    package mutating func deleteCurrent() throws(LMDBError) {
         try check(mdb_cursor_del(cursor, 0))
     }
 
     /// Stores a record through the cursor (`mdb_cursor_put`); fastest for keys in order.
-    public mutating func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: Transaction.PutFlags = []) throws(LMDBError) {
+    package mutating func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: Transaction.PutFlags = []) throws(LMDBError) {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         try check(mdb_cursor_put(cursor, &k, &v, flags.rawValue))

@@ -1,6 +1,6 @@
 import EventStore
 import Events
-import LMDB
+package import LMDB
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -77,28 +77,32 @@ extension Views {
 /// The log of another environment, read in a transaction kept for the views' lifetime
 /// (scratch views are short-lived: a `diff` or an `export`).
 final class ForeignLog: @unchecked Sendable {
+    // @unchecked: `reader` is only touched with `lock` held.
     let environment: Environment
     let log: Database
     private var reader: Transaction?
-    private var lock = pthread_mutex_t()
+    /// Allocated, not a stored `pthread_mutex_t` passed as `&lock`: Swift promises such a
+    /// pointer only for the duration of one call, and a mutex must not move.
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     init(_ environment: Environment) throws {
         self.environment = environment
         log = try environment.read { try $0.openDatabase("log", create: false) }
-        pthread_mutex_init(&lock, nil)
+        pthread_mutex_init(lock, nil)
     }
 
     deinit {
         // The transaction ends before the environment it reads can be closed.
         reader = nil
-        pthread_mutex_destroy(&lock)
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
     }
 
     /// Runs `body` in the kept transaction, renewed for it: between reads it holds no
     /// snapshot, so a run writing meanwhile can reuse pages and grow the map.
     func read<R>(_ body: (Transaction) throws -> R) throws -> R {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
         let txn: Transaction
         if let reader {
             try reader.renew()
@@ -177,7 +181,7 @@ public struct Children: Sendable {
 
 extension Views {
     /// The children of directory `dirID`, read once for look-ups by name.
-    public func children(_ txn: Transaction, of dirID: UInt64) throws -> Children {
+    package func children(_ txn: Transaction, of dirID: UInt64) throws -> Children {
         var children = Children()
         try forEachChild(txn, of: dirID) { name, m in
             children.append(name, m)

@@ -1,5 +1,5 @@
 import Events
-import LMDB
+package import LMDB
 
 /// Folds events into the file-path and directory-size views inside the writer's
 /// transaction. The same events give the same views, folded live or replayed.
@@ -72,7 +72,7 @@ public final class ViewFold {
     // MARK: - Transaction boundaries
 
     /// Carries pending deltas up, writes changed directory rows and the last sequence.
-    public func flush(_ txn: Transaction, lastSequence: UInt64) throws {
+    package func flush(_ txn: Transaction, lastSequence: UInt64) throws {
         try carryDeltas(txn)
         let changed = listings.filter { $0.value.changed }.sorted { $0.key.id < $1.key.id }
         // Rows past a view's last key (a new directory's) are appended: no search down the tree.
@@ -139,7 +139,7 @@ public final class ViewFold {
     ///   - afterCommit: called after each chunk's commit.
     /// - Returns: how many records were folded, and the last one's sequence (`first - 1`
     ///   when none was).
-    public func foldInChunks(from first: UInt64, through: UInt64, chunk: UInt64 = 200_000,
+    package func foldInChunks(from first: UInt64, through: UInt64, chunk: UInt64 = 200_000,
                              forEachItem: (Transaction, UInt64, UInt64, (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws -> Void,
                              afterCommit: () -> Void = {}) throws -> (events: UInt64, last: UInt64) {
         var next = first
@@ -225,11 +225,7 @@ public final class ViewFold {
         return row
     }
 
-    /// Adds the pending deltas to the directories' totals and to their ancestors'. Each
-    /// directory is visited once per flush however many below it changed: the deepest
-    /// first (highest id first, which is deepest first within a walk), its delta added to
-    /// its parent's before the parent's turn comes. A parent with a higher id than its
-    /// child (after a move) is only visited once more.
+    /// No directory row has a higher id than this (read once per transaction at most).
     private func highestStored(_ txn: Transaction) throws -> UInt64 {
         if let known = highestStoredDirectory { return known }
         let last = try lastKey(txn, views.dirs)
@@ -244,6 +240,11 @@ public final class ViewFold {
         } ?? 0
     }
 
+    /// Adds the pending deltas to the directories' totals and to their ancestors'. Each
+    /// directory is visited once per flush however many below it changed: the deepest
+    /// first (highest id first, which is deepest first within a walk), its delta added to
+    /// its parent's before the parent's turn comes. A parent with a higher id than its
+    /// child (after a move) is only visited once more.
     private func carryDeltas(_ txn: Transaction) throws {
         settleRunningDelta()
         guard !pendingDeltas.isEmpty else { return }
@@ -308,7 +309,7 @@ public final class ViewFold {
     // MARK: - Events
 
     /// Folds any record (replay, rare live events).
-    public func apply(_ txn: Transaction, _ record: EventRecord) throws {
+    package func apply(_ txn: Transaction, _ record: EventRecord) throws {
         switch record.event {
         case let .jobStarted(root, rootDirID, _, _):
             try applyJobStarted(txn, root: root, rootDirID: rootDirID)
@@ -343,14 +344,11 @@ public final class ViewFold {
 
     /// A run starts at `root`: the first run of a root creates its row. Roots indexed
     /// before inside it are dropped: this root's walk indexes them again as its own.
-    public func applyJobStarted(_ txn: Transaction, root: [UInt8], rootDirID: UInt64) throws {
+    package func applyJobStarted(_ txn: Transaction, root: [UInt8], rootDirID: UInt64) throws {
         fresh.removeAll(keepingCapacity: true)
         unwritten.removeAll(keepingCapacity: true)
         guard try record(txn, rootDirID) == nil else { return }
-        let slash = UInt8(ascii: "/")
-        for nested in try views.roots(txn)
-        where nested.path.count > root.count && nested.path.starts(with: root)
-            && (root == [slash] || nested.path[root.count] == slash) {
+        for nested in try views.roots(txn) where PathBytes.isBelow(nested.path, root) {
             try carryDeltas(txn)
             try removeSubtree(txn, nested.dirID)
             try nested.path.withUnsafeBytes { k in _ = try txn.delete(views.roots, key: k) }
@@ -381,7 +379,7 @@ public final class ViewFold {
     /// An entry appeared (`EntryCreated` at `sequence`) or changed (`EntryUpdated`,
     /// `replacing`): its row becomes `metadata`, and the totals above it move by the difference.
     @inline(__always)
-    public func applyCreated(_ txn: Transaction, sequence: UInt64, parent: UInt64, name: UnsafeRawBufferPointer,
+    package func applyCreated(_ txn: Transaction, sequence: UInt64, parent: UInt64, name: UnsafeRawBufferPointer,
                              metadata m: EntryMetadata, replacing: Bool = false) throws {
         // A first listing's next file, the most common event: no reference counting, no
         // table looked up.
@@ -446,7 +444,7 @@ public final class ViewFold {
     }
 
     /// `EntryRemoved`: the entry and, for a directory, everything below it leave the views.
-    public func applyRemoved(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer) throws {
+    package func applyRemoved(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer) throws {
         let listing = try listing(txn, parent)
         guard let old = listing.lookUp(name) else {
             // A rejected name that is gone from its directory.
@@ -458,7 +456,7 @@ public final class ViewFold {
     }
 
     /// `EntryMoved`: the entry changes place; a directory keeps its id, so its subtree stays.
-    public func applyMoved(_ txn: Transaction, fromParent: UInt64, fromName: [UInt8], toParent: UInt64,
+    package func applyMoved(_ txn: Transaction, fromParent: UInt64, fromName: [UInt8], toParent: UInt64,
                            toName: [UInt8], metadata m: EntryMetadata) throws {
         let source = try listing(txn, fromParent)
         guard let old = fromName.withUnsafeBytes({ source.lookUp($0) }) else { return }

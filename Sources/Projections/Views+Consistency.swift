@@ -1,5 +1,5 @@
 import Events
-import LMDB
+package import LMDB
 
 /// Whether the views hold together: the invariants every run relies on, checked on their
 /// own, with no replay.
@@ -11,7 +11,7 @@ import LMDB
 /// row is reached from a root, and every directory's totals are the sums of what is below it.
 extension Views {
     /// The first broken invariant, in words; nil when the views hold together.
-    public func firstInconsistency(_ txn: Transaction) throws -> String? {
+    package func firstInconsistency(_ txn: Transaction) throws -> String? {
         var rows: [DirectoryKey: DirectoryRecord] = [:]
         try txn.withCursor(dirs) { cursor in
             var row = try cursor.first()

@@ -1,5 +1,5 @@
 import Events
-import LMDB
+package import LMDB
 
 /// A digest of the views' contents: equal views have equal digests, whichever way they
 /// were folded (live, replayed from scratch).
@@ -61,13 +61,13 @@ extension Views {
     }
 
     /// The digest of both views as of `txn`.
-    public func digest(_ txn: Transaction) throws -> ViewDigest {
+    package func digest(_ txn: Transaction) throws -> ViewDigest {
         let e = try entriesDigest(txn), d = try digest(txn, dirs)
         return ViewDigest(entries: e.0, directories: d.0, entryCount: e.1, directoryCount: d.1)
     }
 
     /// Where two sets of views first differ, as a sentence naming the entry; nil when equal.
-    public func firstDifference(_ txn: Transaction, from other: Views) throws -> String? {
+    package func firstDifference(_ txn: Transaction, from other: Views) throws -> String? {
         var pairs = [("file-path view", entries, other.entries), ("directory-size view", dirs, other.dirs),
                      ("roots", roots, other.roots)]
         if let a = rejected, let b = other.rejected { pairs.append(("rejections", a, b)) }
@@ -149,7 +149,7 @@ extension Views {
     }
 
     /// Empties both views (before a replay into them).
-    public func clear(_ txn: Transaction) throws {
+    package func clear(_ txn: Transaction) throws {
         for db in [entries, dirs, roots, state, dirInodes, incomplete] + (rejected.map { [$0] } ?? []) { try txn.clear(db) }
     }
 }

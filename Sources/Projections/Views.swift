@@ -1,5 +1,5 @@
 import Events
-import LMDB
+package import LMDB
 
 /// The totals of a directory in the directory-size view.
 public struct DirectoryTotals: Sendable, Hashable {
@@ -70,7 +70,7 @@ public struct DirectoryRecord: Sendable, Hashable {
 /// A `prefix` gives a second, independent set of views in the same environment (replay
 /// builds into one and compares).
 public final class Views: Sendable {
-    public let environment: Environment
+    package let environment: Environment
     let entries: Database
     /// The event log, which listings of the file-path view point into.
     let log: Database
@@ -90,7 +90,7 @@ public final class Views: Sendable {
     /// - Parameter logEnvironment: where the log these views were folded from lives, when
     ///   not in `environment` (scratch views): listings that point into the log are read
     ///   there, in a read transaction the views keep.
-    public init(environment: Environment, prefix: String = "", create: Bool = true, logEnvironment: Environment? = nil) throws {
+    package init(environment: Environment, prefix: String = "", create: Bool = true, logEnvironment: Environment? = nil) throws {
         self.environment = environment
         foreignLog = try logEnvironment.map { try ForeignLog($0) }
         let open = { (txn: Transaction) in
@@ -107,6 +107,9 @@ public final class Views: Sendable {
         rejected = create ? try environment.write { try $0.openDatabase(prefix + "rejected", create: true) }
             : try? environment.read { try $0.openDatabase(prefix + "rejected", create: false) }
     }
+
+    /// The prefix of the views a replay builds (`replay.entries`, `replay.dirs`, …).
+    public static let replayPrefix = "replay."
 
     // MARK: - Keys
 
@@ -134,21 +137,21 @@ public final class Views: Sendable {
     // MARK: - Reads
 
     /// Whether any directory's last listing met an error.
-    public func hasIncompleteListings(_ txn: Transaction) throws -> Bool { try txn.count(incomplete) > 0 }
+    package func hasIncompleteListings(_ txn: Transaction) throws -> Bool { try txn.count(incomplete) > 0 }
 
     /// Whether directory `dirID`'s last listing met an error.
-    public func isListingIncomplete(_ txn: Transaction, _ dirID: UInt64) throws -> Bool {
+    package func isListingIncomplete(_ txn: Transaction, _ dirID: UInt64) throws -> Bool {
         try Self.withIDKey(dirID) { k in try txn.get(incomplete, key: k) { _ in true } } ?? false
     }
 
     /// Whether any name is recorded as rejected.
-    public func hasRejections(_ txn: Transaction) throws -> Bool {
+    package func hasRejections(_ txn: Transaction) throws -> Bool {
         guard let rejected else { return false }
         return try txn.count(rejected) > 0
     }
 
     /// The rule that rejected `name` in directory `parent`, if it is recorded as rejected.
-    public func rejection(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> String? {
+    package func rejection(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> String? {
         guard let rejected else { return nil }
         return try name.withUnsafeBytes { n in
             try Self.withEntryKey(parent, n) { key in try txn.get(rejected, key: key) { String(decoding: $0, as: UTF8.self) } }
@@ -156,7 +159,7 @@ public final class Views: Sendable {
     }
 
     /// Calls `body` with each rejected name of directory `dirID` and its rule, in name order.
-    public func forEachRejection(_ txn: Transaction, of dirID: UInt64,
+    package func forEachRejection(_ txn: Transaction, of dirID: UInt64,
                                  _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
         guard let rejected else { return }
         try txn.withCursor(rejected) { cursor in
@@ -170,7 +173,7 @@ public final class Views: Sendable {
     }
 
     /// Calls `body` with every rejected name: its directory's id, the name and the rule.
-    public func forEachRejection(_ txn: Transaction, _ body: (UInt64, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+    package func forEachRejection(_ txn: Transaction, _ body: (UInt64, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
         guard let rejected else { return }
         try txn.withCursor(rejected) { cursor in
             var record = try cursor.first()
@@ -182,14 +185,14 @@ public final class Views: Sendable {
     }
 
     /// The id of the indexed directory with this device and inode.
-    public func directoryID(_ txn: Transaction, device: UInt64, inode: UInt64) throws -> UInt64? {
+    package func directoryID(_ txn: Transaction, device: UInt64, inode: UInt64) throws -> UInt64? {
         try Self.withInodeKey(device: device, inode: inode) { k in
             try txn.get(dirInodes, key: k) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
         }
     }
 
     /// The last sequence folded into these views (0 when empty).
-    public func lastSequence(_ txn: Transaction) throws -> UInt64 {
+    package func lastSequence(_ txn: Transaction) throws -> UInt64 {
         try Array("lastSequence".utf8).withUnsafeBytes { k in
             try txn.get(state, key: k) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) } ?? 0
         }
@@ -203,7 +206,7 @@ public final class Views: Sendable {
     }
 
     /// The metadata of `name` in directory `parent`.
-    public func entry(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer) throws -> EntryMetadata? {
+    package func entry(_ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer) throws -> EntryMetadata? {
         var found: EntryMetadata?
         try forEachChild(txn, of: parent) { child, m in
             let c = compareNames(child, name)
@@ -213,13 +216,13 @@ public final class Views: Sendable {
         return found
     }
 
-    public func entry(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> EntryMetadata? {
+    package func entry(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> EntryMetadata? {
         try name.withUnsafeBytes { try entry(txn, parent: parent, name: $0) }
     }
 
     /// Calls `body` with each child of directory `dirID`, in name order, until it returns
     /// false. Names are valid only inside `body`.
-    public func forEachChild(_ txn: Transaction, of dirID: UInt64,
+    package func forEachChild(_ txn: Transaction, of dirID: UInt64,
                              _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws {
         try Self.withIDKey(dirID) { key in
             _ = try txn.get(entries, key: key) { value in try forEachStoredChild(txn, of: dirID, value: value, body) }
@@ -238,7 +241,7 @@ public final class Views: Sendable {
     }
 
     /// Calls `body` with every directory's id and parent id, in id order.
-    public func forEachDirectory(_ txn: Transaction, _ body: (UInt64, UInt64) throws -> Void) throws {
+    package func forEachDirectory(_ txn: Transaction, _ body: (UInt64, UInt64) throws -> Void) throws {
         try txn.withCursor(dirs) { cursor in
             var row = try cursor.first()
             while let (key, value) = row {
@@ -250,12 +253,12 @@ public final class Views: Sendable {
     }
 
     /// The directory-size row of `dirID`.
-    public func directory(_ txn: Transaction, _ dirID: UInt64) throws -> DirectoryRecord? {
+    package func directory(_ txn: Transaction, _ dirID: UInt64) throws -> DirectoryRecord? {
         try Self.withIDKey(dirID) { k in try txn.get(dirs, key: k) { try DirectoryRecord(decoding: $0) } }
     }
 
     /// Every indexed root: absolute path bytes and dir id, in path order.
-    public func roots(_ txn: Transaction) throws -> [(path: [UInt8], dirID: UInt64)] {
+    package func roots(_ txn: Transaction) throws -> [(path: [UInt8], dirID: UInt64)] {
         try txn.withCursor(roots) { cursor in
             var result: [(path: [UInt8], dirID: UInt64)] = []
             var row = try cursor.first()
@@ -268,7 +271,7 @@ public final class Views: Sendable {
     }
 
     /// The absolute path of directory `dirID`, rebuilt from the parent chain.
-    public func path(_ txn: Transaction, of dirID: UInt64) throws -> [UInt8]? {
+    package func path(_ txn: Transaction, of dirID: UInt64) throws -> [UInt8]? {
         var components: [[UInt8]] = []
         var id = dirID
         while id != 0 {
@@ -294,19 +297,16 @@ public final class Views: Sendable {
     }
 
     /// The longest indexed root that is `path` (absolute, normalized) or a directory above it.
-    public func root(containing path: [UInt8], _ txn: Transaction) throws -> (path: [UInt8], dirID: UInt64)? {
-        let slash = UInt8(ascii: "/")
+    package func root(containing path: [UInt8], _ txn: Transaction) throws -> (path: [UInt8], dirID: UInt64)? {
         var best: (path: [UInt8], dirID: UInt64)?
-        for root in try roots(txn) {
-            let isPrefix = path.count >= root.path.count && path.starts(with: root.path)
-                && (path.count == root.path.count || root.path == [slash] || path[root.path.count] == slash)
-            if isPrefix && root.path.count > (best?.path.count ?? -1) { best = root }
+        for root in try roots(txn) where PathBytes.isSameOrBelow(path, root.path) && root.path.count > (best?.path.count ?? -1) {
+            best = root
         }
         return best
     }
 
     /// Finds `path` (absolute, normalized, without a trailing slash) in the index.
-    public func locate(_ txn: Transaction, path: [UInt8]) throws -> Location? {
+    package func locate(_ txn: Transaction, path: [UInt8]) throws -> Location? {
         let slash = UInt8(ascii: "/")
         guard let root = try root(containing: path, txn) else { return nil }
         var location = Location.directory(dirID: root.dirID, metadata: nil)
@@ -326,7 +326,12 @@ public final class Views: Sendable {
 /// A view that contradicts itself (a parent cycle, a missing row).
 public enum ViewError: Error, CustomStringConvertible {
     case corrupt(String)
+    /// `--replayed` asked for views no replay has built.
+    case noReplayedViews(directory: String)
     public var description: String {
-        switch self { case let .corrupt(s): "the index is inconsistent: \(s); run `evindex replay --verify`" }
+        switch self {
+        case let .corrupt(s): "the index is inconsistent: \(s); run `evindex replay --verify`"
+        case let .noReplayedViews(directory): "no replayed views in \(directory): run `evindex replay --to SEQ` first"
+        }
     }
 }

@@ -15,13 +15,7 @@ public final class Doorbell: @unchecked Sendable {
 
     public init() {
         pthread_mutex_init(mutex, nil)
-        // Waits time out by the monotonic clock: a step of the wall clock neither stretches
-        // nor cuts them.
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(rang, &attributes)
-        pthread_condattr_destroy(&attributes)
+        MonotonicWait.initCondition(rang)
     }
 
     deinit {
@@ -45,11 +39,7 @@ public final class Doorbell: @unchecked Sendable {
 
     /// Waits until a ring after `ticket` was taken, or `timeoutMs` passes.
     public func wait(_ ticket: UInt64, timeoutMs: Int64) {
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let nanos = Int64(deadline.tv_nsec) + (timeoutMs % 1000) * 1_000_000
-        deadline.tv_sec += Int(timeoutMs / 1000) + Int(nanos / 1_000_000_000)
-        deadline.tv_nsec = Int(nanos % 1_000_000_000)
+        var deadline = MonotonicWait.deadline(afterMs: timeoutMs)
         pthread_mutex_lock(mutex)
         waiters.add(1, ordering: .sequentiallyConsistent)
         while rings.load(ordering: .sequentiallyConsistent) == ticket {

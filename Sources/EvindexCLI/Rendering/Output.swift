@@ -1,4 +1,5 @@
 import Events
+import Traversal
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,18 +35,24 @@ func printError(_ message: String) {
     writeAll(2, Array("evindex: \(message)\n".utf8))
 }
 
-/// Writes every byte to `fd`; a closed pipe (`| head`) ends the process quietly.
+/// Writes every byte to `fd`. A closed pipe (`| head`) ends the process quietly: the
+/// reader wanted no more. Any other failure (a full disk, `/dev/full`, a closed
+/// descriptor) means the output is cut short, so the command has failed: one line on
+/// standard error, exit 1, never exit 0 with a truncated file.
 func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
     bytes.withUnsafeBytes { raw in
         var offset = 0
         while offset < raw.count {
-            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EPIPE { _exit(0) }
-                return
+            do throws(Errno) {
+                offset += try retryingOnInterrupt { write(fd, raw.baseAddress! + offset, raw.count - offset) }
+            } catch {
+                if error.rawValue == EPIPE { _exit(0) }
+                if fd != 2 {
+                    let message = Array("evindex: cannot write the output: \(error)\n".utf8)
+                    _ = message.withUnsafeBytes { write(2, $0.baseAddress!, $0.count) }
+                }
+                _exit(1)
             }
-            offset += n
         }
     }
 }

@@ -2,7 +2,6 @@ import ArgumentParser
 import EventStore
 import Events
 import Indexing
-import LMDB
 import Projections
 #if canImport(Glibc)
 import Glibc
@@ -55,19 +54,14 @@ struct ReplayCommand: ParsableCommand {
     func run() throws {
         let (log, lock) = try database.openLocked(doing: "replaying")
         defer { withExtendedLifetime(lock) {} }
-        let live = try Views(environment: log.environment, create: false)
-        let replayed = try Views(environment: log.environment, prefix: Replay.prefix, create: true)
-        let result: Replay.Result
+        let comparison: Replay.Comparison
         do {
-            result = try Replay.rebuild(log: log, into: replayed, through: to ?? .max, fromSnapshot: !fromScratch)
+            comparison = try Replay.compare(log: log, through: to ?? .max, fromSnapshot: !fromScratch, verify: verify)
         } catch let error as DecodeError {
             throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
         }
-        let (liveDigest, replayDigest, difference, inconsistency) = try log.environment.read { txn in
-            // A replay repeats whatever the log says: views a run would refuse can equal it.
-            (try live.digest(txn), try replayed.digest(txn), verify ? try live.firstDifference(txn, from: replayed) : nil,
-             verify ? try live.firstInconsistency(txn) : nil)
-        }
+        let (result, liveDigest, replayDigest) = (comparison.result, comparison.liveDigest, comparison.replayedDigest)
+        let (difference, inconsistency) = (comparison.difference, comparison.inconsistency)
         var out = Output()
         if json {
             var o = JSONObject()

@@ -2,7 +2,6 @@ import ArgumentParser
 import EventStore
 import Events
 import Indexing
-import LMDB
 import Projections
 #if canImport(Glibc)
 import Glibc
@@ -31,31 +30,20 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         let (log, lock) = try database.openLocked(doing: "verifying")
         defer { withExtendedLifetime(lock) {} }
-        var checked: UInt64 = 0
+        let verification: Replay.Verification
         do {
-            try log.environment.read { txn in
-                // Every event decoded, not only the checksums: a block is read as a whole.
-                try log.forEachItem(txn) { _, _, _, _ in
-                    checked += 1
-                    return true
-                }
-            }
+            verification = try Replay.verify(log: log)
         } catch let error as DecodeError {
             throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
         }
-        let live = try Views(environment: log.environment, create: false)
-        let replayed = try Views(environment: log.environment, prefix: Replay.prefix, create: true)
-        let result = try Replay.rebuild(log: log, into: replayed)
-        let difference = try log.environment.read { txn in try live.firstDifference(txn, from: replayed) }
-        if let difference {
+        if let difference = verification.difference {
             throw CommandFailure(message: "the views differ from a replay of the log: first at \(difference)", exitCode: 1)
         }
-        // A replay repeats whatever the log says: views a run would refuse can equal it.
-        if let problem = try log.environment.read({ txn in try live.firstInconsistency(txn) }) {
+        if let problem = verification.inconsistency {
             throw CommandFailure(message: "the views equal a replay of the log but do not hold together: \(problem)", exitCode: 1)
         }
         var out = Output()
-        out.line("\(checked) events, every checksum sound; the views equal a replay of \(result.events) events and hold together")
+        out.line("\(verification.events) events, every checksum sound; the views equal a replay of \(verification.replayed.events) events and hold together")
         out.flush()
     }
 }

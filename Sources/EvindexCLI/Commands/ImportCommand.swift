@@ -3,72 +3,11 @@ import EventStore
 import Events
 import History
 import Indexing
-import LMDB
 import Projections
+import Traversal
 #if canImport(Glibc)
 import Glibc
 #endif
-
-struct ExportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "export",
-        abstract: "Write one run as NDJSON, self-contained, for `evindex import` elsewhere.",
-        discussion: """
-            Line 1 describes the run (the fields of `runs --json`, plus root_dir_id,
-            first_index and base_entries). Then, unless the run was its root's first index,
-            the index below its root just before the run began, one `"base":true` object
-            per entry (parents before children) and per rejected name (with its rule). Then the run's own events, as
-            `log --json` prints them but without resolved paths. Names that are not UTF-8
-            are carried exactly in their `_b64` twins.
-
-            Examples:
-              evindex export 3 > run3.ndjson
-              evindex export 3 --db ~/.local/share/evindex | ssh host evindex import -
-            """
-    )
-
-    @Argument(help: ArgumentHelp("The run id (see `evindex runs`).", valueName: "run"))
-    var runID: UInt32
-
-    @Flag(name: .long, help: "NDJSON (the only format; accepted for symmetry with the other commands).")
-    var json = false
-
-    @OptionGroup var database: DatabaseOption
-
-    func run() throws {
-        let index = try ReadOnlyIndex(database)
-        let run = try index.log.environment.read { try index.run($0, id: runID) }
-        var out = Output()
-        var noPaths = PathResolver(views: index.views, enabled: false)
-        do {
-            try ExportedRun.read(log: index.log, live: index.views, run: run) { section in
-                switch section {
-                case let .header(r, baseEntries):
-                    var o = JSONObject()
-                    o.add("evindex_export", 1)
-                    runFields(&o, r)
-                    o.add("root_dir_id", r.rootDirID)
-                    o.add("first_index", r.isFirstIndex)
-                    o.add("base_entries", baseEntries)
-                    out.line(o.json)
-                case let .base(entry):
-                    var o = JSONObject()
-                    o.add("base", true)
-                    o.add("parent", entry.parent)
-                    o.addPath("name", entry.name)
-                    if let rule = entry.rule { o.add("rule", rule) } else { metadataFields(&o, "", entry.metadata) }
-                    out.line(o.json)
-                case let .event(record):
-                    try index.log.environment.read { txn in out.line(try eventJSON(record, txn, &noPaths)) }
-                }
-            }
-        } catch let error as DecodeError {
-            out.flush()
-            throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
-        }
-        out.flush()
-    }
-}
 
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -104,12 +43,11 @@ struct ImportCommand: ParsableCommand {
         defer { _ = lock }
         let log = try EventLog(directory: database.directory, create: true)
         try SchemaUpgrade.upgradeIfNeeded(log)
-        let views = try Views(environment: log.environment)
         var version = "0.1.0"
         for r in exported.events { if case let .jobStarted(_, _, _, v) = r.event { version = v; break } }
         let result: RunImport.Result
         do {
-            result = try RunImport.append(exported, log: log, views: views, version: version)
+            result = try RunImport.append(exported, log: log, version: version)
         } catch let error as HistoryError {
             if let (root, indexed) = error.overlap {
                 throw CommandFailure(message: "\(displayPath(root)) overlaps the indexed root \(displayPath(indexed)) in \(database.directory); import into a database that does not index it")
@@ -186,10 +124,11 @@ struct ImportCommand: ParsableCommand {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw CommandFailure(message: "cannot read \(file): \(String(cString: strerror(errno)))")
+            let n: Int
+            do throws(Errno) {
+                n = try retryingOnInterrupt { buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) } }
+            } catch {
+                throw CommandFailure(message: "cannot read \(file): \(error)")
             }
             if n == 0 { return bytes }
             bytes.append(contentsOf: buffer[0..<n])

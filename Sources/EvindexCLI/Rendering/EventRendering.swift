@@ -1,33 +1,31 @@
 import ArgumentParser
 import EventStore
 import Events
-import LMDB
 import Projections
 import Traversal
 
 /// Turns (directory id, name) into paths, caching directory paths.
 struct PathResolver {
-    let views: Views
     /// False: resolve nothing (`export`, whose records must not depend on today's index).
     var enabled = true
     private var cache: [UInt64: [UInt8]] = [:]
 
-    init(views: Views, enabled: Bool = true) { self.views = views; self.enabled = enabled }
+    init(enabled: Bool = true) { self.enabled = enabled }
 
     /// Forgets the cached paths (a directory may have moved since).
     mutating func forget() { cache.removeAll(keepingCapacity: true) }
 
-    mutating func directory(_ txn: Transaction, _ id: UInt64) throws -> [UInt8]? {
+    mutating func directory(_ snapshot: IndexSnapshot, _ id: UInt64) throws -> [UInt8]? {
         guard enabled else { return nil }
         if let p = cache[id] { return p }
-        let p = try views.path(txn, of: id)
+        let p = try snapshot.path(of: id)
         if cache.count > 100_000 { cache.removeAll() }
         cache[id] = p
         return p
     }
 
-    mutating func entry(_ txn: Transaction, _ parent: UInt64, _ name: [UInt8]) throws -> [UInt8]? {
-        guard let dir = try directory(txn, parent) else { return nil }
+    mutating func entry(_ snapshot: IndexSnapshot, _ parent: UInt64, _ name: [UInt8]) throws -> [UInt8]? {
+        guard let dir = try directory(snapshot, parent) else { return nil }
         return name.isEmpty ? dir : name.withUnsafeBytes { joinPath(dir, $0) }
     }
 }
@@ -74,13 +72,13 @@ func countsFields(_ o: inout JSONObject, _ c: RunCounts) {
 }
 
 private func entryFields(_ o: inout JSONObject, _ key: String, _ parent: UInt64, _ name: [UInt8],
-                         _ txn: Transaction, _ paths: inout PathResolver) throws {
+                         _ snapshot: IndexSnapshot, _ paths: inout PathResolver) throws {
     o.add(key == "path" ? "parent" : key + "_parent", parent)
     o.addPath(key == "path" ? "name" : key + "_name", name)
-    if let p = try paths.entry(txn, parent, name) { o.addPath(key, p) }
+    if let p = try paths.entry(snapshot, parent, name) { o.addPath(key, p) }
 }
 
-func eventJSON(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver) throws -> String {
+func eventJSON(_ r: EventRecord, _ snapshot: IndexSnapshot, _ paths: inout PathResolver) throws -> String {
     var o = JSONObject()
     o.add("seq", r.sequence)
     o.add("run", r.run)
@@ -101,23 +99,23 @@ func eventJSON(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver
         o.add("entries", entries)
     case let .directoryListed(dirID, children):
         o.add("dir_id", dirID); o.add("children", children)
-        if let p = try paths.directory(txn, dirID) { o.addPath("path", p) }
+        if let p = try paths.directory(snapshot, dirID) { o.addPath("path", p) }
     case let .pathRejected(parent, name, rule):
-        try entryFields(&o, "path", parent, name, txn, &paths); o.add("rule", rule)
+        try entryFields(&o, "path", parent, name, snapshot, &paths); o.add("rule", rule)
     case let .entryCreated(parent, name, m):
-        try entryFields(&o, "path", parent, name, txn, &paths); metadataFields(&o, "", m)
+        try entryFields(&o, "path", parent, name, snapshot, &paths); metadataFields(&o, "", m)
     case let .entryUpdated(parent, name, old, new):
-        try entryFields(&o, "path", parent, name, txn, &paths)
+        try entryFields(&o, "path", parent, name, snapshot, &paths)
         o.addRaw("changed", "[" + changedFields(old, new).map { "\"\($0)\"" }.joined(separator: ",") + "]")
         metadataFields(&o, "old_", old); metadataFields(&o, "", new)
     case let .entryRemoved(parent, name):
-        try entryFields(&o, "path", parent, name, txn, &paths)
+        try entryFields(&o, "path", parent, name, snapshot, &paths)
     case let .entryMoved(fromParent, fromName, toParent, toName, m):
-        try entryFields(&o, "from", fromParent, fromName, txn, &paths)
-        try entryFields(&o, "path", toParent, toName, txn, &paths)
+        try entryFields(&o, "from", fromParent, fromName, snapshot, &paths)
+        try entryFields(&o, "path", toParent, toName, snapshot, &paths)
         metadataFields(&o, "", m)
     case let .nonCriticalError(parent, name, errno, operation):
-        try entryFields(&o, "path", parent, name, txn, &paths)
+        try entryFields(&o, "path", parent, name, snapshot, &paths)
         o.add("errno", errno); o.add("error", Errno(rawValue: errno).name); o.add("operation", operation.name)
     }
     return o.json
@@ -137,9 +135,9 @@ func changedFields(_ old: EntryMetadata, _ new: EntryMetadata) -> [String] {
     return f
 }
 
-func eventLine(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver) throws -> String {
+func eventLine(_ r: EventRecord, _ snapshot: IndexSnapshot, _ paths: inout PathResolver) throws -> String {
     func path(_ parent: UInt64, _ name: [UInt8]) throws -> String {
-        if let p = try paths.entry(txn, parent, name) { return displayPath(p) }
+        if let p = try paths.entry(snapshot, parent, name) { return displayPath(p) }
         return "dir#\(parent)/" + displayPath(name)
     }
     let detail: String
@@ -152,7 +150,7 @@ func eventLine(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver
     case let .jobFailed(message): detail = message
     case let .snapshotTaken(entries): detail = "job state saved after \(entries) entries"
     case let .directoryListed(dirID, children):
-        detail = (try paths.directory(txn, dirID).map(displayPath) ?? "dir#\(dirID)") + " (\(children) entries)"
+        detail = (try paths.directory(snapshot, dirID).map(displayPath) ?? "dir#\(dirID)") + " (\(children) entries)"
     case let .pathRejected(parent, name, rule): detail = "\(try path(parent, name)) by \(rule)"
     case let .entryCreated(parent, name, m): detail = "\(try path(parent, name)) \(m.kind.name) \(m.size)"
     case let .entryUpdated(parent, name, old, new): detail = "\(try path(parent, name)) \(changedFields(old, new).joined(separator: ","))"
@@ -162,47 +160,4 @@ func eventLine(_ r: EventRecord, _ txn: Transaction, _ paths: inout PathResolver
         detail = "\(try path(parent, name)): \(operation.name): \(Errno(rawValue: errno).name) (\(Errno(rawValue: errno)))"
     }
     return "\(r.sequence)  run \(r.run)  \(timestamp(seconds: r.timeMs / 1000))  \(r.event.type.name)  \(detail)"
-}
-
-struct RunsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "runs",
-        abstract: "List every run: status, root, events and counts.",
-        discussion: """
-            Examples:
-              evindex runs
-              evindex runs --json | jq 'select(.status == "failed")'
-            """
-    )
-
-    @Flag(name: .long, help: "One JSON object per run: run, root, status, first_seq, last_seq, started_ms, ended_ms and counts.")
-    var json = false
-
-    @OptionGroup var database: DatabaseOption
-
-    func run() throws {
-        let index = try ReadOnlyIndex(database)
-        var out = Output()
-        try index.log.environment.read { txn in
-            let runs = try index.log.allRuns(txn)
-            if !json {
-                out.line("RUN  STATUS     EVENTS           ENTRIES   CREATED   UPDATED   REMOVED     MOVED   ERRORS  STARTED              ROOT")
-            }
-            for r in runs {
-                let c = r.counts
-                if json {
-                    var o = JSONObject()
-                    runFields(&o, r)
-                    out.line(o.json)
-                } else {
-                    func col(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(1, w - s.count)) }
-                    func num(_ v: UInt64, _ w: Int) -> String { String(repeating: " ", count: max(0, w - String(v).count)) + String(v) + "  " }
-                    out.line(col(String(r.id), 5) + col(r.status.name, 11) + col("\(r.firstSequence)-\(r.lastSequence)", 15)
-                             + num(c.entries, 9) + num(c.created, 8) + num(c.updated, 8) + num(c.removed, 8) + num(c.moved, 8) + num(c.errors, 7)
-                             + col(timestamp(seconds: r.startedMs / 1000), 21) + displayPath(r.root))
-                }
-            }
-        }
-        out.flush()
-    }
 }

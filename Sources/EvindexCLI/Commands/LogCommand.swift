@@ -1,7 +1,6 @@
 import ArgumentParser
 import EventStore
 import Events
-import LMDB
 import Projections
 import Synchronization
 import Traversal
@@ -103,7 +102,7 @@ struct LogCommand: ParsableCommand {
                                  pathPrefix: pathPrefix.map { absolutePath(rawArgument($0)) },
                                  sinceMs: since.flatMap(parseTime), untilMs: until.flatMap(parseTime))
         var out = Output()
-        var paths = PathResolver(views: index.views)
+        var paths = PathResolver()
         var printed = 0
         var next = from
         var end = to ?? UInt64.max
@@ -111,15 +110,15 @@ struct LogCommand: ParsableCommand {
         if follow { LogCommand.stopOnSignals() }
 
         /// Prints the events from `next` on; false once the listing is over.
-        func pass(_ txn: Transaction) throws -> Bool {
+        func pass(_ snapshot: IndexSnapshot) throws -> Bool {
             var more = true
             do {
-                try index.log.forEachRecord(txn, from: next, through: end) { record in
+                try snapshot.forEachRecord(from: next, through: end) { record in
                     if done(printed) { more = false; return false }
                     next = record.sequence + 1
-                    guard try filter.matches(record, txn, index, &paths) else { return true }
+                    guard try filter.matches(record, snapshot, index, &paths) else { return true }
                     printed += 1
-                    out.line(json ? try eventJSON(record, txn, &paths) : try eventLine(record, txn, &paths))
+                    out.line(json ? try eventJSON(record, snapshot, &paths) : try eventLine(record, snapshot, &paths))
                     return true
                 }
             } catch let error as DecodeError {
@@ -129,15 +128,15 @@ struct LogCommand: ParsableCommand {
             return more && !done(printed) && next <= end
         }
 
-        var going = try index.log.environment.read { txn -> Bool in
+        var going = try index.read { snapshot -> Bool in
             if let runID {
-                let record = try index.run(txn, id: runID)
+                let record = try index.run(snapshot, id: runID)
                 next = max(next, record.firstSequence)
                 // A run in flight (or one that may be resumed) goes on past its last
                 // sequence: following it reads on.
                 if !follow { end = min(end, record.lastSequence) }
             }
-            return try pass(txn)
+            return try pass(snapshot)
         }
         out.flush()
         guard follow else { return }
@@ -145,7 +144,7 @@ struct LogCommand: ParsableCommand {
             usleep(150_000)
             if LogCommand.stopRequested.load(ordering: .relaxed) { break }
             paths.forget()
-            going = try index.log.environment.read { try pass($0) }
+            going = try index.read { try pass($0) }
             out.flush()
         }
         out.flush()
@@ -179,7 +178,7 @@ struct EventFilter {
         self.runID = runID; self.types = types; self.pathPrefix = pathPrefix; self.sinceMs = sinceMs; self.untilMs = untilMs
     }
 
-    mutating func matches(_ r: EventRecord, _ txn: Transaction, _ index: ReadOnlyIndex, _ paths: inout PathResolver) throws -> Bool {
+    mutating func matches(_ r: EventRecord, _ snapshot: IndexSnapshot, _ index: ReadOnlyIndex, _ paths: inout PathResolver) throws -> Bool {
         if let runID, r.run != runID { return false }
         if let types, !types.contains(r.event.type) { return false }
         if let sinceMs, r.timeMs < sinceMs { return false }
@@ -189,17 +188,17 @@ struct EventFilter {
         switch r.event {
         case let .entryCreated(parent, name, _), let .entryUpdated(parent, name, _, _), let .entryRemoved(parent, name),
              let .pathRejected(parent, name, _), let .nonCriticalError(parent, name, _, _):
-            return under(try paths.entry(txn, parent, name))
+            return under(try paths.entry(snapshot, parent, name))
         case let .entryMoved(fromParent, fromName, toParent, toName, _):
-            let source = try paths.entry(txn, fromParent, fromName), destination = try paths.entry(txn, toParent, toName)
+            let source = try paths.entry(snapshot, fromParent, fromName), destination = try paths.entry(snapshot, toParent, toName)
             return under(source) || under(destination)
         case let .directoryListed(dirID, _):
-            return under(try paths.directory(txn, dirID))
+            return under(try paths.directory(snapshot, dirID))
         case let .jobStarted(root, _, _, _):
             runRoots[r.run] = root
             return isUnder(root, prefix) || isUnder(prefix, root)
         case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .snapshotTaken:
-            if runRoots[r.run] == nil, let run = try index.log.run(txn, id: r.run) { runRoots[r.run] = run.root }
+            if runRoots[r.run] == nil, let run = try snapshot.run(r.run) { runRoots[r.run] = run.root }
             guard let root = runRoots[r.run] else { return false }
             return isUnder(root, prefix) || isUnder(prefix, root)
         }
@@ -207,11 +206,7 @@ struct EventFilter {
 }
 
 /// Whether `path` is `prefix` or lies below it (whole components).
-func isUnder(_ path: [UInt8], _ prefix: [UInt8]) -> Bool {
-    let slash = UInt8(ascii: "/")
-    guard path.count >= prefix.count, path.starts(with: prefix) else { return false }
-    return path.count == prefix.count || prefix == [slash] || path[prefix.count] == slash
-}
+func isUnder(_ path: [UInt8], _ prefix: [UInt8]) -> Bool { PathBytes.isSameOrBelow(path, prefix) }
 
 /// Milliseconds since the epoch from `2026-11-30T05:00:00Z` (fraction and `Z` optional,
 /// UTC), `2026-11-30`, or a number of milliseconds.

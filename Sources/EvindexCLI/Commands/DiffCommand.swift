@@ -2,7 +2,6 @@ import ArgumentParser
 import EventStore
 import Events
 import History
-import LMDB
 import Projections
 import Traversal
 #if canImport(Glibc)
@@ -106,15 +105,15 @@ struct DiffCommand: ParsableCommand {
         var option = DatabaseOption()
         option.db = db
         let index = try ReadOnlyIndex(option)
-        return try index.log.environment.read { txn in
-            let run = try index.run(txn, id: spec.run)
+        return try index.read { snapshot in
+            let run = try index.run(snapshot, id: spec.run)
             let through = spec.through ?? run.lastSequence
             guard through >= run.firstSequence && through <= run.lastSequence else {
                 throw CommandFailure(message: "\(specText): run \(run.id) holds events \(run.firstSequence)-\(run.lastSequence) in \(db)")
             }
             let facts: RunFacts
             do {
-                facts = try RunFacts.read(log: index.log, txn, run: run, through: through)
+                facts = try RunFacts.read(snapshot, run: run, through: through)
             } catch let error as DecodeError {
                 throw CommandFailure(message: "\(error) in \(db)", exitCode: 1)
             }
@@ -139,31 +138,17 @@ struct DiffCommand: ParsableCommand {
         let b = try open(dbB, arguments[arguments.count - 1], reuse: a)
         let fields = try fields()
         var out = Output()
-        let differ = try withReads([a.index.log.environment, b.index.log.environment,
-                                    a.learned.views.environment, b.learned.views.environment]) { txns in
-            try report(a, b, logTxnA: txns[0], logTxnB: txns[1], sideA: DiffSide(views: a.learned.views, txn: txns[2], facts: a.facts),
-                       sideB: DiffSide(views: b.learned.views, txn: txns[3], facts: b.facts), fields: fields, &out)
+        let differ = try IndexSnapshot.read([a.learned.reader(log: a.index.log), b.learned.reader(log: b.index.log)]) { snapshots in
+            try report(a, b, sideA: DiffSide(snapshots[0], facts: a.facts), sideB: DiffSide(snapshots[1], facts: b.facts),
+                       fields: fields, &out)
         }
         out.flush()
         if differ { exitProcess(1) }
     }
 
-    /// Runs `body` with one read transaction per environment (the same one for an
-    /// environment listed twice).
-    func withReads<R>(_ environments: [Environment], _ body: ([Transaction]) throws -> R) throws -> R {
-        func step(_ i: Int, _ opened: [(Environment, Transaction)]) throws -> R {
-            if i == environments.count {
-                return try body(environments.map { e in opened.first { $0.0 === e }!.1 })
-            }
-            if opened.contains(where: { $0.0 === environments[i] }) { return try step(i + 1, opened) }
-            return try environments[i].read { txn in try step(i + 1, opened + [(environments[i], txn)]) }
-        }
-        return try step(0, [])
-    }
-
     // MARK: - Report
 
-    func report(_ a: Opened, _ b: Opened, logTxnA: Transaction, logTxnB: Transaction, sideA: DiffSide, sideB: DiffSide,
+    func report(_ a: Opened, _ b: Opened, sideA: DiffSide, sideB: DiffSide,
                 fields: MetadataFields, _ out: inout Output) throws -> Bool {
         let optionsDiffer = a.facts.options != b.facts.options
         // Header.
@@ -214,9 +199,7 @@ struct DiffCommand: ParsableCommand {
                 shown.append("  " + differenceLine(d, dir: dir))
             }
         }
-        let divergence = try RunComparison.firstDivergence(summary.divergingDirectories + others.divergingDirectories,
-                                                           sideA, sideB, logA: a.index.log, logB: b.index.log,
-                                                           txnA: logTxnA, txnB: logTxnB)
+        let divergence = try RunComparison.firstDivergence(summary.divergingDirectories + others.divergingDirectories, sideA, sideB)
         let differ = optionsDiffer || !summary.isEmpty || !others.isEmpty
         if json {
             for (which, list) in [("a", others.errorsOnlyInA), ("b", others.errorsOnlyInB)] {
@@ -245,9 +228,9 @@ struct DiffCommand: ParsableCommand {
                 var o = JSONObject()
                 o.add("type", "first_divergence")
                 o.addPath("path", divergence.path)
-                var resolverA = PathResolver(views: sideA.views), resolverB = PathResolver(views: sideB.views)
-                o.addRaw("event_a", try divergence.eventA.map { try eventJSON($0, sideA.txn, &resolverA) } ?? "null")
-                o.addRaw("event_b", try divergence.eventB.map { try eventJSON($0, sideB.txn, &resolverB) } ?? "null")
+                var resolverA = PathResolver(), resolverB = PathResolver()
+                o.addRaw("event_a", try divergence.eventA.map { try eventJSON($0, sideA.snapshot, &resolverA) } ?? "null")
+                o.addRaw("event_b", try divergence.eventB.map { try eventJSON($0, sideB.snapshot, &resolverB) } ?? "null")
                 out.line(o.json)
             }
             var o = JSONObject()
@@ -267,10 +250,10 @@ struct DiffCommand: ParsableCommand {
         }
 
         if let divergence {
-            var resolverA = PathResolver(views: sideA.views), resolverB = PathResolver(views: sideB.views)
+            var resolverA = PathResolver(), resolverB = PathResolver()
             out.line("first divergence: " + (divergence.path.isEmpty ? "./" : displayPath(divergence.path) + "/"))
-            out.line("  A: " + (try divergence.eventA.map { try eventLine($0, sideA.txn, &resolverA) } ?? "no event of run \(a.run.id) concerns it"))
-            out.line("  B: " + (try divergence.eventB.map { try eventLine($0, sideB.txn, &resolverB) } ?? "no event of run \(b.run.id) concerns it"))
+            out.line("  A: " + (try divergence.eventA.map { try eventLine($0, sideA.snapshot, &resolverA) } ?? "no event of run \(a.run.id) concerns it"))
+            out.line("  B: " + (try divergence.eventB.map { try eventLine($0, sideB.snapshot, &resolverB) } ?? "no event of run \(b.run.id) concerns it"))
         }
         for line in shown { out.line(line) }
         if hidden > 0 { out.line("… \(hidden) more differences (--limit \(limit + hidden) shows them, --json all)") }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import EventStore
 import Events
-import LMDB
 import Projections
 
 struct WhyCommand: ParsableCommand {
@@ -46,15 +45,15 @@ struct WhyCommand: ParsableCommand {
     func run() throws {
         let index = try ReadOnlyIndex(database)
         let target = absolutePath(rawArgument(path))
-        var answer = try index.log.environment.read { txn -> Answer in
-            var a = try explain(txn, index, target)
+        var answer = try index.read { snapshot -> Answer in
+            var a = try explain(snapshot, index, target)
             if a.parent != 0 {
                 // The event that made the answer true: a rejection for a rejection, an
                 // entry event for an entry; the removal of a since-rejected entry is not it.
                 let kinds: Set<EventType> = a.rule != nil ? [.pathRejected]
                     : a.indexed || a.at != target ? [.entryCreated, .entryUpdated, .entryMoved]
                     : [.entryRemoved, .nonCriticalError, .entryMoved]
-                a.event = try lastEvent(txn, index.log, parent: a.parent, name: a.name, kinds: kinds)
+                a.event = try lastEvent(snapshot, index.log, parent: a.parent, name: a.name, kinds: kinds)
             }
             return a
         }
@@ -80,11 +79,10 @@ struct WhyCommand: ParsableCommand {
         if !answer.indexed { throw ExitCode(1) }
     }
 
-    private func explain(_ txn: Transaction, _ index: ReadOnlyIndex, _ target: [UInt8]) throws -> Answer {
-        let views = index.views
+    private func explain(_ snapshot: IndexSnapshot, _ index: ReadOnlyIndex, _ target: [UInt8]) throws -> Answer {
         let slash = UInt8(ascii: "/")
-        guard let root = try views.root(containing: target, txn) else {
-            throw CommandFailure(message: "\(displayPath(target)) is not under any indexed root (indexed roots: \(try index.rootList(txn)))")
+        guard let root = try snapshot.root(containing: target) else {
+            throw CommandFailure(message: "\(displayPath(target)) is not under any indexed root (indexed roots: \(try index.rootList(snapshot)))")
         }
         var dirID = root.dirID
         var here = root.path
@@ -94,7 +92,7 @@ struct WhyCommand: ParsableCommand {
             let isLast = i == components.count - 1
             let parentPath = here
             here = joinPath(here, name.withUnsafeBytes { $0 })
-            if let m = try views.entry(txn, parent: dirID, name: name) {
+            if let m = try snapshot.entry(parent: dirID, name: name) {
                 if isLast {
                     return Answer(indexed: true, reason: "indexed: \(m.kind.name), \(m.size) bytes", at: here, parent: dirID, name: name)
                 }
@@ -109,12 +107,12 @@ struct WhyCommand: ParsableCommand {
                 dirID = m.dirID
                 continue
             }
-            if let rule = try views.rejection(txn, parent: dirID, name: name) {
+            if let rule = try snapshot.rejection(parent: dirID, name: name) {
                 let reason = isLast ? "not indexed: rejected by \(rule)"
                     : "not indexed: \(displayPath(here)) above it was rejected by \(rule); a rejected directory is not entered"
                 return Answer(indexed: false, reason: reason, rule: rule, at: here, parent: dirID, name: name)
             }
-            if try views.isListingIncomplete(txn, dirID) {
+            if try snapshot.isListingIncomplete(dirID) {
                 return Answer(indexed: false, reason: "not indexed: the last listing of \(displayPath(parentPath)) met errors "
                               + "and does not have it (see `evindex log --type NonCriticalError`)", at: here, parent: dirID, name: name)
             }
@@ -125,9 +123,9 @@ struct WhyCommand: ParsableCommand {
     }
 
     /// The last event about the name `name` in directory `parent`.
-    private func lastEvent(_ txn: Transaction, _ log: EventLog, parent: UInt64, name: [UInt8], kinds: Set<EventType>) throws -> EventRecord? {
+    private func lastEvent(_ snapshot: IndexSnapshot, _ log: EventLog, parent: UInt64, name: [UInt8], kinds: Set<EventType>) throws -> EventRecord? {
         var found: EventRecord?
-        try log.forEachRecord(txn) { record in
+        try snapshot.forEachRecord { record in
             guard kinds.contains(record.event.type) else { return true }
             switch record.event {
             case let .entryCreated(p, n, _), let .entryUpdated(p, n, _, _), let .entryRemoved(p, n),

@@ -1,7 +1,6 @@
 import ArgumentParser
 import EventStore
 import Events
-import LMDB
 import Projections
 import Traversal
 
@@ -31,16 +30,16 @@ struct ShowCommand: ParsableCommand {
     func run() throws {
         let index = try ReadOnlyIndex(database)
         var out = Output()
-        try index.log.environment.read { txn in
-            let run = try index.run(txn, id: runID)
+        try index.read { snapshot in
+            let run = try index.run(snapshot, id: runID)
             var byType: [EventType: Int] = [:]
             var errors: [String: (count: Int, first: String)] = [:]
             var pauses: [UInt64] = [], resumes: [UInt64] = [], snapshots: [UInt64] = []
             var snapshotEntries: [UInt64] = []
             var options = "", version = ""
-            var paths = PathResolver(views: index.views)
+            var paths = PathResolver()
             do {
-                try index.log.forEachRecord(txn, from: run.firstSequence, through: run.lastSequence) { r in
+                try snapshot.forEachRecord(from: run.firstSequence, through: run.lastSequence) { r in
                     guard r.run == runID else { return true }
                     byType[r.event.type, default: 0] += 1
                     switch r.event {
@@ -50,7 +49,7 @@ struct ShowCommand: ParsableCommand {
                     case let .jobStarted(_, _, o, v): options = o; version = v
                     case let .nonCriticalError(parent, name, errno, operation):
                         let key = "\(Errno(rawValue: errno).name) \(operation.name)"
-                        let path = try paths.entry(txn, parent, name).map(displayPath) ?? "dir#\(parent)/\(displayPath(name))"
+                        let path = try paths.entry(snapshot, parent, name).map(displayPath) ?? "dir#\(parent)/\(displayPath(name))"
                         errors[key, default: (0, path)].count += 1
                     default: break
                     }

@@ -1,0 +1,71 @@
+import ArgumentParser
+import EventStore
+import Events
+import History
+import Indexing
+import Projections
+import Traversal
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write one run as NDJSON, self-contained, for `evindex import` elsewhere.",
+        discussion: """
+            Line 1 describes the run (the fields of `runs --json`, plus root_dir_id,
+            first_index and base_entries). Then, unless the run was its root's first index,
+            the index below its root just before the run began, one `"base":true` object
+            per entry (parents before children) and per rejected name (with its rule). Then the run's own events, as
+            `log --json` prints them but without resolved paths. Names that are not UTF-8
+            are carried exactly in their `_b64` twins.
+
+            Examples:
+              evindex export 3 > run3.ndjson
+              evindex export 3 --db ~/.local/share/evindex | ssh host evindex import -
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The run id (see `evindex runs`).", valueName: "run"))
+    var runID: UInt32
+
+    @Flag(name: .long, help: "NDJSON (the only format; accepted for symmetry with the other commands).")
+    var json = false
+
+    @OptionGroup var database: DatabaseOption
+
+    func run() throws {
+        let index = try ReadOnlyIndex(database)
+        let run = try index.read { try index.run($0, id: runID) }
+        var out = Output()
+        var noPaths = PathResolver(enabled: false)
+        do {
+            try ExportedRun.read(log: index.log, live: index.views, run: run) { section in
+                switch section {
+                case let .header(r, baseEntries):
+                    var o = JSONObject()
+                    o.add("evindex_export", 1)
+                    runFields(&o, r)
+                    o.add("root_dir_id", r.rootDirID)
+                    o.add("first_index", r.isFirstIndex)
+                    o.add("base_entries", baseEntries)
+                    out.line(o.json)
+                case let .base(entry):
+                    var o = JSONObject()
+                    o.add("base", true)
+                    o.add("parent", entry.parent)
+                    o.addPath("name", entry.name)
+                    if let rule = entry.rule { o.add("rule", rule) } else { metadataFields(&o, "", entry.metadata) }
+                    out.line(o.json)
+                case let .event(record):
+                    try index.read { snapshot in out.line(try eventJSON(record, snapshot, &noPaths)) }
+                }
+            }
+        } catch let error as DecodeError {
+            out.flush()
+            throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
+        }
+        out.flush()
+    }
+}
