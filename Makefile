@@ -7,7 +7,8 @@
 #   make run DIR=path   deps + build + index DIR (database: $EVINDEX_DB or the XDG default)
 #   make test           deps + swift test (real LMDB in temporary directories)
 #   make bench          deps + build + benchmark against find, ncdu, gdu and plocate on 100k- and 1M-entry trees
-#   make format         swift format the sources in place
+#   make format         swift format the sources in place (.swift-format: the project's style)
+#   make lint           swift format lint: exit 1 on any difference from that style
 #   make clean          remove build products
 
 SWIFT ?= swift
@@ -49,7 +50,10 @@ bench: build
 	python3 Tests/Benchmarks/bench.py --evindex $(EVINDEX) --also-small
 
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
 clean:
 	rm -rf .build

@@ -104,9 +104,9 @@ public enum RunImport {
 
     public static func append(_ exported: ExportedRun, log: EventLog, views: Views, version: String) throws -> Result {
         let root = exported.run.root
-        let fold = ViewFold(views: views)
+        let events = EventWriter(log: log, views: views)
         func overlaps(_ a: [UInt8], _ b: [UInt8]) -> Bool { PathBytes.isSameOrBelow(a, b) || PathBytes.isSameOrBelow(b, a) }
-        return try log.environment.write(onRetry: { fold.rollBack() }) { txn -> Result in
+        return try events.write { txn -> Result in
             for indexed in try views.roots(txn) where overlaps(indexed.path, root) {
                 throw HistoryError("\(String(decoding: root, as: UTF8.self)) overlaps the indexed root \(String(decoding: indexed.path, as: UTF8.self)) in \(log.directory); import into a database that does not index it",
                                    overlap: (root, indexed.path))
@@ -125,18 +125,13 @@ public enum RunImport {
                 if m.kind == .directory { m.dirID = map(m.dirID) }
                 return m
             }
-            var sequence = try log.lastSequence(txn) + 1
             var runID = try log.nextRunID(txn)
             let rootID = map(exported.run.rootDirID)
-            var appender = LogAppender(log: log)
             func append(_ run: UInt32, _ time: Int64, _ event: Event) throws {
-                let record = EventRecord(sequence: sequence, run: run, timeMs: time, event: event)
-                try appender.append(txn, record)
+                try events.append(txn, run: run, timeMs: time, event)
                 // A block per listing, as the writer stores them: the file-path view reads a
                 // directory's listing from the block it starts in.
-                if case .directoryListed = event { try appender.flush(txn) }
-                try fold.apply(txn, record)
-                sequence += 1
+                if case .directoryListed = event { try events.endBlock(txn) }
             }
 
             var baseRun: UInt32?
@@ -145,14 +140,14 @@ public enum RunImport {
                 runID += 1
                 baseRun = id
                 let time = exported.run.startedMs
-                let first = sequence
+                let first = events.nextSequence
                 var counts = RunCounts()
                 try append(id, time, .jobStarted(root: root, rootDirID: rootID, options: "", version: version))
                 var parent: UInt64?
                 for entry in exported.base {
                     // The base holds a directory's children together: a block for each.
                     if entry.parent != parent {
-                        try appender.flush(txn)
+                        try events.endBlock(txn)
                         parent = entry.parent
                     }
                     if let rule = entry.rule {
@@ -166,13 +161,13 @@ public enum RunImport {
                 }
                 try append(id, time, .jobCompleted(counts))
                 var row = RunRecord(id: id, root: root, rootDirID: rootID, status: .completed, firstSequence: first,
-                                    lastSequence: sequence - 1, startedMs: time, endedMs: time, counts: counts,
+                                    lastSequence: events.nextSequence - 1, startedMs: time, endedMs: time, counts: counts,
                                     message: "")
                 row.isFirstIndex = true
                 try log.putRun(txn, row)
             }
 
-            let first = sequence
+            let first = events.nextSequence
             var sawStart = false
             for record in exported.events {
                 let event: Event
@@ -206,7 +201,7 @@ public enum RunImport {
             row.id = runID
             row.rootDirID = rootID
             row.firstSequence = first
-            row.lastSequence = sequence - 1
+            row.lastSequence = events.nextSequence - 1
             row.isFirstIndex = baseRun == nil && exported.run.isFirstIndex
             if row.status.isResumable {
                 // An imported run is a record of what happened elsewhere: never resumed here.
@@ -215,10 +210,8 @@ public enum RunImport {
             }
             try log.putRun(txn, row)
             try log.setMetaValue(txn, "nextDirID", nextDirID)
-            try appender.flush(txn)
-            try fold.flush(txn, lastSequence: sequence - 1)
             return Result(baseRun: baseRun, baseEntries: exported.base.count, run: runID,
-                          firstSequence: first, lastSequence: sequence - 1)
+                          firstSequence: first, lastSequence: events.nextSequence - 1)
         }
     }
 }

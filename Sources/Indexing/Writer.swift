@@ -4,21 +4,21 @@ internal import LMDB
 import Projections
 import Traversal
 
-/// The single writer: owns every write transaction, assigns sequence numbers, appends
-/// events and folds them into the views in the same transaction, so the views never run
-/// ahead of the log nor lag behind it.
+/// The single writer of a run: turns the walker's batches into events, through the
+/// `EventWriter` that appends and folds them in one transaction, and keeps the run's row,
+/// counts, dir ids and job-state snapshots.
 final class Writer {
     let log: EventLog
     let views: Views
-    let fold: ViewFold
+    /// Appends events and folds them into the views, committed together.
+    private let events: EventWriter
     let options: RunOptions
     private(set) var runID: UInt32 = 0
     private var run: RunRecord!
-    /// The next sequence to assign.
-    private var sequence: UInt64 = 1
+    /// The sequence the next event gets.
+    private var sequence: UInt64 { events.nextSequence }
     private(set) var nextDirID: UInt64 = 1
     private var counts = RunCounts()
-    private var appender: LogAppender
     /// The walker sent its last message: nothing more will arrive on the queue.
     private(set) var walkerFinished = false
     /// The fold of this run's events, snapshotted every `snapshotEvery` events and at a pause.
@@ -31,9 +31,8 @@ final class Writer {
 
     init(log: EventLog, views: Views, options: RunOptions) throws {
         self.log = log
-        self.appender = LogAppender(log: log)
         self.views = views
-        self.fold = ViewFold(views: views)
+        self.events = EventWriter(log: log, views: views)
         self.options = options
     }
 
@@ -50,7 +49,6 @@ final class Writer {
             // Nothing of an abandoned run carries over.
             self.counts = RunCounts()
             self.jobState = JobState()
-            self.sequence = try log.lastSequence(txn) + 1
             self.nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
             var rootDirID: UInt64
             var isNew = false
@@ -68,7 +66,6 @@ final class Writer {
             try appendRare(txn, .jobStarted(root: root, rootDirID: rootDirID, options: rules, version: IndexJob.version), timeMs: now)
             try log.setMetaValue(txn, "nextDirID", nextDirID)
             try log.putRun(txn, run)
-            try fold.flush(txn, lastSequence: sequence - 1)
             return (rootDirID, isNew)
         }
     }
@@ -99,7 +96,6 @@ final class Writer {
         try write { txn in
             self.runID = unfinished.id
             self.run = unfinished
-            self.sequence = try log.lastSequence(txn) + 1
             self.nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
             self.previousRunStartMs = try trustBoundary(txn, root: unfinished.root, before: unfinished.id)
             var state = JobState()
@@ -122,7 +118,6 @@ final class Writer {
             try appendRare(txn, .jobResumed, timeMs: now)
             self.lastSnapshotSequence = sequence
             try log.putRun(txn, run)
-            try fold.flush(txn, lastSequence: sequence - 1)
         }
     }
 
@@ -131,47 +126,26 @@ final class Writer {
         runID = unfinished.id
         run = unfinished
         counts = unfinished.counts
-        sequence = try views.environment.read { try log.lastSequence($0) } + 1
         try fail(reason, status: .abandoned)
         run = nil
     }
 
-    /// Runs `body` in a write transaction; on a retry (the map grew) the fold and the
-    /// counters go back to where the transaction began.
+    /// Runs `body` in a write transaction; on a retry (the map grew) or a failure, the run's
+    /// own state goes back to where the transaction began (the events' is `EventWriter`'s).
     private func write<R>(_ body: (Transaction) throws -> R) throws -> R {
-        let savedSequence = sequence, savedCounts = counts, savedDirID = nextDirID, savedRun = run
+        let savedCounts = counts, savedDirID = nextDirID, savedRun = run
         let savedState = jobState, savedSnapshot = lastSnapshotSequence
-        let rollBack = {
-            self.appender.discard()
-            self.fold.rollBack()
-            self.sequence = savedSequence
+        return try events.write(onRollBack: {
             self.counts = savedCounts
             self.nextDirID = savedDirID
             self.run = savedRun
             self.jobState = savedState
             self.lastSnapshotSequence = savedSnapshot
-        }
-        do {
-            let result = try views.environment.write(onRetry: rollBack) { txn in
-                let result = try body(txn)
-                try self.appender.flush(txn)
-                return result
-            }
-            fold.didCommit()
-            return result
-        } catch {
-            // Nothing of the aborted transaction may leak into the next one (JobFailed).
-            rollBack()
-            throw error
-        }
+        }, body)
     }
 
     private func appendRare(_ txn: Transaction, _ event: Event, timeMs: Int64) throws {
-        let record = EventRecord(sequence: sequence, run: runID, timeMs: timeMs, event: event)
-        try appender.append(txn, record)
-        try fold.apply(txn, record)
-        jobState.apply(record)
-        sequence += 1
+        jobState.apply(try events.append(txn, run: runID, timeMs: timeMs, event))
     }
 
     /// Drains the queue until the walker finishes, committing every `commitEvents`
@@ -283,7 +257,6 @@ final class Writer {
                 run.counts.removed = counts.removed; run.counts.moved = counts.moved; run.counts.errors = counts.errors
             }
             try log.putRun(txn, run)
-            try fold.flush(txn, lastSequence: sequence - 1)
         }
         if sequence - lastMapRelease >= Self.releaseMapEvery {
             // The pages of the views and the log read through the map count as this
@@ -311,10 +284,7 @@ final class Writer {
                 if change.metadata.kind == .directory { nextDirID = max(nextDirID, change.metadata.dirID + 1) }
                 switch change.kind {
                 case .created:
-                    try appender.appendEntryCreated(txn, sequence: sequence, run: runID, timeMs: timeMs, parent: parent,
-                                                    name: name, metadata: change.metadata)
-                    try fold.applyCreated(txn, sequence: sequence, parent: parent, name: name, metadata: change.metadata)
-                    sequence += 1
+                    try events.appendCreated(txn, run: runID, timeMs: timeMs, parent: parent, name: name, metadata: change.metadata)
                     counts.created += 1
                     jobState.entryEvents += 1
                 case .updated:
@@ -346,7 +316,7 @@ final class Writer {
             counts.errors += 1
         }
         // One block per batch: the view finds a directory's listing in one read.
-        try appender.flush(txn)
+        try events.endBlock(txn)
     }
 
     /// Records that the run failed (JobFailed and the run's status), best effort.
@@ -361,7 +331,6 @@ final class Writer {
             run.lastSequence = sequence - 1
             run.counts = counts
             try log.putRun(txn, run)
-            try fold.flush(txn, lastSequence: sequence - 1)
         }
     }
 }
