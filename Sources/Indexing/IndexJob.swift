@@ -150,23 +150,22 @@ public enum IndexJob {
         let compiledRules: CompiledRules? = options.rules.isEmpty ? nil
             : CompiledRules(options.rules, root: root, environment: options.environment ?? processEnvironment(),
                             readFile: { try? readWholeFile($0) })
-        // Listers take the names of directories the detector will trust from the views, as
-        // it does (only on a rescan: a first index has nothing to trust).
-        let racyThresholdNs = ChangeDetector.racyThreshold(previousRunStartMs: previousRunStartMs,
-                                                           trustDirectoryTimes: options.trustDirectoryTimes)
+        // The detector and the listers trust the same directories: listers take their names
+        // from the views as the detector does (only on a rescan: a first index has nothing
+        // to trust).
+        let trust = DirectoryTrust(previousRunStartMs: previousRunStartMs, trustDirectoryTimes: options.trustDirectoryTimes)
         // At most 16 of them: each keeps an LMDB reader slot (126 in all, other processes'
         // readers included) for the whole walk.
         let lookAheads = LookAheadCount()
         let lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = isRescan && threads > 1
             ? { @Sendable () -> (any IndexLookAhead)? in
-                lookAheads.value.add(1, ordering: .relaxed).newValue <= 16 ? ViewLookAhead(views: views, racyThresholdNs: racyThresholdNs) : nil
+                lookAheads.value.add(1, ordering: .relaxed).newValue <= 16 ? ViewLookAhead(views: views, trust: trust) : nil
             } : nil
         let thread = try startWalker {
             var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
                                           isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
                                           alreadyListed: listedBefore, unfinishedBelow: notWholly,
-                                          previousRunStartMs: previousRunStartMs,
-                                          trustDirectoryTimes: options.trustDirectoryTimes, progress: progress,
+                                          trust: trust, progress: progress,
                                           hasRules: !options.rules.isEmpty)
             var failure: (any Error & Sendable)?
             var completed = false

@@ -76,8 +76,9 @@ public struct DirectoryHandle: Sendable {
 
 /// The filesystem capability the walker reads through.
 ///
-/// Every call is relative to an open directory (no full-path lookups on the hot path).
-/// Tests wrap `PosixFileSystem` to inject EACCES, ENOENT races, EIO and the like.
+/// Every call the walk makes is relative to an open directory (no full-path lookups on the
+/// hot path); only the rules' look above the root takes absolute paths. Tests wrap
+/// `PosixFileSystem` to inject EACCES, ENOENT races, EIO and the like.
 public protocol FileSystem: Sendable {
     /// Opens the root of a walk. Follows a symlink at the root itself, as `find -H` does.
     func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle
@@ -94,6 +95,13 @@ public protocol FileSystem: Sendable {
     /// The contents of the regular file `name` (a path relative to `directory`), not
     /// following a symlink at its end: how `.gitignore` files are read.
     func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8]
+    /// `lstat` of an absolute path. Only the rules' look above the root (the top of the git
+    /// work tree the root lies in, the ignore files on the way down) asks for one, once per
+    /// walk, before the walk reads anything.
+    func stat(atPath path: UnsafePointer<CChar>) throws(Errno) -> EntryStat
+    /// The contents of the regular file at an absolute path, not following a symlink at its
+    /// end: the rules files above the root.
+    func readFile(atPath path: UnsafePointer<CChar>) throws(Errno) -> [UInt8]
 }
 
 extension FileSystem {
@@ -217,5 +225,16 @@ public struct PosixFileSystem: FileSystem {
 
     public func close(_ directory: DirectoryHandle) {
         Glibc.close(directory.fd)
+    }
+
+    public func stat(atPath path: UnsafePointer<CChar>) throws(Errno) -> EntryStat {
+        // An empty path would be the working directory's own stat (AT_EMPTY_PATH).
+        guard path[0] != 0 else { throw Errno.noSuchFileOrDirectory }
+        // Relative to no directory: an absolute path ignores the descriptor.
+        return try stat(DirectoryHandle(fd: AT_FDCWD), path)
+    }
+
+    public func readFile(atPath path: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
+        try readFile(DirectoryHandle(fd: AT_FDCWD), path)
     }
 }

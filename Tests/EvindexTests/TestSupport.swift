@@ -251,4 +251,6 @@ extension PassThroughFileSystem {
     func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat { try real.stat(directory) }
     func close(_ directory: DirectoryHandle) { real.close(directory) }
     func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] { try real.readFile(directory, name) }
+    func stat(atPath path: UnsafePointer<CChar>) throws(Errno) -> EntryStat { try real.stat(atPath: path) }
+    func readFile(atPath path: UnsafePointer<CChar>) throws(Errno) -> [UInt8] { try real.readFile(atPath: path) }
 }

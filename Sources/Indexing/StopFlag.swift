@@ -1,0 +1,16 @@
+import Synchronization
+
+/// A flag that stops the walker: raised by the writer after a failure, or by a signal.
+///
+/// The walk looks at it before each directory, never in the middle of one: a stopped run
+/// ends on a listing boundary, which is where a resumed run picks up.
+public final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public var isSet: Bool { flag.load(ordering: .relaxed) || pauseRequested.load(ordering: .relaxed) }
+    /// Stops the walk at the next directory.
+    public func set() { flag.store(true, ordering: .relaxed) }
+}
+
+/// Raised by SIGINT or SIGTERM: the run pauses at its next checkpoint.
+let pauseRequested = Atomic<Bool>(false)
