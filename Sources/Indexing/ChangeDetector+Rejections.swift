@@ -1,5 +1,5 @@
 import Events
-import LMDB
+internal import LMDB
 import Projections
 import Traversal
 

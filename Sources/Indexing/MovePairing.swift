@@ -1,5 +1,5 @@
 import Events
-import LMDB
+internal import LMDB
 import Projections
 
 /// How a rescan finds moves (Docs/RESCANS.md, rules 3 and 4). Files that appear and

@@ -136,12 +136,8 @@ func readAll(_ fd: Int32) throws(Errno) -> [UInt8] {
     var result: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while result.count < 16 << 20 {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        let n = try retryingOnInterrupt { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
         if n == 0 { break }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw Errno.current
-        }
         result.append(contentsOf: chunk[..<n])
     }
     return result
@@ -158,11 +154,7 @@ public struct PosixFileSystem: FileSystem {
     }
 
     public func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
-        while true {
-            let fd = openat(parent.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if fd >= 0 { return DirectoryHandle(fd: fd) }
-            if errno != EINTR { throw Errno.current }
-        }
+        DirectoryHandle(fd: try retryingOnInterrupt { openat(parent.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) })
     }
 
     public func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
@@ -170,12 +162,8 @@ public struct PosixFileSystem: FileSystem {
         // directory. The buffer is per thread and reused.
         let buffer = Self.readBuffer
         while true {
-            let n = evindex_getdents64(directory.fd, buffer, Self.readBufferSize)
+            let n = try retryingOnInterrupt { evindex_getdents64(directory.fd, buffer, Self.readBufferSize) }
             if n == 0 { return }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Errno.current
-            }
             var offset = 0
             while offset < n {
                 // struct linux_dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, char d_name[]
@@ -209,17 +197,13 @@ public struct PosixFileSystem: FileSystem {
 
     public func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat {
         var st = evindex_stat()
-        while evindex_stat(directory.fd, name, &st) != 0 {
-            if errno != EINTR { throw Errno.current }
-        }
+        _ = try retryingOnInterrupt { evindex_stat(directory.fd, name, &st) }
         return EntryStat(st)
     }
 
     public func stat(_ directory: DirectoryHandle) throws(Errno) -> EntryStat {
         var st = evindex_stat()
-        while evindex_stat(directory.fd, "", &st) != 0 {
-            if errno != EINTR { throw Errno.current }
-        }
+        _ = try retryingOnInterrupt { evindex_stat(directory.fd, "", &st) }
         return EntryStat(st)
     }
 

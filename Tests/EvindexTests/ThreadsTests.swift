@@ -314,7 +314,7 @@ extension ThreadsTests {
 }
 
 extension ThreadsTests {
-    /// A directory with more names than `Walker.hugeDirectory` has its stats shared out in
+    /// A directory with more names than `DirectoryReader.hugeDirectory` has its stats shared out in
     /// chunks among the threads: the same entries, errors and events as one thread.
     @Test func aHugeDirectoryStatedInChunksGivesTheSameEvents() throws {
         try Support.withTemporaryDirectory { tmp in
