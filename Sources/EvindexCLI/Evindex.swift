@@ -33,6 +33,7 @@ struct Evindex: ParsableCommand {
             failed or the database is damaged, 2 bad usage or input, 130 paused by a signal
             (run the same command again to resume).
             """,
+        version: IndexJob.version,
         subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, DiffCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self, VerifyCommand.self, WhyCommand.self]
     )
 

@@ -82,7 +82,8 @@ private final class LookAheadCount: Sendable {
 
 /// An index run: walk the tree, detect changes, append events and fold the views.
 public enum IndexJob {
-    static let version = "0.1.0"
+    /// This build's version, recorded in every `JobStarted` and printed by `evindex --version`.
+    public static let version = "0.1.0"
 
     /// Runs one job to completion.
     ///

@@ -1,8 +1,16 @@
 import Foundation
+import Indexing
 import Testing
 
 /// `evindex --help` and every subcommand's help explain every option and show examples.
 struct HelpTests {
+    /// `--version` prints the version every `JobStarted` records, and nothing else.
+    @Test func versionIsTheOneRunsRecord() throws {
+        let r = try Support.evindex(["--version"])
+        #expect(r.status == 0 && r.stderr.isEmpty)
+        #expect(r.text == IndexJob.version + "\n", "\(r.text)")
+    }
+
     @Test func everySubcommandExplainsEveryOptionWithAnExample() throws {
         let top = try Support.evindex(["--help"])
         #expect(top.status == 0)
