@@ -69,6 +69,8 @@ public final class EventLog: Sendable {
                 throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
             }
         }
+        // Before LMDB maps it: a cut-short file would crash every command with SIGBUS.
+        if let problem = DatabaseFile.problem(directory: directory) { throw StoreError(.corrupt, problem) }
         var options = Environment.Options()
         options.initialMapSize = initialMapSize
         options.noMetaSync = durability == .batch
