@@ -5,8 +5,6 @@
 /// Motivation: the check was written six times (roots, nested roots, runs that cover a
 /// tree, imports, log filters, diffs), each a chance to forget the root or the slash.
 public enum PathBytes {
-    static let slash = UInt8(ascii: "/")
-
     /// Whether `path` is `ancestor` or lies below it.
     @inlinable
     public static func isSameOrBelow(_ path: some Collection<UInt8>, _ ancestor: some Collection<UInt8>) -> Bool {
