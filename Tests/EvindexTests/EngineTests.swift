@@ -279,6 +279,21 @@ struct EngineTests {
         }
     }
 
+    /// `--replayed` before any replay built those views: one line naming the fix, exit 2
+    /// (the reader's `ViewError.noReplayedViews`, turned into the CLI's failure).
+    @Test func replayedViewsThatWereNeverBuiltAreRefused() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: tmp + "/tree", withIntermediateDirectories: true)
+            #expect(try Support.evindex(["run", tmp + "/tree", "--db", db]).status == 0)
+            for command in [["ls", tmp + "/tree", "--replayed"], ["du", tmp + "/tree", "--replayed"]] {
+                let r = try Support.evindex(command + ["--db", db])
+                #expect(r.status == 2, "\(command): \(r.status)")
+                #expect(r.stderr == "evindex: no replayed views in \(db): run `evindex replay --to SEQ` first\n", "\(r.stderr)")
+            }
+        }
+    }
+
     /// `verify` passes on a sound database and names the first difference when a view
     /// was changed behind the log's back.
     @Test func verifyChecksRecordsAndViews() throws {
