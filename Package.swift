@@ -34,13 +34,24 @@ let package = Package(
         .executableTarget(
             name: "EvindexCLI",
             dependencies: [
-                "Indexing", "History", "Projections", "EventStore", "Events", "Traversal", "Rules", "LMDB",
+                "Indexing", "History", "Projections", "EventStore", "Events", "Traversal", "Rules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Tests by layer, over one target of shared helpers (the find oracle, the
+        // temporary directories, the filesystem doubles, the built binary's path).
+        .target(name: "TestSupport", dependencies: ["Events", "EventStore", "LMDB", "Traversal"], path: "Tests/TestSupport"),
+        .testTarget(name: "EventsTests", dependencies: ["TestSupport", "Events"]),
+        .testTarget(name: "StoreTests", dependencies: ["TestSupport", "EventStore", "Events", "LMDB", "Projections", "Indexing", "Traversal"]),
+        .testTarget(name: "RulesTests", dependencies: ["TestSupport", "Rules", "Indexing", "Traversal"]),
         .testTarget(
-            name: "EvindexTests",
-            dependencies: ["EvindexCLI", "Indexing", "History", "EventStore", "Projections", "Events", "Traversal", "Rules", "LMDB"]
+            name: "EngineTests",
+            dependencies: ["TestSupport", "Indexing", "History", "EventStore", "Projections", "Events", "Traversal", "Rules", "LMDB"]
+        ),
+        // Through the built binary, as a user runs it (EvindexCLI is built for them).
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["TestSupport", "EvindexCLI", "Indexing", "History", "EventStore", "Projections", "Events", "Traversal"]
         ),
     ]
 )

@@ -179,73 +179,44 @@ public final class EventLog: Sendable {
     }
 
     /// Calls `body` with each event from sequence `from` through `through`, in order, until
-    /// it returns false: its sequence, run, time and the event, whose names are valid only
-    /// inside `body`. Reads version-1 records and blocks alike.
+    /// it returns false. Events whose type is in `building` (a mask of `1 << type`) are built,
+    /// the others only typed; names stay in the stored block, valid only inside `body`.
+    /// Reads version-1 records and blocks alike. The one way events leave the log.
     ///
     /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record or block.
-    package func forEachItem(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
-                            _ body: (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws {
-        try Self.forEachItem(txn, log: log, from: from, through: through, body)
+    package func forEach(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max, building: UInt64 = .max,
+                         _ body: (LoggedEvent) throws -> Bool) throws {
+        try Self.forEach(txn, log: log, from: from, through: through, building: building, body)
     }
 
-    /// `forEachItem` for a reader that opened the `log` database itself (the views).
-    package static func forEachItem(_ txn: Transaction, log: Database, from: UInt64 = 1, through: UInt64 = .max,
-                                   _ body: (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws {
+    /// `forEach` for a reader that opened the `log` database itself (the views).
+    package static func forEach(_ txn: Transaction, log: Database, from: UInt64 = 1, through: UInt64 = .max,
+                                building: UInt64 = .max, _ body: (LoggedEvent) throws -> Bool) throws {
         try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
             if value.first == RecordFormat.singleRecordVersion {
                 guard first >= from else { return true }
                 let record = try RecordDecoder.decode(sequence: first, value: value)
-                if case let .entryCreated(parent, name, m) = record.event {
-                    return try name.withUnsafeBytes { try body(first, record.run, record.timeMs, .created(parent: parent, name: $0, metadata: m)) }
+                let type = record.event.type
+                guard building & (1 << UInt64(type.rawValue)) != 0 else {
+                    return try body(LoggedEvent(sequence: first, run: record.run, timeMs: record.timeMs, type: type, item: nil))
                 }
-                return try body(first, record.run, record.timeMs, .other(record.event))
+                if case let .entryCreated(parent, name, m) = record.event {
+                    return try name.withUnsafeBytes {
+                        try body(LoggedEvent(sequence: first, run: record.run, timeMs: record.timeMs, type: type,
+                                             item: .created(parent: parent, name: $0, metadata: m)))
+                    }
+                }
+                return try body(LoggedEvent(sequence: first, run: record.run, timeMs: record.timeMs, type: type, item: .other(record.event)))
             }
             var block = try BlockReader(firstSequence: first, value: value)
             while true {
                 let seq = block.sequence
-                guard let item = try block.next() else { return true }
-                if seq < from { continue }
+                // Stop before decoding what lies past the range.
                 if seq > through { return false }
-                if try !body(seq, block.run, block.timeMs, item) { return false }
-            }
-        }
-    }
-
-    /// Calls `body` with each event's sequence, run and type from `from` through `through`,
-    /// and the event when its type is in `building` (a mask of `1 << type`): a reader that
-    /// counts entries and reads the rest (a run's facts) builds no entry.
-    package func forEachEvent(_ txn: Transaction, from: UInt64, through: UInt64, building: UInt64,
-                             _ body: (UInt64, UInt32, EventType, Event?) throws -> Bool) throws {
-        try Self.forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
-            if value.first == RecordFormat.singleRecordVersion {
-                guard first >= from else { return true }
-                let record = try RecordDecoder.decode(sequence: first, value: value)
-                return try body(first, record.run, record.event.type, record.event)
-            }
-            var block = try BlockReader(firstSequence: first, value: value)
-            while true {
-                let seq = block.sequence
-                guard let (type, event) = try block.nextType(building: building) else { return true }
+                guard let (type, item) = try block.next(building: building) else { return true }
                 if seq < from { continue }
-                if seq > through { return false }
-                if try !body(seq, block.run, type, event) { return false }
+                if try !body(LoggedEvent(sequence: seq, run: block.run, timeMs: block.timeMs, type: type, item: item)) { return false }
             }
-        }
-    }
-
-    /// Calls `body` with each `EntryCreated` from `from` through `through` (its parent, name
-    /// and metadata, the name valid only inside `body`) until it returns false. The other
-    /// events are read past, never built: the file-path view reads listings this way.
-    package static func forEachCreated(_ txn: Transaction, log: Database, from: UInt64, through: UInt64,
-                                      _ body: (UInt64, UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws {
-        try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
-            if value.first == RecordFormat.singleRecordVersion {
-                guard first >= from else { return true }
-                guard case let .entryCreated(parent, name, m) = try RecordDecoder.decode(sequence: first, value: value).event else { return true }
-                return try name.withUnsafeBytes { try body(parent, $0, m) }
-            }
-            var block = try BlockReader(firstSequence: first, value: value)
-            return try block.forEachCreated(from: from, through: through, body)
         }
     }
 
@@ -271,21 +242,11 @@ public final class EventLog: Sendable {
         }
     }
 
-    /// Calls `body` with each record from sequence `from` on, in order, until it returns false.
-    ///
-    /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record.
-    package func forEachRecord(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max,
-                              _ body: (EventRecord) throws -> Bool) throws {
-        try forEachItem(txn, from: from, through: through) { seq, run, time, item in
-            try body(EventRecord(sequence: seq, run: run, timeMs: time, event: item.event))
-        }
-    }
-
     /// The options (the rules text) a run's `JobStarted` recorded; nil if it is missing.
     package func jobOptions(_ txn: Transaction, run: RunRecord) throws -> String? {
         var options: String?
-        try forEachRecord(txn, from: run.firstSequence, through: run.firstSequence) { record in
-            if case let .jobStarted(_, _, o, _) = record.event { options = o }
+        try forEach(txn, from: run.firstSequence, through: run.firstSequence) { e in
+            if case let .jobStarted(_, _, o, _)? = e.item?.event { options = o }
             return false
         }
         return options
@@ -374,4 +335,19 @@ public final class EventLog: Sendable {
             return result
         }
     }
+}
+
+/// One event as the log hands it out: where it is, and the event itself when the reader
+/// asked for its type to be built. Its name (an `EntryCreated`'s) is valid only inside the
+/// body it is passed to.
+package struct LoggedEvent {
+    package var sequence: UInt64
+    package var run: UInt32
+    package var timeMs: Int64
+    package var type: EventType
+    /// Nil when `type` was not among the types to build.
+    package var item: LogItem?
+
+    /// The event as an owned record (its name copied); only for an event that was built.
+    package var record: EventRecord { EventRecord(sequence: sequence, run: run, timeMs: timeMs, event: item!.event) }
 }

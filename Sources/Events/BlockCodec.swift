@@ -292,17 +292,7 @@ public struct BlockReader {
     public var sequence: UInt64 { firstSequence &+ UInt64(index) }
 
     /// The next event, nil after the last.
-    public mutating func next() throws(DecodeError) -> LogItem? {
-        guard let type = try nextType() else { return nil }
-        let item: LogItem
-        if type == .entryCreated {
-            item = .created(parent: try reader.parent(&context), name: try reader.bytesInPlace(),
-                            metadata: try reader.compactMetadata(&context))
-        } else {
-            item = .other(try otherEvent(type))
-        }
-        return item
-    }
+    public mutating func next() throws(DecodeError) -> LogItem? { try next(building: .max)?.1 }
 
     /// The type of the next event (counted as read), nil after the last.
     @inline(__always)
@@ -320,10 +310,15 @@ public struct BlockReader {
     }
 
     /// The next event's type, and the event itself when its type is in `building` (a
-    /// mask of `1 << type`); the others are read past without being built. Nil after the last.
-    public mutating func nextType(building: UInt64) throws(DecodeError) -> (EventType, Event?)? {
+    /// mask of `1 << type`; an `EntryCreated` with its name in place); the others are read
+    /// past without being built. Nil after the last.
+    public mutating func next(building: UInt64) throws(DecodeError) -> (EventType, LogItem?)? {
         guard let type = try nextType() else { return nil }
-        if building & (1 << UInt64(type.rawValue)) != 0 { return (type, try otherEvent(type)) }
+        if building & (1 << UInt64(type.rawValue)) != 0 {
+            guard type == .entryCreated else { return (type, .other(try otherEvent(type))) }
+            return (type, .created(parent: try reader.parent(&context), name: try reader.bytesInPlace(),
+                                   metadata: try reader.compactMetadata(&context)))
+        }
         switch type {
         case .entryCreated:
             _ = try reader.parent(&context); _ = try reader.bytesInPlace()
@@ -342,28 +337,6 @@ public struct BlockReader {
     }
 
     static let metadataTypes = [EventType.entryCreated, .entryUpdated, .entryMoved].reduce(UInt64(0)) { $0 | 1 << UInt64($1.rawValue) }
-
-    /// Calls `body` with each `EntryCreated` from `from` through `through` (parent, name,
-    /// metadata); other events are read past. False once `body` or the range ended.
-    public mutating func forEachCreated(from: UInt64, through: UInt64,
-                                        _ body: (UInt64, UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws -> Bool {
-        while true {
-            let seq = sequence
-            if seq > through && index < count { return false }
-            guard let type = try nextType() else { return true }
-            guard type == .entryCreated else {
-                if type == .directoryListed {
-                    _ = try reader.parent(&context); _ = try reader.varint()
-                } else {
-                    _ = try otherEvent(type)
-                }
-                continue
-            }
-            let parent = try reader.parent(&context), name = try reader.bytesInPlace()
-            let m = try reader.compactMetadata(&context)
-            if seq >= from, try !body(parent, name, m) { return false }
-        }
-    }
 
     private mutating func otherEvent(_ type: EventType) throws(DecodeError) -> Event {
         try reader.payload(type, &context)

@@ -18,4 +18,14 @@ public enum PathBytes {
     public static func isBelow(_ path: some Collection<UInt8>, _ ancestor: some Collection<UInt8>) -> Bool {
         path.count > ancestor.count && isSameOrBelow(path, ancestor)
     }
+
+    /// `directory/name`; `name` is one component (no slash is added after a root "/").
+    @inlinable
+    public static func joined(_ directory: [UInt8], _ name: some Collection<UInt8>) -> [UInt8] {
+        var path = directory
+        path.reserveCapacity(directory.count + 1 + name.count)
+        if path.last != UInt8(ascii: "/") { path.append(UInt8(ascii: "/")) }
+        path.append(contentsOf: name)
+        return path
+    }
 }

@@ -41,33 +41,31 @@ struct Evindex: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
-        } catch let error as IndexError {
-            printError(error.message)
-            exitProcess(error.code == .badRoot ? 2 : 1)
-        } catch let error as StoreError {
-            printError(error.message)
-            exitProcess(error.code == .lmdb || error.code == .corrupt ? 1 : 2)
-        } catch let error as CommandFailure {
-            printError(error.message)
-            exitProcess(error.exitCode)
-        } catch let error as DecodeError {
-            printError("\(error)")
-            exitProcess(1)
-        } catch let error as ViewError {
-            printError("\(error)")
-            exitProcess(1)
         } catch {
-            if let message = StoreError.databaseErrorMessage(error) {
-                printError(message)
-                exitProcess(1)
+            guard let failure = Self.failure(error) else {
+                // The parser's own outcomes: --help and --version exit 0 through it.
+                let code = exitCode(for: error)
+                if code == .success || code == .failure { exit(withError: error) }
+                // Usage errors: the parser's message, then exit 2 as documented.
+                writeAll(2, Array((fullMessage(for: error) + "\n").utf8))
+                exitProcess(2)
             }
-            let code = exitCode(for: error)
-            if code == .success || code == .failure {
-                exit(withError: error)
-            }
-            // Usage errors: the parser's message, then exit 2 as documented.
-            writeAll(2, Array((fullMessage(for: error) + "\n").utf8))
-            exitProcess(2)
+            if !failure.message.isEmpty { printError(failure.message) }
+            exitProcess(failure.exitCode)
+        }
+    }
+
+    /// Every error a command can end with, as its one line and exit code (the table in
+    /// `--help`): 1 the job failed or the database is damaged, 2 bad usage or input. Nil
+    /// for the argument parser's own errors.
+    static func failure(_ error: any Error) -> CommandFailure? {
+        switch error {
+        case let error as CommandFailure: error
+        case let error as IndexError: CommandFailure(message: error.message, exitCode: error.code == .badRoot ? 2 : 1)
+        case let error as StoreError:
+            CommandFailure(message: error.message, exitCode: error.code == .lmdb || error.code == .corrupt ? 1 : 2)
+        case is DecodeError, is ViewError: CommandFailure(message: "\(error)", exitCode: 1)
+        default: StoreError.databaseErrorMessage(error).map { CommandFailure(message: $0, exitCode: 1) }
         }
     }
 }
@@ -76,7 +74,8 @@ func exitProcess(_ code: Int32) -> Never {
     Glibc.exit(code)
 }
 
-/// A failure a command reports in one line, with its exit code.
+/// A failure a command reports in one line (none when empty: the command printed its
+/// answer), with its exit code.
 struct CommandFailure: Error {
     var message: String
     var exitCode: Int32 = 2

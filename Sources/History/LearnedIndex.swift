@@ -94,7 +94,7 @@ public final class LearnedIndex {
         let fold = ViewFold(views: target, keepsDirectoryInodes: false)
         return try log.environment.read { source in
             try fold.foldInChunks(from: 1, through: through, forEachItem: { _, from, to, body in
-                try log.forEachItem(source, from: from, through: to, body)
+                try log.forEach(source, from: from, through: to) { try body($0.sequence, $0.run, $0.timeMs, $0.item!) }
             }, afterCommit: {
                 // Each chunk reads on in the log and writes new pages: what was read stays
                 // in the page cache, not in this process.

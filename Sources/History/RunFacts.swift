@@ -4,7 +4,8 @@ import Projections
 internal import LMDB
 
 /// What a run said about itself in its own events, besides the entries it indexed: its
-/// root, options (its rules), version, non-critical errors and rejections.
+/// root, options (its rules), version, non-critical errors, rejections, pauses, resumes
+/// and snapshots.
 public struct RunFacts: Sendable {
     public struct Failure: Sendable, Hashable {
         public var sequence: UInt64
@@ -32,18 +33,23 @@ public struct RunFacts: Sendable {
     public var rejections: [Rejection] = []
     /// How many events of each type the run wrote (through `through`).
     public var eventsByType: [EventType: Int] = [:]
+    /// The sequences of its `JobPaused` and `JobResumed` events.
+    public var pauses: [UInt64] = [], resumes: [UInt64] = []
+    /// Its `SnapshotTaken` events: sequence and the entries the snapshot held.
+    public var snapshots: [(sequence: UInt64, entries: UInt64)] = []
 
     /// Reads the run's own events from its first sequence through `through`. Entries are
     /// only counted: their names are never copied out of the log.
     public static func read(_ snapshot: IndexSnapshot, run: RunRecord, through: UInt64) throws -> RunFacts {
         let (log, txn) = (snapshot.log, snapshot.logTransaction)
         var facts = RunFacts(run: run, through: through, root: run.root, rootDirID: run.rootDirID)
-        let wanted: [EventType] = [.jobStarted, .nonCriticalError, .pathRejected]
+        let wanted: [EventType] = [.jobStarted, .nonCriticalError, .pathRejected, .jobPaused, .jobResumed, .snapshotTaken]
         let building = wanted.reduce(UInt64(0)) { $0 | 1 << UInt64($1.rawValue) }
-        try log.forEachEvent(txn, from: run.firstSequence, through: through, building: building) { seq, recordRun, type, event in
-            guard recordRun == run.id else { return true }
-            facts.eventsByType[type, default: 0] += 1
-            guard let event else { return true }
+        try log.forEach(txn, from: run.firstSequence, through: through, building: building) { e in
+            guard e.run == run.id else { return true }
+            facts.eventsByType[e.type, default: 0] += 1
+            guard let event = e.item?.event else { return true }
+            let seq = e.sequence
             switch event {
             case let .jobStarted(root, rootDirID, options, version):
                 facts.root = root; facts.rootDirID = rootDirID; facts.options = options; facts.version = version
@@ -51,6 +57,9 @@ public struct RunFacts: Sendable {
                 facts.errors.append(Failure(sequence: seq, parent: parent, name: name, errno: errno, operation: operation))
             case let .pathRejected(parent, name, rule):
                 facts.rejections.append(Rejection(sequence: seq, parent: parent, name: name, rule: rule))
+            case .jobPaused: facts.pauses.append(seq)
+            case .jobResumed: facts.resumes.append(seq)
+            case let .snapshotTaken(entries): facts.snapshots.append((seq, entries))
             default: break
             }
             return true
@@ -64,7 +73,8 @@ public struct RunFacts: Sendable {
     public func firstEvent(_ snapshot: IndexSnapshot, dirID: UInt64?, parent: UInt64?, name: [UInt8]) throws -> EventRecord? {
         let (log, txn) = (snapshot.log, snapshot.logTransaction)
         var found: EventRecord?
-        try log.forEachRecord(txn, from: run.firstSequence, through: through) { record in
+        try log.forEach(txn, from: run.firstSequence, through: through) { e in
+            let record = e.record
             guard record.run == run.id else { return true }
             let inside: (UInt64) -> Bool = { id in dirID != nil && id == dirID! }
             let concerns: Bool

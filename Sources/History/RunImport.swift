@@ -61,8 +61,8 @@ public struct ExportedRun: Sendable {
         for entry in base { try visit(.base(entry)) }
         base = []
         try log.environment.read { txn in
-            try log.forEachRecord(txn, from: run.firstSequence, through: through ?? run.lastSequence) { record in
-                if record.run == run.id { try visit(.event(record)) }
+            try log.forEach(txn, from: run.firstSequence, through: through ?? run.lastSequence) { e in
+                if e.run == run.id { try visit(.event(e.record)) }
                 return true
             }
         }

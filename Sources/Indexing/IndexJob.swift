@@ -53,7 +53,7 @@ public struct RunOptions: Sendable {
     /// Start a new run even if an earlier run of this root is unfinished (that one is
     /// then marked failed); by default the unfinished run is resumed.
     public var restart = false
-    /// Stops the walk (a pause) when raised; signals raise it too once `pauseOnSignals()` ran.
+    /// Stops the walk (a pause) when raised; SIGINT and SIGTERM raise it too once `StopSignals.catchThem()` ran.
     public var stop = StopFlag()
     /// Live counters for a progress display.
     public var progress = RunProgress()
@@ -252,18 +252,6 @@ public enum IndexJob {
         if fd < 0 { throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)") }
         close(fd)
         return resolved
-    }
-
-    /// Makes SIGINT and SIGTERM pause a run at its next checkpoint instead of killing it.
-    public static func pauseOnSignals() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig) { _ in pauseRequested.store(true, ordering: .relaxed) }
-            sigaddset(&set, sig)
-        }
-        // A parent may have left them blocked (the mask is inherited across exec).
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// Whether the filesystem holding `directory` has (almost) no space left.

@@ -34,7 +34,7 @@ public enum Replay {
         }
         fold.didCommit()
         let (events, last) = try fold.foldInChunks(from: startAfter + 1, through: through) { txn, from, to, body in
-            try log.forEachItem(txn, from: from, through: to, body)
+            try log.forEach(txn, from: from, through: to) { try body($0.sequence, $0.run, $0.timeMs, $0.item!) }
         }
         return Result(startedAfter: startAfter, events: events, lastSequence: last, seconds: monotonicSeconds() - started)
     }
@@ -102,7 +102,7 @@ extension Replay {
         var checked: UInt64 = 0
         try log.environment.read { txn in
             // Every event decoded, not only the checksums: a block is read as a whole.
-            try log.forEachItem(txn) { _, _, _, _ in
+            try log.forEach(txn) { _ in
                 checked += 1
                 return true
             }

@@ -7,10 +7,7 @@ import Synchronization
 public final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
     public init() {}
-    public var isSet: Bool { flag.load(ordering: .relaxed) || pauseRequested.load(ordering: .relaxed) }
+    public var isSet: Bool { flag.load(ordering: .relaxed) || StopSignals.isRaised }
     /// Stops the walk at the next directory.
     public func set() { flag.store(true, ordering: .relaxed) }
 }
-
-/// Raised by SIGINT or SIGTERM: the run pauses at its next checkpoint.
-let pauseRequested = Atomic<Bool>(false)

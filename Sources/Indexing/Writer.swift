@@ -106,8 +106,8 @@ final class Writer {
                 from = at + 1
             }
             // Only the run's own stretch after its snapshot: resume does not grow with the log.
-            try log.forEachRecord(txn, from: from, through: unfinished.lastSequence) { record in
-                if record.run == unfinished.id { state.apply(record) }
+            try log.forEach(txn, from: from, through: unfinished.lastSequence) { e in
+                if e.run == unfinished.id { state.apply(e.record) }
                 return true
             }
             self.jobState = state

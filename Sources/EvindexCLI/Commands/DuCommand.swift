@@ -1,6 +1,6 @@
 import ArgumentParser
-import EventStore
 import Events
+import EventStore
 import Indexing
 import Projections
 

@@ -1,6 +1,6 @@
 import ArgumentParser
-import EventStore
 import Events
+import EventStore
 import History
 import Indexing
 import Projections

@@ -1,8 +1,9 @@
 import ArgumentParser
-import EventStore
 import Events
+import EventStore
+import History
+import Indexing
 import Projections
-import Synchronization
 import Traversal
 #if canImport(Glibc)
 import Glibc
@@ -107,7 +108,7 @@ struct LogCommand: ParsableCommand {
         var next = from
         var end = to ?? UInt64.max
         let done = { (printed: Int) -> Bool in limit.map { printed >= $0 } ?? false }
-        if follow { LogCommand.stopOnSignals() }
+        if follow { StopSignals.catchThem() }
 
         /// Prints the events from `next` on; false once the listing is over.
         func pass(_ snapshot: IndexSnapshot) throws -> Bool {
@@ -116,7 +117,7 @@ struct LogCommand: ParsableCommand {
                 try snapshot.forEachRecord(from: next, through: end) { record in
                     if done(printed) { more = false; return false }
                     next = record.sequence + 1
-                    guard try filter.matches(record, snapshot, index, &paths) else { return true }
+                    guard try filter.matches(record, snapshot, &paths) else { return true }
                     printed += 1
                     out.line(json ? try eventJSON(record, snapshot, &paths) : try eventLine(record, snapshot, &paths))
                     return true
@@ -140,73 +141,17 @@ struct LogCommand: ParsableCommand {
         }
         out.flush()
         guard follow else { return }
-        while going && !LogCommand.stopRequested.load(ordering: .relaxed) {
+        while going && !StopSignals.isRaised {
             usleep(150_000)
-            if LogCommand.stopRequested.load(ordering: .relaxed) { break }
+            if StopSignals.isRaised { break }
             paths.forget()
             going = try index.read { try pass($0) }
             out.flush()
         }
         out.flush()
     }
-
-    /// Raised by SIGINT or SIGTERM while following: the loop ends and the command exits 0.
-    static let stopRequested = Atomic<Bool>(false)
-
-    static func stopOnSignals() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig) { _ in LogCommand.stopRequested.store(true, ordering: .relaxed) }
-            sigaddset(&set, sig)
-        }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
-    }
 }
 
-/// Which events `log` prints.
-struct EventFilter {
-    var runID: UInt32?
-    var types: Set<EventType>?
-    /// Absolute path bytes, no trailing slash.
-    var pathPrefix: [UInt8]?
-    var sinceMs: Int64?
-    var untilMs: Int64?
-    private var runRoots: [UInt32: [UInt8]] = [:]
-
-    init(runID: UInt32?, types: Set<EventType>?, pathPrefix: [UInt8]?, sinceMs: Int64?, untilMs: Int64?) {
-        self.runID = runID; self.types = types; self.pathPrefix = pathPrefix; self.sinceMs = sinceMs; self.untilMs = untilMs
-    }
-
-    mutating func matches(_ r: EventRecord, _ snapshot: IndexSnapshot, _ index: ReadOnlyIndex, _ paths: inout PathResolver) throws -> Bool {
-        if let runID, r.run != runID { return false }
-        if let types, !types.contains(r.event.type) { return false }
-        if let sinceMs, r.timeMs < sinceMs { return false }
-        if let untilMs, r.timeMs > untilMs { return false }
-        guard let prefix = pathPrefix else { return true }
-        func under(_ p: [UInt8]?) -> Bool { p.map { isUnder($0, prefix) } ?? false }
-        switch r.event {
-        case let .entryCreated(parent, name, _), let .entryUpdated(parent, name, _, _), let .entryRemoved(parent, name),
-             let .pathRejected(parent, name, _), let .nonCriticalError(parent, name, _, _):
-            return under(try paths.entry(snapshot, parent, name))
-        case let .entryMoved(fromParent, fromName, toParent, toName, _):
-            let source = try paths.entry(snapshot, fromParent, fromName), destination = try paths.entry(snapshot, toParent, toName)
-            return under(source) || under(destination)
-        case let .directoryListed(dirID, _):
-            return under(try paths.directory(snapshot, dirID))
-        case let .jobStarted(root, _, _, _):
-            runRoots[r.run] = root
-            return isUnder(root, prefix) || isUnder(prefix, root)
-        case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .snapshotTaken:
-            if runRoots[r.run] == nil, let run = try snapshot.run(r.run) { runRoots[r.run] = run.root }
-            guard let root = runRoots[r.run] else { return false }
-            return isUnder(root, prefix) || isUnder(prefix, root)
-        }
-    }
-}
-
-/// Whether `path` is `prefix` or lies below it (whole components).
-func isUnder(_ path: [UInt8], _ prefix: [UInt8]) -> Bool { PathBytes.isSameOrBelow(path, prefix) }
 
 /// Milliseconds since the epoch from `2026-11-30T05:00:00Z` (fraction and `Z` optional,
 /// UTC), `2026-11-30`, or a number of milliseconds.

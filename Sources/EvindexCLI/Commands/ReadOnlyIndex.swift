@@ -1,6 +1,6 @@
 import ArgumentParser
-import EventStore
 import Events
+import EventStore
 import Indexing
 import Projections
 
@@ -47,9 +47,4 @@ struct ReadOnlyIndex {
     }
 }
 
-func joinPath(_ dir: [UInt8], _ name: UnsafeRawBufferPointer) -> [UInt8] {
-    var p = dir
-    if p.last != UInt8(ascii: "/") { p.append(UInt8(ascii: "/")) }
-    p.append(contentsOf: name)
-    return p
-}
+func joinPath(_ dir: [UInt8], _ name: UnsafeRawBufferPointer) -> [UInt8] { PathBytes.joined(dir, name) }

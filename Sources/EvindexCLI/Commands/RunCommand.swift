@@ -1,6 +1,6 @@
 import ArgumentParser
-import EventStore
 import Events
+import EventStore
 import Indexing
 import Rules
 import Traversal
@@ -118,7 +118,7 @@ struct RunCommand: ParsableCommand {
             guard threads >= 1 && threads <= 256 else { throw CommandFailure(message: "--threads must be between 1 and 256, not \(threads)") }
             options.threads = threads
         }
-        IndexJob.pauseOnSignals()
+        StopSignals.catchThem()
         let display = ProgressDisplay(progress: options.progress, mode: progress)
         display.start()
         let summary: RunSummary

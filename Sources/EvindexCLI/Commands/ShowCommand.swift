@@ -1,6 +1,7 @@
 import ArgumentParser
-import EventStore
 import Events
+import EventStore
+import History
 import Projections
 import Traversal
 
@@ -32,32 +33,26 @@ struct ShowCommand: ParsableCommand {
         var out = Output()
         try index.read { snapshot in
             let run = try index.run(snapshot, id: runID)
-            var byType: [EventType: Int] = [:]
-            var errors: [String: (count: Int, first: String)] = [:]
-            var pauses: [UInt64] = [], resumes: [UInt64] = [], snapshots: [UInt64] = []
-            var snapshotEntries: [UInt64] = []
-            var options = "", version = ""
-            var paths = PathResolver()
+            let facts: RunFacts
             do {
-                try snapshot.forEachRecord(from: run.firstSequence, through: run.lastSequence) { r in
-                    guard r.run == runID else { return true }
-                    byType[r.event.type, default: 0] += 1
-                    switch r.event {
-                    case .jobPaused: pauses.append(r.sequence)
-                    case .jobResumed: resumes.append(r.sequence)
-                    case let .snapshotTaken(entries): snapshots.append(r.sequence); snapshotEntries.append(entries)
-                    case let .jobStarted(_, _, o, v): options = o; version = v
-                    case let .nonCriticalError(parent, name, errno, operation):
-                        let key = "\(Errno(rawValue: errno).name) \(operation.name)"
-                        let path = try paths.entry(snapshot, parent, name).map(displayPath) ?? "dir#\(parent)/\(displayPath(name))"
-                        errors[key, default: (0, path)].count += 1
-                    default: break
-                    }
-                    return true
-                }
+                facts = try RunFacts.read(snapshot, run: run, through: run.lastSequence)
             } catch let error as DecodeError {
                 throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
             }
+            // Errors by kind: how many, and where the first was.
+            var errors: [String: (count: Int, first: String)] = [:]
+            var paths = PathResolver()
+            for e in facts.errors {
+                let key = "\(Errno(rawValue: e.errno).name) \(e.operation.name)"
+                if errors[key] == nil {
+                    let path = try paths.entry(snapshot, e.parent, e.name).map(displayPath) ?? "dir#\(e.parent)/\(displayPath(e.name))"
+                    errors[key] = (0, path)
+                }
+                errors[key]!.count += 1
+            }
+            let byType = facts.eventsByType, options = facts.options, version = facts.version
+            let pauses = facts.pauses, resumes = facts.resumes
+            let snapshots = facts.snapshots.map(\.sequence), snapshotEntries = facts.snapshots.map(\.entries)
             let types = EventType.allCases.filter { byType[$0] != nil }
             if json {
                 var o = JSONObject()

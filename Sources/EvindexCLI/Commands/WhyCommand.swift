@@ -1,6 +1,7 @@
 import ArgumentParser
-import EventStore
 import Events
+import EventStore
+import History
 import Projections
 
 struct WhyCommand: ParsableCommand {
@@ -31,113 +32,58 @@ struct WhyCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
 
-    struct Answer {
-        var indexed: Bool
-        var reason: String
-        var rule: String?
-        /// The path the answer is about: PATH, or the directory above it that decides.
-        var at: [UInt8]
-        var parent: UInt64 = 0
-        var name: [UInt8] = []
-        var event: EventRecord?
-    }
-
     func run() throws {
         let index = try ReadOnlyIndex(database)
         let target = absolutePath(rawArgument(path))
-        var answer = try index.read { snapshot -> Answer in
-            var a = try explain(snapshot, index, target)
-            if a.parent != 0 {
-                // The event that made the answer true: a rejection for a rejection, an
-                // entry event for an entry; the removal of a since-rejected entry is not it.
-                let kinds: Set<EventType> = a.rule != nil ? [.pathRejected]
-                    : a.indexed || a.at != target ? [.entryCreated, .entryUpdated, .entryMoved]
-                    : [.entryRemoved, .nonCriticalError, .entryMoved]
-                a.event = try lastEvent(snapshot, index.log, parent: a.parent, name: a.name, kinds: kinds)
+        let answer = try index.read { snapshot -> Explanation in
+            guard let answer = try Explanation.explain(snapshot, path: target) else {
+                throw CommandFailure(message: "\(displayPath(target)) is not under any indexed root (indexed roots: \(try index.rootList(snapshot)))")
             }
-            return a
+            return answer
         }
-        if answer.at.isEmpty { answer.at = target }
+        let reason = Self.sentence(answer, target: target)
         var out = Output()
         if json {
             var o = JSONObject()
             o.addPath("path", target)
-            o.add("indexed", answer.indexed)
-            o.add("reason", answer.reason)
-            if let rule = answer.rule { o.add("rule", rule) }
+            o.add("indexed", answer.isIndexed)
+            o.add("reason", reason)
+            if case let .rejected(rule) = answer.reason { o.add("rule", rule) }
             o.addPath("at", answer.at)
             if let e = answer.event {
                 o.add("run", e.run); o.add("seq", e.sequence); o.add("event", e.event.type.name)
             }
             out.line(o.json)
         } else {
-            var line = "\(displayPath(target)): \(answer.reason)"
+            var line = "\(displayPath(target)): \(reason)"
             if let e = answer.event { line += " (\(e.event.type.name), run \(e.run), seq \(e.sequence))" }
             out.line(line)
         }
         out.flush()
-        if !answer.indexed { throw ExitCode(1) }
+        if !answer.isIndexed { throw CommandFailure(message: "", exitCode: 1) }
     }
 
-    private func explain(_ snapshot: IndexSnapshot, _ index: ReadOnlyIndex, _ target: [UInt8]) throws -> Answer {
-        let slash = UInt8(ascii: "/")
-        guard let root = try snapshot.root(containing: target) else {
-            throw CommandFailure(message: "\(displayPath(target)) is not under any indexed root (indexed roots: \(try index.rootList(snapshot)))")
+    /// The answer as the sentence `why` prints.
+    static func sentence(_ answer: Explanation, target: [UInt8]) -> String {
+        let at = answer.at
+        let cut = at.lastIndex(of: UInt8(ascii: "/")) ?? 0
+        let parent = cut == 0 ? [UInt8(ascii: "/")] : Array(at[..<cut]), name = Array(at[(cut + 1)...])
+        switch answer.reason {
+        case .root:
+            return "indexed: an indexed root"
+        case let .indexed(kind, size):
+            return "indexed: \(kind.name), \(size) bytes"
+        case let .notADirectory(kind):
+            return "not indexed: \(displayPath(at)) is a \(kind.name), not a directory"
+        case .notEntered:
+            return "not indexed: \(displayPath(at)) is indexed but was not entered (it is at the run's maximum depth, or on another filesystem)"
+        case let .rejected(rule):
+            return at == target ? "not indexed: rejected by \(rule)"
+                : "not indexed: \(displayPath(at)) above it was rejected by \(rule); a rejected directory is not entered"
+        case .listingIncomplete:
+            return "not indexed: the last listing of \(displayPath(parent)) met errors and does not have it (see `evindex log --type NonCriticalError`)"
+        case .absent:
+            return "not indexed: \(displayPath(parent)) had no entry \(displayPath(name)) when last listed"
         }
-        var dirID = root.dirID
-        var here = root.path
-        let components = target[root.path.count...].split(separator: slash).map(Array.init)
-        if components.isEmpty { return Answer(indexed: true, reason: "indexed: an indexed root", at: here) }
-        for (i, name) in components.enumerated() {
-            let isLast = i == components.count - 1
-            let parentPath = here
-            here = joinPath(here, name.withUnsafeBytes { $0 })
-            if let m = try snapshot.entry(parent: dirID, name: name) {
-                if isLast {
-                    return Answer(indexed: true, reason: "indexed: \(m.kind.name), \(m.size) bytes", at: here, parent: dirID, name: name)
-                }
-                guard m.kind == .directory else {
-                    return Answer(indexed: false, reason: "not indexed: \(displayPath(here)) is a \(m.kind.name), not a directory",
-                                  at: here, parent: dirID, name: name)
-                }
-                guard m.dirID != 0 else {
-                    return Answer(indexed: false, reason: "not indexed: \(displayPath(here)) is indexed but was not entered "
-                                  + "(it is at the run's maximum depth, or on another filesystem)", at: here, parent: dirID, name: name)
-                }
-                dirID = m.dirID
-                continue
-            }
-            if let rule = try snapshot.rejection(parent: dirID, name: name) {
-                let reason = isLast ? "not indexed: rejected by \(rule)"
-                    : "not indexed: \(displayPath(here)) above it was rejected by \(rule); a rejected directory is not entered"
-                return Answer(indexed: false, reason: reason, rule: rule, at: here, parent: dirID, name: name)
-            }
-            if try snapshot.isListingIncomplete(dirID) {
-                return Answer(indexed: false, reason: "not indexed: the last listing of \(displayPath(parentPath)) met errors "
-                              + "and does not have it (see `evindex log --type NonCriticalError`)", at: here, parent: dirID, name: name)
-            }
-            return Answer(indexed: false, reason: "not indexed: \(displayPath(parentPath)) had no entry \(displayPath(name)) when last listed",
-                          at: here, parent: dirID, name: name)
-        }
-        return Answer(indexed: true, reason: "indexed", at: here)
-    }
-
-    /// The last event about the name `name` in directory `parent`.
-    private func lastEvent(_ snapshot: IndexSnapshot, _ log: EventLog, parent: UInt64, name: [UInt8], kinds: Set<EventType>) throws -> EventRecord? {
-        var found: EventRecord?
-        try snapshot.forEachRecord { record in
-            guard kinds.contains(record.event.type) else { return true }
-            switch record.event {
-            case let .entryCreated(p, n, _), let .entryUpdated(p, n, _, _), let .entryRemoved(p, n),
-                 let .pathRejected(p, n, _), let .nonCriticalError(p, n, _, _):
-                if p == parent && n == name { found = record }
-            case let .entryMoved(_, _, p, n, _):
-                if p == parent && n == name { found = record }
-            default:
-                break
-            }
-            return true
-        }
-        return found
     }
 }

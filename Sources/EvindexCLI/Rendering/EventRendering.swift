@@ -1,34 +1,9 @@
 import ArgumentParser
-import EventStore
 import Events
+import EventStore
+import History
 import Projections
 import Traversal
-
-/// Turns (directory id, name) into paths, caching directory paths.
-struct PathResolver {
-    /// False: resolve nothing (`export`, whose records must not depend on today's index).
-    var enabled = true
-    private var cache: [UInt64: [UInt8]] = [:]
-
-    init(enabled: Bool = true) { self.enabled = enabled }
-
-    /// Forgets the cached paths (a directory may have moved since).
-    mutating func forget() { cache.removeAll(keepingCapacity: true) }
-
-    mutating func directory(_ snapshot: IndexSnapshot, _ id: UInt64) throws -> [UInt8]? {
-        guard enabled else { return nil }
-        if let p = cache[id] { return p }
-        let p = try snapshot.path(of: id)
-        if cache.count > 100_000 { cache.removeAll() }
-        cache[id] = p
-        return p
-    }
-
-    mutating func entry(_ snapshot: IndexSnapshot, _ parent: UInt64, _ name: [UInt8]) throws -> [UInt8]? {
-        guard let dir = try directory(snapshot, parent) else { return nil }
-        return name.isEmpty ? dir : name.withUnsafeBytes { joinPath(dir, $0) }
-    }
-}
 
 /// The fields of an entry's metadata; `dir_id` (the view's own key, which differs from one
 /// database to another) only where events name directories by it.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Output that cannot be written is a failure: exit 1 and one line, never exit 0 with a
 /// truncated file (issue 21, section 3). A closed pipe (`| head`) stays quiet and exits 0.

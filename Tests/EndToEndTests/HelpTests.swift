@@ -1,6 +1,7 @@
 import Foundation
 import Indexing
 import Testing
+import TestSupport
 
 /// `evindex --help` and every subcommand's help explain every option and show examples.
 struct HelpTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The built `evindex` binary against independent oracles (`find`), on mktree trees.
 @Suite(.serialized)

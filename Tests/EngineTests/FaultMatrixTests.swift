@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Trees that break naive walkers: depth past PATH_MAX, a very wide directory, names at
 /// NAME_MAX, and a real EACCES as an unprivileged user.
@@ -53,7 +54,7 @@ struct FaultMatrixTests {
             let r = try Support.evindex(["run", root, "--db", db, "--json"])
             #expect(r.status == 0, "\(r.stderr)")
             #expect(try Support.objects(r.stdout)[0]["entries"] as? Int == 100_002)
-            try RescanTests.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
             let again = try Support.objects(try Support.evindex(["run", root, "--db", db, "--json"]).stdout)[0]
             #expect(again["created"] as? Int == 0 && again["removed"] as? Int == 0)
             #expect(try Support.evindex(["verify", "--db", db]).status == 0)

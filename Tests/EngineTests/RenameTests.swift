@@ -6,6 +6,7 @@ import LMDB
 import Projections
 import Synchronization
 import Testing
+import TestSupport
 import Traversal
 
 /// Renames that reuse names: a directory's name taken by another kind, swaps, rotations,
@@ -89,7 +90,7 @@ struct RenameTests {
     static func expectExact(_ root: String, _ db: String, rules: [String] = [], rejected: String? = nil,
                             sourceLocation: SourceLocation = #_sourceLocation) throws {
         func check() throws {
-            guard let rejected else { return try RescanTests.expectViewsMatchDisk(root, db, sourceLocation: sourceLocation) }
+            guard let rejected else { return try Checks.expectViewsMatchDisk(root, db, sourceLocation: sourceLocation) }
             let left = root + "/" + rejected
             let found = Set(try FindOracle.entries(root).map(\.path).filter { $0 != Array(left.utf8) && !$0.starts(with: Array((left + "/").utf8)) })
             let listed = Set(try Support.objects(try Support.evindex(["ls", root, "-R", "--json", "--db", db]).stdout).map { Support.pathBytes($0) })
@@ -136,7 +137,7 @@ struct RenameTests {
                 for _ in 0..<(1 + random.next(3)) { try RenameChurn.step(root, &random) }
                 let r = try Support.evindex(["run", root, "--db", db])
                 #expect(r.status == 0, "seed \(seed) round \(round): \(r.stderr)")
-                try RescanTests.expectViewsMatchDisk(root, db)
+                try Checks.expectViewsMatchDisk(root, db)
             }
             try Self.expectExact(root, db)
         }

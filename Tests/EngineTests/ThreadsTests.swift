@@ -5,6 +5,7 @@ import Indexing
 import LMDB
 import Rules
 import Testing
+import TestSupport
 import Traversal
 
 /// `--threads`: listers read ahead of the walk, and the walk still hands listings over in
@@ -61,7 +62,7 @@ struct ThreadsTests {
                 try #require(r.status == 0, "\(r.stderr)")
                 outcomes.append(try Self.outcome(root, db))
             }
-            _ = try RescanTests.mutate(root, 200, seed: 3)
+            _ = try Checks.mutate(root, 200, seed: 3)
             for (i, threads) in [1, 2, 4].enumerated() {
                 let db = tmp + "/db\(threads)"
                 let r = try Support.evindex(["run", root, "--db", db, "--threads", String(threads)] + rules)

@@ -3,6 +3,7 @@ import Events
 import Foundation
 import Indexing
 import Testing
+import TestSupport
 import Traversal
 
 /// Rescans write only what changed: created, updated, removed and moved entries, checked
@@ -29,44 +30,6 @@ struct RescanTests {
         return e
     }
 
-    /// The views equal `find` below `root`: every entry's kind, size, inode, mtime, and
-    /// every directory's totals.
-    static func expectViewsMatchDisk(_ root: String, _ db: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let found = try FindOracle.entries(root)
-        let listing = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
-        #expect(listing.status == 0, "\(listing.stderr)", sourceLocation: sourceLocation)
-        let listed = try Support.objects(listing.stdout).map { o in
-            FindEntry(path: Support.pathBytes(o), kind: o["kind"] as! String,
-                      size: (o["size"] as! NSNumber).uint64Value, inode: (o["inode"] as! NSNumber).uint64Value,
-                      mtimeNs: (o["mtime_ns"] as! NSNumber).int64Value)
-        }
-        let missing = Set(found).subtracting(listed), extra = Set(listed).subtracting(found)
-        #expect(missing.isEmpty && extra.isEmpty && listed.count == found.count,
-                "missing \(missing.prefix(3).map { String(decoding: $0.path, as: UTF8.self) }), extra \(extra.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })",
-                sourceLocation: sourceLocation)
-        let oracle = FindOracle.totals(root: Array(root.utf8), entries: found)
-        let du = try Support.objects(try Support.evindex(["du", root, "--depth", "1000", "--json", "--db", db]).stdout)
-        #expect(du.count == oracle.count, sourceLocation: sourceLocation)
-        let wrong = du.filter { row in
-            guard let want = oracle[Support.pathBytes(row)] else { return true }
-            return want != ((row["size"] as! NSNumber).int64Value, (row["files"] as! NSNumber).int64Value,
-                            (row["dirs"] as! NSNumber).int64Value)
-        }
-        #expect(wrong.isEmpty, "du differs at \(wrong.prefix(3).map { $0["path"] as? String ?? "?" })", sourceLocation: sourceLocation)
-    }
-
-    static func expectReplayMatches(_ db: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let r = try Support.evindex(["replay", "--verify", "--db", db])
-        #expect(r.status == 0, "replay: \(r.stderr)", sourceLocation: sourceLocation)
-    }
-
-    static func mutate(_ root: String, _ k: Int, seed: Int) throws -> [String: Int] {
-        let r = try Support.run(["/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("mktree.py").path, root,
-                                 "--mutate", String(k), "--seed", String(seed)])
-        #expect(r.status == 0, "\(r.stderr)")
-        return try JSONSerialization.jsonObject(with: r.stdout) as! [String: Int]
-    }
-
     @Test(arguments: [1, 100, 5000])
     func mutationsAreRecordedOneEventEach(_ k: Int) throws {
         try Support.withTemporaryDirectory { tmp in
@@ -78,7 +41,7 @@ struct RescanTests {
             Thread.sleep(forTimeInterval: 2.2)
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             let before = try FindOracle.identities(root)
-            let summary = try Self.mutate(root, k, seed: seed)
+            let summary = try Checks.mutate(root, k, seed: seed)
             let after = try FindOracle.identities(root)
             let second = try Support.evindex(["run", root, "--db", db])
             #expect(second.status == 0, "\(second.stderr)")
@@ -103,8 +66,8 @@ struct RescanTests {
                 #expect(net.created <= summary["created"]! && net.removed <= summary["deleted"]!
                         && net.movedFiles <= summary["renamed"]! && net.movedDirs <= summary["moved_dirs"]!)
             }
-            try Self.expectViewsMatchDisk(root, db)
-            try Self.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -136,7 +99,7 @@ struct RescanTests {
             let fourth = CountingFileSystem()
             _ = try IndexJob.run(full, fileSystem: fourth)
             #expect(fourth.reads == 4)
-            try Self.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
         }
     }
 
@@ -154,8 +117,8 @@ struct RescanTests {
             #expect(r.status == 0, "\(r.stderr)")
             let s = try Support.objects(r.stdout).first ?? [:]
             #expect(s["updated"] as? Int == 1501 && s["created"] as? Int == 1100, "\(s)")
-            try Self.expectViewsMatchDisk(root, db)
-            try Self.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -171,8 +134,8 @@ struct RescanTests {
             try fm.createDirectory(atPath: root + "/d", withIntermediateDirectories: false)
             try Data(count: 4).write(to: URL(fileURLWithPath: root + "/d/g"))
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            try Self.expectViewsMatchDisk(root, db)
-            try Self.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -191,7 +154,7 @@ struct RescanTests {
             #expect(first.counts.errors == 1)
             let second = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
             #expect(second.counts.created == 1)
-            try Self.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
         }
     }
 
@@ -201,11 +164,11 @@ struct RescanTests {
             let root = tmp + "/tree", db = tmp + "/db"
             try Support.makeTree(root, entries: 10_000, seed: 8)
             for k in [0, 40, 41, 300] {
-                if k > 0 { _ = try Self.mutate(root, k, seed: 8) }
+                if k > 0 { _ = try Checks.mutate(root, k, seed: 8) }
                 #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             }
-            try Self.expectViewsMatchDisk(root, db)
-            try Self.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
             // From a snapshot in the middle of the log (an earlier replay's views), the fold
             // of the rest gives the same views as the fold of everything.
             let middle = try Support.objects(try Support.evindex(["replay", "--json", "--from-scratch", "--to", "6000", "--db", db]).stdout)[0]
@@ -236,13 +199,13 @@ struct RescanTests {
             try fm.createDirectory(atPath: root + "/thing/inner", withIntermediateDirectories: true)
             try Data(count: 7).write(to: URL(fileURLWithPath: root + "/thing/inner/f"))
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            try Self.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
 
             try fm.removeItem(atPath: root + "/thing")
             try Data(count: 5).write(to: URL(fileURLWithPath: root + "/thing"))
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            try Self.expectViewsMatchDisk(root, db)
-            try Self.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -256,20 +219,20 @@ struct RescanTests {
             try Data(count: 300).write(to: URL(fileURLWithPath: root + "/a"))
             try fm.linkItem(atPath: root + "/a", toPath: root + "/d/b")
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            try Self.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
 
             try fm.removeItem(atPath: root + "/a")
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             let second = try Self.runEvents(db, run: 2)
             #expect(second.removed == 1 && second.created == 0 && second.movedFiles == 0, "\(second)")
-            try Self.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
 
             try fm.linkItem(atPath: root + "/d/b", toPath: root + "/c")
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             let third = try Self.runEvents(db, run: 3)
             #expect(third.removed == 0 && third.created == 1 && third.movedFiles == 0, "\(third)")
-            try Self.expectViewsMatchDisk(root, db)
-            try Self.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -290,8 +253,8 @@ struct RescanTests {
             try FileManager.default.removeItem(atPath: root + "/going")
             let third = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
             #expect(third.counts.removed == 1)
-            try Self.expectViewsMatchDisk(root, db)
-            try Self.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -314,7 +277,7 @@ struct RescanTests {
             #expect(try Support.evindex(["ls", root + "/outside/unseen", "--db", db]).status != 0)
             let roots = Set(try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout).map { $0["root"] as! String })
             #expect(roots == [root, root + "/inside"])
-            try Self.expectReplayMatches(db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -327,9 +290,9 @@ struct RescanTests {
             #expect(try Support.evindex(["run", root + "/b", "--db", db]).status == 0)
             try Data(count: 4).write(to: URL(fileURLWithPath: root + "/b/g"))
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            try Self.expectViewsMatchDisk(root, db)
-            try Self.expectViewsMatchDisk(root + "/b", db)
-            try Self.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root + "/b", db)
+            try Checks.expectReplayMatches(db)
         }
     }
 }

@@ -5,67 +5,16 @@ import Indexing
 import LMDB
 import Projections
 import Testing
+import TestSupport
 import Traversal
-
-/// A filesystem that fails chosen calls, so faults are tested without root or races.
-struct FaultyFileSystem: PassThroughFileSystem {
-    let real = PosixFileSystem()
-    /// Failures by (operation, entry name).
-    let faults: [String: Errno]
-    /// Names of directories opened, by descriptor, so `readDirectory` can fail by name.
-    let opened = OpenedNames()
-
-    final class OpenedNames: @unchecked Sendable {
-        // @unchecked: every access holds `lock`.
-        private let lock = NSLock()
-        private var names: [Int32: String] = [:]
-        subscript(fd: Int32) -> String? {
-            get { lock.lock(); defer { lock.unlock() }; return names[fd] }
-            set { lock.lock(); names[fd] = newValue; lock.unlock() }
-        }
-    }
-
-    func fault(_ operation: String, _ name: UnsafePointer<CChar>) -> Errno? { faults[operation + ":" + String(cString: name)] }
-
-    func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
-        if let e = fault("open", name) { throw e }
-        let handle = try real.openDirectory(parent, name)
-        opened[handle.fd] = String(cString: name)
-        return handle
-    }
-
-    func readDirectory(_ directory: DirectoryHandle, _ body: (UnsafePointer<CChar>, Int) -> Void) throws(Errno) {
-        if let name = opened[directory.fd], let e = faults["read:" + name] {
-            // Fail part-way, as a disk error would: one name is delivered first.
-            var first = true
-            try real.readDirectory(directory) { n, l in if first { body(n, l); first = false } }
-            throw e
-        }
-        try real.readDirectory(directory, body)
-    }
-
-    func stat(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> EntryStat {
-        if let e = fault("stat", name) { throw e }
-        return try real.stat(directory, name)
-    }
-
-    func close(_ directory: DirectoryHandle) {
-        opened[directory.fd] = nil
-        real.close(directory)
-    }
-}
 
 @Suite(.serialized)
 struct EngineTests {
-    static func write(_ path: String, bytes: Int) throws {
-        try Data(count: bytes).write(to: URL(fileURLWithPath: path))
-    }
-
     static func events(_ db: String) throws -> [EventRecord] {
         let log = try EventLog(directory: db, create: false)
         var records: [EventRecord] = []
         try log.environment.read { txn in
-            try log.forEachRecord(txn) { records.append($0); return true }
+            try log.forEach(txn) { records.append($0.record); return true }
         }
         return records
     }
@@ -78,10 +27,10 @@ struct EngineTests {
             for dir in ["locked/inner", "loopy", "broken", "fine"] {
                 try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
             }
-            try Self.write(root + "/locked/inner/x", bytes: 1)
-            try Self.write(root + "/vanishing.txt", bytes: 5)
-            try Self.write(root + "/fine/kept.txt", bytes: 10)
-            for i in 0..<3 { try Self.write(root + "/broken/f\(i)", bytes: 100) }
+            try Checks.write(root + "/locked/inner/x", bytes: 1)
+            try Checks.write(root + "/vanishing.txt", bytes: 5)
+            try Checks.write(root + "/fine/kept.txt", bytes: 10)
+            for i in 0..<3 { try Checks.write(root + "/broken/f\(i)", bytes: 100) }
 
             let fs = FaultyFileSystem(faults: ["open:locked": .permissionDenied, "stat:vanishing.txt": .noSuchFileOrDirectory,
                                                "open:loopy": .tooManySymbolicLinkLevels, "read:broken": .ioError])
@@ -149,7 +98,7 @@ struct EngineTests {
             try Data(count: 8).write(to: URL(fileURLWithPath: root + "/turns"))
             let second = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
             #expect(second.counts.updated == 1 && second.counts.errors == 0)
-            try RescanTests.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
             #expect(try Support.evindex(["verify", "--db", db]).status == 0)
         }
     }
@@ -159,7 +108,7 @@ struct EngineTests {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", db = tmp + "/db"
             try FileManager.default.createDirectory(atPath: root + "/broken", withIntermediateDirectories: true)
-            for i in 0..<5 { try Self.write(root + "/broken/f\(i)", bytes: 1) }
+            for i in 0..<5 { try Checks.write(root + "/broken/f\(i)", bytes: 1) }
             _ = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
             let fs = FaultyFileSystem(faults: ["read:broken": .ioError])
             let second = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: fs)
@@ -220,7 +169,7 @@ struct EngineTests {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", db = tmp + "/db"
             try FileManager.default.createDirectory(atPath: root + "/d", withIntermediateDirectories: true)
-            try Self.write(root + "/d/f", bytes: 3)
+            try Checks.write(root + "/d/f", bytes: 3)
             _ = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
 
             let writerHolds = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
@@ -300,7 +249,7 @@ struct EngineTests {
         try Support.withTemporaryDirectory { tmp in
             let db = tmp + "/db"
             try FileManager.default.createDirectory(atPath: tmp + "/tree/d", withIntermediateDirectories: true)
-            try Self.write(tmp + "/tree/d/f", bytes: 10)
+            try Checks.write(tmp + "/tree/d/f", bytes: 10)
             _ = try IndexJob.run(RunOptions(root: Array((tmp + "/tree").utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
             let good = try Support.evindex(["verify", "--db", db])
             #expect(good.status == 0, "\(good.stderr)")
@@ -345,7 +294,7 @@ struct EngineTests {
             #expect(resumed.status == 0, "\(resumed.stderr)")
             let after = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
             #expect(after.count == 1 && after[0]["status"] as? String == "completed", "\(after)")
-            try ResumeTests.expectEachEntryCreatedOnce(db, entries: try FindOracle.entries(root).count)
+            try Checks.expectEachEntryCreatedOnce(db, entries: try FindOracle.entries(root).count)
             #expect(try Support.evindex(["verify", "--db", db]).status == 0)
         }
     }
@@ -379,7 +328,7 @@ struct EngineTests {
     @Test func corruptStoredRecordIsReportedWithItsSequence() throws {
         try Support.withTemporaryDirectory { tmp in
             let db = tmp + "/db"
-            try Self.write(tmp + "/f", bytes: 1)
+            try Checks.write(tmp + "/f", bytes: 1)
             _ = try IndexJob.run(RunOptions(root: Array(tmp.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
             let log = try EventLog(directory: db, create: true)
             try log.environment.write { txn in

@@ -3,6 +3,7 @@ import Events
 import Foundation
 import Indexing
 import Testing
+import TestSupport
 import Traversal
 
 /// `log` filters and `--follow`, `export`/`import`, and `diff`, on real trees and real
@@ -143,7 +144,7 @@ struct HistoryTests {
             #expect(names.contains { String(validating: $0, as: UTF8.self) == nil })
             #expect(names.contains { $0.count == 204 })
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            _ = try RescanTests.mutate(root, 30, seed: 63)
+            _ = try Checks.mutate(root, 30, seed: 63)
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
 
             for run in ["1", "2"] {
@@ -162,7 +163,7 @@ struct HistoryTests {
                 #expect(try Support.evindex(["verify", "--db", other]).status == 0)
             }
             // The import of the rescan holds what is on disk now.
-            try RescanTests.expectViewsMatchDisk(root, tmp + "/imported2")
+            try Checks.expectViewsMatchDisk(root, tmp + "/imported2")
             // A second import of the same root into the same database is refused.
             let again = try Support.evindex(["import", tmp + "/run2.ndjson", "--db", tmp + "/imported2"])
             #expect(again.status == 2 && again.stderr.hasPrefix("evindex: ") && again.stderr.contains("overlaps"))
@@ -226,7 +227,7 @@ struct HistoryTests {
             try Support.makeTree(root, entries: 3000, seed: seed)
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             let before = try Self.found(root)
-            let summary = try RescanTests.mutate(root, k, seed: seed)
+            let summary = try Checks.mutate(root, k, seed: seed)
             let after = try Self.found(root)
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
 

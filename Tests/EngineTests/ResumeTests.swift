@@ -3,6 +3,7 @@ import Events
 import Foundation
 import Projections
 import Testing
+import TestSupport
 
 /// Pause, crash and resume: a run stopped at any moment goes on later without losing or
 /// repeating work.
@@ -20,25 +21,6 @@ struct ResumeTests {
         kill(process.processIdentifier, signal)
         process.waitUntilExit()
         return process.terminationStatus
-    }
-
-    /// Every entry below the root is created exactly once by run 1, whatever interrupted it.
-    static func expectEachEntryCreatedOnce(_ db: String, entries: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let log = try EventLog(directory: db, create: false)
-        var keys = Set<[UInt8]>()
-        var duplicates = 0
-        try log.environment.read { txn in
-            try log.forEachRecord(txn) { r in
-                if case let .entryCreated(parent, name, _) = r.event, r.run == 1 {
-                    var key = withUnsafeBytes(of: parent) { Array($0) }
-                    key += name
-                    if !keys.insert(key).inserted { duplicates += 1 }
-                }
-                return true
-            }
-        }
-        #expect(duplicates == 0, sourceLocation: sourceLocation)
-        #expect(keys.count == entries, sourceLocation: sourceLocation)
     }
 
     /// The index of an interrupted-and-resumed run equals that of one uninterrupted run.
@@ -80,9 +62,9 @@ struct ResumeTests {
             #expect(runs.dropFirst().allSatisfy { $0["created"] as? Int == 0 && $0["status"] as? String == "completed" },
                     "\(runs)")
 
-            try Self.expectEachEntryCreatedOnce(db, entries: found.count)
+            try Checks.expectEachEntryCreatedOnce(db, entries: found.count)
             try Self.expectSameIndex(root, db, reference)
-            try RescanTests.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
             let scratch = try Support.evindex(["replay", "--verify", "--from-scratch", "--db", db])
             #expect(scratch.status == 0, "\(scratch.stderr)")
             // From a snapshot halfway through the log, the rest folds to the live views too.
@@ -110,7 +92,7 @@ struct ResumeTests {
             let created = try Support.objects(try Support.evindex(["log", "--run", String(newRun), "--json", "--db", db]).stdout)
                 .filter { $0["type"] as? String == "EntryCreated" }.count
             #expect(summary["created"] as? Int == created)
-            try RescanTests.expectViewsMatchDisk(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
             let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
             #expect(runs.last?["status"] as? String == "completed")
             #expect(runs.dropLast().allSatisfy { $0["status"] as? String == "abandoned" })
@@ -125,7 +107,7 @@ struct ResumeTests {
             try Support.makeTree(root, entries: 100_000, seed: 22)
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             let before = try FindOracle.identities(root)
-            _ = try RescanTests.mutate(root, 2000, seed: 22)
+            _ = try Checks.mutate(root, 2000, seed: 22)
             let after = try FindOracle.identities(root)
             var paused = 0
             for delay in [0.15, 0.3] {
@@ -137,8 +119,8 @@ struct ResumeTests {
             let net = FindOracle.changes(before: before, after: after)
             #expect(e.created == net.created && e.removed == net.removed && e.movedFiles == net.movedFiles
                     && e.movedDirs == net.movedDirs && e.updatedFiles == net.modifiedFiles, "\(e) vs \(net)")
-            try RescanTests.expectViewsMatchDisk(root, db)
-            try RescanTests.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -161,7 +143,7 @@ struct ResumeTests {
                 }
             }
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            try Self.expectEachEntryCreatedOnce(db, entries: try FindOracle.entries(root).count)
+            try Checks.expectEachEntryCreatedOnce(db, entries: try FindOracle.entries(root).count)
 
             let then = try Support.objects(try Support.evindex(["replay", "--to", String(pausedAt), "--json", "--db", db]).stdout)[0]
             #expect(then["replay_entries_digest"] as? String == atPause["live_entries_digest"] as? String)
@@ -172,7 +154,7 @@ struct ResumeTests {
             #expect(past.status == 0, "\(past.stderr)")
             #expect(try Support.objects(past.stdout).count < (try Support.objects(now.stdout).count))
             #expect(try Support.evindex(["du", root, "--replayed", "--db", db]).status == 0)
-            try RescanTests.expectReplayMatches(db)
+            try Checks.expectReplayMatches(db)
         }
     }
 }

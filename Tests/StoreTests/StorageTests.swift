@@ -5,6 +5,7 @@ import Indexing
 import LMDB
 import Projections
 import Testing
+import TestSupport
 import Traversal
 
 /// Schema 2: the log in blocks and the file-path view one listing per directory, checked
@@ -85,12 +86,12 @@ struct StorageTests {
             options.commitEvents = 7
             options.commitIntervalMs = 100_000
             _ = try IndexJob.run(options, fileSystem: PosixFileSystem())
-            try RescanTests.expectViewsMatchDisk(root, db)
-            try RescanTests.expectReplayMatches(db)
-            _ = try RescanTests.mutate(root, 300, seed: 3)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
+            _ = try Checks.mutate(root, 300, seed: 3)
             _ = try IndexJob.run(options, fileSystem: PosixFileSystem())
-            try RescanTests.expectViewsMatchDisk(root, db)
-            try RescanTests.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -115,18 +116,18 @@ struct StorageTests {
             // Walk order a, m, z: a's entries come 300 events before z's.
             for (dir, count) in [("a", 2), ("m", 300), ("z", 1)] {
                 try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
-                for i in 0..<count { try EngineTests.write(root + "/\(dir)/f\(i)", bytes: 1) }
+                for i in 0..<count { try Checks.write(root + "/\(dir)/f\(i)", bytes: 1) }
             }
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             for dir in ["a", "m", "z", ""] { #expect(try Self.listingForm(db, root + "/" + dir) == 1, "\(dir)") }
             // Names past the last one of a and of z, in a rescan.
-            try EngineTests.write(root + "/a/zz", bytes: 1)
-            try EngineTests.write(root + "/z/zz", bytes: 1)
+            try Checks.write(root + "/a/zz", bytes: 1)
+            try Checks.write(root + "/z/zz", bytes: 1)
             #expect(try Support.evindex(["run", root, "--full-listing", "--db", db]).status == 0)
             #expect(try Self.listingForm(db, root + "/a") == 2)
             #expect(try Self.listingForm(db, root + "/z") == 1)
-            try RescanTests.expectViewsMatchDisk(root, db)
-            try RescanTests.expectReplayMatches(db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
         }
     }
 
@@ -159,7 +160,7 @@ struct StorageTests {
             let source = try EventLog(directory: current, create: false)
             let (records, runs, nextDirID) = try source.environment.read { txn in
                 var records: [EventRecord] = []
-                try source.forEachRecord(txn) { records.append($0); return true }
+                try source.forEach(txn) { records.append($0.record); return true }
                 return (records, try source.allRuns(txn), try source.metaValue(txn, "nextDirID"))
             }
             // The same history as schema 1 wrote it, with a file-path view row of that layout.
@@ -181,8 +182,8 @@ struct StorageTests {
             let summary = try Support.objects(rescan.stdout).first ?? [:]
             #expect(summary["created"] as? Int == 0 && summary["updated"] as? Int == 0 && summary["removed"] as? Int == 0,
                     "\(summary)")
-            try RescanTests.expectViewsMatchDisk(root, old)
-            try RescanTests.expectReplayMatches(old)
+            try Checks.expectViewsMatchDisk(root, old)
+            try Checks.expectReplayMatches(old)
             // The old records are still there, read as they are.
             let log1 = try Support.objects(try Support.evindex(["log", "--run", "1", "--json", "--db", old]).stdout)
             #expect(log1.count == records.count)
@@ -194,7 +195,7 @@ struct StorageTests {
     @Test func damagedLastBlockStopsTheNextRun() throws {
         try Support.withTemporaryDirectory { tmp in
             let db = tmp + "/db"
-            try EngineTests.write(tmp + "/f", bytes: 1)
+            try Checks.write(tmp + "/f", bytes: 1)
             #expect(try Support.evindex(["run", tmp, "--db", db]).status == 0)
             var last: UInt64 = 0
             let log = try EventLog(directory: db, create: true)
@@ -227,7 +228,7 @@ struct StorageTests {
         try Support.withTemporaryDirectory { tmp in
             let db = tmp + "/db"
             try FileManager.default.createDirectory(atPath: tmp + "/tree/d", withIntermediateDirectories: true)
-            try EngineTests.write(tmp + "/tree/d/f", bytes: 1)
+            try Checks.write(tmp + "/tree/d/f", bytes: 1)
             #expect(try Support.evindex(["run", tmp + "/tree", "--db", db]).status == 0)
             let log = try EventLog(directory: db, create: true)
             try log.environment.write { txn in
@@ -235,7 +236,7 @@ struct StorageTests {
                 try txn.put(entries, key: [0, 0, 0, 0, 0, 0, 0, 1], value: row)
             }
             // The next run adds a name to that listing: it must not build on the bad row.
-            try EngineTests.write(tmp + "/tree/new", bytes: 1)
+            try Checks.write(tmp + "/tree/new", bytes: 1)
             for command in [["ls", tmp + "/tree"], ["run", tmp + "/tree"], ["verify"]] {
                 let r = try Support.evindex(command + ["--db", db])
                 #expect(r.status != 0 && r.status != 130 && r.status < 128, "\(command): \(r.status)")
@@ -304,14 +305,14 @@ struct StorageTests {
                 bytes[Int.random(in: 0..<bytes.count - 8, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
             }
             if Bool.random(using: &rng) { bytes.removeSubrange(Int.random(in: 1..<bytes.count - 8, using: &rng)..<(bytes.count - 8)) }
-            bytes = CodecTests.resealed(bytes, sequence: 40)
+            bytes = Samples.resealed(bytes, sequence: 40)
             _ = try? bytes.withUnsafeBytes { v in
                 var r = try BlockReader(firstSequence: 40, value: v)
                 while try r.next() != nil {}
             }
             _ = try? bytes.withUnsafeBytes { v in
                 var r = try BlockReader(firstSequence: 40, value: v)
-                _ = try r.forEachCreated(from: 0, through: .max) { _, _, _ in true }
+                while try r.next(building: 1 << UInt64(EventType.entryCreated.rawValue)) != nil {}
             }
         }
     }
