@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .executable(name: "evindex", targets: ["EvindexCLI"]),
         // The engine for embedding: index, query and replay without the CLI.
-        .library(name: "EvindexEngine", targets: ["Indexing", "History", "Projections", "EventStore", "Events", "Traversal", "Rules"]),
+        .library(name: "EvindexEngine", targets: ["Indexing", "History", "Search", "Projections", "EventStore", "Events", "Traversal", "Rules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,12 +29,14 @@ let package = Package(
         .target(name: "Traversal", dependencies: ["CLinux", "Rules"]),
         .target(name: "Projections", dependencies: ["EventStore", "LMDB", "Events"]),
         .target(name: "Indexing", dependencies: ["EventStore", "Projections", "Traversal", "Rules", "Events", "LMDB"]),
+        // Questions about names, sizes and times, answered from the index (`find`).
+        .target(name: "Search", dependencies: ["Projections", "Events", "Rules"]),
         // Reading the past: the index a run learned, diffs of two runs, export and import.
         .target(name: "History", dependencies: ["EventStore", "Projections", "Events", "LMDB"]),
         .executableTarget(
             name: "EvindexCLI",
             dependencies: [
-                "Indexing", "History", "Projections", "EventStore", "Events", "Traversal", "Rules",
+                "Indexing", "History", "Search", "Projections", "EventStore", "Events", "Traversal", "Rules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

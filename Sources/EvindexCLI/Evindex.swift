@@ -21,6 +21,7 @@ struct Evindex: ParsableCommand {
               evindex run ~/Photos           index a tree (again: only changes are written)
               evindex ls ~/Photos -R         what the index holds below a path
               evindex du ~/Photos --depth 2  the biggest directories, from the index
+              evindex find -e jpg -S +5m     files by name, kind, size and time, from the index
               evindex log --run 3            the events of run 3
               evindex runs                   every run, its status and counts
               evindex show 3                 one run: events by type, errors, pauses
@@ -34,7 +35,7 @@ struct Evindex: ParsableCommand {
             (run the same command again to resume).
             """,
         version: IndexJob.version,
-        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, DiffCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self, VerifyCommand.self, WhyCommand.self]
+        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, FindCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, DiffCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self, VerifyCommand.self, WhyCommand.self]
     )
 
     static func main() {

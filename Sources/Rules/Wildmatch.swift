@@ -5,14 +5,14 @@
 /// `[...]` a class (`!` or `^` negates, ranges, `[:alpha:]` and the other POSIX names,
 /// `\` escapes), `\x` the byte x. With `pathname`, `**` between slashes (or at either end)
 /// matches any number of directories, zero included; elsewhere it is a `*`.
-enum Wildmatch {
+package enum Wildmatch {
     private enum Outcome { case match, noMatch, abortAll, abortToStarStar }
 
-    static func matches(_ pattern: UnsafeRawBufferPointer, _ text: UnsafeRawBufferPointer, pathname: Bool) -> Bool {
+    package static func matches(_ pattern: UnsafeRawBufferPointer, _ text: UnsafeRawBufferPointer, pathname: Bool) -> Bool {
         dowild(pattern, 0, text, 0, pathname) == .match
     }
 
-    static func matches(_ pattern: [UInt8], _ text: [UInt8], pathname: Bool) -> Bool {
+    package static func matches(_ pattern: [UInt8], _ text: [UInt8], pathname: Bool) -> Bool {
         pattern.withUnsafeBytes { p in text.withUnsafeBytes { t in matches(p, t, pathname: pathname) } }
     }
 

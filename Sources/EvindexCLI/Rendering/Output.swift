@@ -23,6 +23,23 @@ struct Output {
 
     mutating func line(_ s: String) { write(s); buffer.append(10) }
 
+    /// Exact bytes, then `terminator` (`-0`'s NUL, or a newline).
+    mutating func write(_ bytes: UnsafeRawBufferPointer, terminator: UInt8) {
+        buffer.append(contentsOf: bytes)
+        buffer.append(terminator)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    /// A path as `displayPath` shows it, and a newline; printable ASCII (nearly every path)
+    /// is copied as it is, without a String.
+    mutating func pathLine(_ bytes: UnsafeRawBufferPointer) {
+        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x5C }) {
+            write(bytes, terminator: 10)
+        } else {
+            line(displayPath(Array(bytes)))
+        }
+    }
+
     mutating func flush() {
         guard !buffer.isEmpty else { return }
         writeAll(1, buffer)

@@ -1,0 +1,67 @@
+import Events
+import Projections
+
+/// Walks the index below a directory and hands out the entries a `FindQuery` admits.
+///
+/// Rule: a directory's children in name (byte) order, then each child directory's subtree
+/// in the same order, as `ls -R` lists them; the path is built in one buffer as the walk
+/// goes down and cut back as it returns, so an entry costs no allocation.
+/// Motivation: `find` reads every entry of a million-entry index to answer one question;
+/// per-entry strings would cost more than the reading.
+public struct Finder {
+    public let query: FindQuery
+    private var path: [UInt8] = []
+    private var scratch: [UInt8] = []
+
+    public init(query: FindQuery) {
+        self.query = query
+        path.reserveCapacity(4096)
+        scratch.reserveCapacity(256)
+    }
+
+    /// Calls `body` with each matching entry strictly below the directory `dirID` at `root`:
+    /// its path (valid only inside `body`) and metadata, until `body` returns false.
+    /// Returns false when `body` stopped the walk.
+    public mutating func find(_ snapshot: IndexSnapshot, below dirID: UInt64, at root: [UInt8],
+                              _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws -> Bool {
+        path.removeAll(keepingCapacity: true)
+        path.append(contentsOf: root)
+        if path.last == UInt8(ascii: "/") { path.removeLast() }
+        return try walk(snapshot, dirID, depth: 1, body)
+    }
+
+    /// Whether the entry at `path` (its name the last component) passes the query at `depth`.
+    public mutating func matches(path entryPath: UnsafeRawBufferPointer, nameStart: Int, _ m: EntryMetadata) -> Bool {
+        guard query.admits(m) else { return false }
+        let name = UnsafeRawBufferPointer(rebasing: entryPath[nameStart...])
+        guard query.hasExtension(name) else { return false }
+        guard let pattern = query.pattern else { return true }
+        return pattern.matches(query.fullPath ? entryPath : name, scratch: &scratch)
+    }
+
+    private mutating func walk(_ snapshot: IndexSnapshot, _ dirID: UInt64, depth: Int,
+                               _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws -> Bool {
+        let base = path.count
+        var subdirectories: [(name: [UInt8], dirID: UInt64)] = []
+        let descend = query.maxDepth.map { depth < $0 } ?? true
+        var going = true
+        try snapshot.forEachChild(of: dirID) { name, m in
+            path.append(UInt8(ascii: "/"))
+            path.append(contentsOf: name)
+            let matched = path.withUnsafeBytes { p in matches(path: p, nameStart: base + 1, m) }
+            if matched { going = try path.withUnsafeBytes { try body($0, m) } }
+            path.removeSubrange(base...)
+            if descend && m.kind == .directory && m.dirID != 0 { subdirectories.append((Array(name), m.dirID)) }
+            return going
+        }
+        guard going else { return false }
+        for sub in subdirectories {
+            path.append(UInt8(ascii: "/"))
+            path.append(contentsOf: sub.name)
+            let goOn = try walk(snapshot, sub.dirID, depth: depth + 1, body)
+            path.removeSubrange(base...)
+            if !goOn { return false }
+        }
+        return true
+    }
+}

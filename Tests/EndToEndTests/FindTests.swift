@@ -1,0 +1,186 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `evindex find` against GNU `find` (names, kinds, sizes, times, depth, full paths) and a
+/// Python walk (regular expressions, smart case and canonical equivalence on non-ASCII
+/// names), on an indexed mktree
+/// tree whose awkward names include bytes that are not UTF-8. Paths are compared as the
+/// exact bytes `-0` prints.
+@Suite(.serialized)
+struct FindTests {
+    static func nulSeparated(_ data: Data) -> Set<[UInt8]> {
+        Set(data.split(separator: 0).map { Array($0) })
+    }
+
+    /// What GNU find prints below `root` (not `root` itself) for `tests`.
+    static func gnuFind(_ root: String, _ tests: [String]) throws -> Set<[UInt8]> {
+        let r = try Support.run(["/usr/bin/find", root, "-mindepth", "1"] + tests + ["-print0"])
+        #expect(r.status == 0, "find \(tests): \(r.stderr)")
+        return nulSeparated(r.stdout)
+    }
+
+    /// `evindex find ARGS -0`, its exit status and the paths it printed.
+    static func evindexFind(_ args: [String], db: String) throws -> (Int32, Set<[UInt8]>) {
+        let r = try Support.evindex(["find"] + args + ["-0", "--db", db])
+        return (r.status, nulSeparated(r.stdout))
+    }
+
+    static func show(_ paths: Set<[UInt8]>) -> String {
+        paths.prefix(3).map { String(decoding: $0, as: UTF8.self) }.joined(separator: ", ")
+    }
+
+    // Rows: evindex find's arguments (before the path), and find's tests that mean the same.
+    static let agreements: [(evindex: [String], find: [String])] = [
+        ([], []),
+        (["-t", "f"], ["-type", "f"]),
+        (["-t", "d"], ["-type", "d"]),
+        (["-t", "l"], ["-type", "l"]),
+        (["-t", "f", "-t", "l"], ["(", "-type", "f", "-o", "-type", "l", ")"]),
+        // Smart case: lower-case ignores case, an upper-case letter makes it exact.
+        (["data"], ["-iname", "*data*"]),
+        (["Data"], ["-name", "*Data*"]),
+        (["-s", "data"], ["-name", "*data*"]),
+        (["-i", "DATA"], ["-iname", "*data*"]),
+        (["-g", "*.log"], ["-iname", "*.log"]),
+        (["-g", "-s", "[a-c]*_1*.??"], ["-name", "[a-c]*_1*.??"]),
+        (["-e", "txt", "-e", "MD"], ["(", "-iname", "*.txt", "-o", "-iname", "*.md", ")"]),
+        // Sizes: regular files only; + at least, - at most; k = 1000, ki = 1024.
+        (["-S", "+100k"], ["-type", "f", "-size", "+99999c"]),
+        (["-S", "-4ki"], ["-type", "f", "-size", "-4097c"]),
+        (["-S", "+1ki", "-S", "-2m"], ["-type", "f", "-size", "+1023c", "-size", "-2000001c"]),
+        (["-S", "0"], ["-type", "f", "-size", "0c"]),
+        (["--max-depth", "1"], ["-maxdepth", "1"]),
+        (["--max-depth", "3", "-t", "d"], ["-maxdepth", "3", "-type", "d"]),
+        // Times: mktree's files were modified between 2020-09 and 2023-10, its directories now.
+        (["--changed-before", "2021-06-01"], ["!", "-newermt", "2021-06-01 00:00:00 UTC"]),
+        (["--changed-within", "2021-06-01T00:00:00Z", "-t", "f"], ["-type", "f", "-newermt", "2021-05-31 23:59:59 UTC"]),
+        (["--changed-within", "1d"], ["-newermt", "1 day ago"]),
+        (["-p", "src/"], ["-ipath", "*src/*"]),
+        (["-p", "-g", "*/node_modules/*"], ["-ipath", "*/node_modules/*"]),
+    ]
+
+    @Test func findAgreesWithGNUFind() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 6_000, seed: 17)
+            // mktree makes no empty file and no name with a capital D.
+            for name in ["Data-Sheet.csv", "code/empty.txt"] {
+                #expect(FileManager.default.createFile(atPath: root + "/" + name, contents: Data()))
+            }
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            for row in Self.agreements {
+                let want = try Self.gnuFind(root, row.find)
+                let (status, got) = try Self.evindexFind(row.evindex + [root], db: db)
+                #expect(status == (want.isEmpty ? 1 : 0), "evindex find \(row.evindex): exit \(status)")
+                let same = got == want
+                #expect(same, "evindex find \(row.evindex) vs find \(row.find): missing \(Self.show(want.subtracting(got))), extra \(Self.show(got.subtracting(want)))")
+            }
+            // The rows must not all be trivially equal: most select a proper, non-empty part.
+            let all = try Self.gnuFind(root, [])
+            let improper = try Self.agreements.dropFirst().filter { row in
+                let n = try Self.gnuFind(root, row.find).count
+                return n == 0 || n == all.count
+            }
+            #expect(improper.isEmpty, "rows that select nothing or everything: \(improper.map(\.evindex))")
+
+            // A PATH below the root limits the search; no PATH searches every root.
+            let sub = root + "/code"
+            let below = try Self.evindexFind(["-t", "f", sub], db: db).1 == Self.gnuFind(sub, ["-type", "f"])
+            #expect(below)
+            let everything = try Self.evindexFind([], db: db).1 == all
+            #expect(everything)
+        }
+    }
+
+    /// Regular expressions and smart case on non-ASCII names, against Python's `re` and
+    /// `str.lower` over os.walk (names compared in NFC: "café" finds mktree's composed and
+    /// decomposed names); names that are not UTF-8 are matched as decoded with U+FFFD, and
+    /// printed as their exact bytes.
+    @Test func regexAndUnicodeCaseAgreeWithPython() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 3_000, seed: 5)
+            let extra = ["Ünïcode-Notes.TXT", "ünïcode-notes.txt", "CAFÉ.md"]
+            for name in extra { #expect(FileManager.default.createFile(atPath: root + "/" + name, contents: Data())) }
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let script = """
+                import os, re, sys, unicodedata
+                root, mode, pattern = sys.argv[1].encode(), sys.argv[2], sys.argv[3]
+                nfc = lambda t: unicodedata.normalize('NFC', t)
+                out = []
+                for dp, dn, fn in os.walk(root):
+                    for n in dn + fn:
+                        s = n.decode('utf-8', 'replace')
+                        if mode == 'regex-i': ok = re.search(pattern, s, re.I) is not None
+                        elif mode == 'regex': ok = re.search(pattern, s) is not None
+                        else: ok = nfc(pattern.lower()) in nfc(s.lower())
+                        if ok: out.append(os.path.join(dp, n))
+                sys.stdout.buffer.write(b''.join(p + b'\\0' for p in out))
+                """
+            let cases: [(evindex: [String], mode: String, pattern: String)] = [
+                (["--regex", "^[a-z]+_[0-9]{3}\\."], "regex-i", "^[a-z]+_[0-9]{3}\\."),
+                (["--regex", "^[A-Z]"], "regex", "^[A-Z]"),
+                (["--regex", "-i", "\\.(jpg|png)$"], "regex-i", "\\.(jpg|png)$"),
+                (["ünïcode"], "substring-i", "ünïcode"),
+                (["café"], "substring-i", "café"),
+            ]
+            for c in cases {
+                let python = try Support.run(["/usr/bin/env", "python3", "-c", script, root, c.mode, c.pattern])
+                #expect(python.status == 0, "\(python.stderr)")
+                let want = Self.nulSeparated(python.stdout)
+                let (_, got) = try Self.evindexFind(c.evindex + [root], db: db)
+                #expect(!want.isEmpty, "\(c.evindex) matches nothing in Python")
+                let same = got == want
+                #expect(same, "evindex find \(c.evindex): missing \(Self.show(want.subtracting(got))), extra \(Self.show(got.subtracting(want)))")
+            }
+        }
+    }
+
+    /// The output forms: lines escaped as `ls` escapes them, `--json` objects equal to
+    /// `ls --json`'s for the same paths, `--count`, `--limit`; exit 1 when nothing matched,
+    /// 2 with one line for bad input.
+    @Test func outputFormsAndExitStatus() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 2_000, seed: 3)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+
+            let lines = try Support.evindex(["find", "-t", "f", root, "--db", db])
+            #expect(lines.status == 0)
+            let printed = lines.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+            let files = try Self.gnuFind(root, ["-type", "f"])
+            #expect(printed.count == files.count)
+            // A name with a newline is one escaped line, as `ls` prints it.
+            let ls = try Support.evindex(["ls", root + "/awkward", "--db", db]).text
+            #expect(printed.contains { $0.hasSuffix("line\\nbreak.txt") } && ls.contains("line\\nbreak.txt"))
+
+            let count = try Support.evindex(["find", "-t", "f", "-c", root, "--db", db])
+            #expect(count.status == 0 && count.text == "\(files.count)\n")
+            let limited = try Support.evindex(["find", "--limit", "7", root, "--db", db])
+            #expect(limited.text.split(separator: "\n").count == 7)
+
+            // --json: the same objects `ls -R --json` prints, for the entries that matched.
+            let found = try Support.objects(try Support.evindex(["find", "-e", "json", root, "--json", "--db", db]).stdout)
+            let listed = try Support.objects(try Support.evindex(["ls", "-R", root, "--json", "--db", db]).stdout)
+            let byPath = Dictionary(listed.map { (Support.pathBytes($0), $0) }, uniquingKeysWith: { a, _ in a })
+            #expect(!found.isEmpty)
+            for o in found {
+                let same = byPath[Support.pathBytes(o)].map { NSDictionary(dictionary: $0).isEqual(to: o) } ?? false
+                #expect(same, "\(o)")
+            }
+
+            // Nothing matched: exit 1, nothing printed.
+            let none = try Support.evindex(["find", "no-such-name-anywhere", root, "--db", db])
+            #expect(none.status == 1 && none.stdout.isEmpty && none.stderr.isEmpty)
+            // Bad input: exit 2, one line naming the problem.
+            for (args, says) in [(["-S", "+10q"], "invalid size"), (["--changed-within", "soon"], "invalid time"),
+                                 (["--regex", "("], "invalid regular expression"), (["-t", "x"], "invalid --type"),
+                                 (["-g", "--regex", "a"], "cannot be combined"), (["x", tmp + "/elsewhere"], "not in the index")] {
+                let r = try Support.evindex(["find"] + args + ["--db", db])
+                #expect(r.status == 2 && r.stderr.contains(says), "\(args): \(r.status) \(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+            }
+        }
+    }
+}
