@@ -3,7 +3,7 @@
 # Targets:
 #   make deps           install what is missing (liblmdb-dev, pkg-config) with apt-get
 #   make build          release build: .build/release/evindex
-#   make check          build everything (tests too) with warnings as errors, in .build-check/
+#   make check          make lint, then build everything (tests too) with warnings as errors, in .build-check/
 #   make run DIR=path   deps + build + index DIR (database: $EVINDEX_DB or the XDG default)
 #   make test           deps + swift test (real LMDB in temporary directories)
 #   make bench          deps + build + benchmark against find, ncdu, gdu and plocate on 100k- and 1M-entry trees
@@ -33,7 +33,7 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product evindex $(RELEASE_FLAGS)
 
-check: deps
+check: deps lint
 	EVINDEX_WARNINGS_AS_ERRORS=1 $(SWIFT) build --build-tests --build-path .build-check
 
 run: build

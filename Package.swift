@@ -6,10 +6,12 @@ let package = Package(
     products: [
         .executable(name: "evindex", targets: ["EvindexCLI"]),
         // The engine for embedding: index, query and replay without the CLI.
-        .library(name: "EvindexEngine", targets: ["Indexing", "History", "Search", "Projections", "EventStore", "Events", "Traversal", "Rules"]),
+        .library(
+            name: "EvindexEngine",
+            targets: ["Indexing", "History", "JSONFormat", "Search", "Projections", "EventStore", "Events", "Traversal", "Rules"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         .systemLibrary(
@@ -29,6 +31,9 @@ let package = Package(
         .target(name: "Traversal", dependencies: ["CLinux", "Rules"]),
         .target(name: "Projections", dependencies: ["EventStore", "LMDB", "Events"]),
         .target(name: "Indexing", dependencies: ["EventStore", "Projections", "Traversal", "Rules", "Events", "LMDB"]),
+        // The records as JSON: every command's --json objects, export and import (and the
+        // web page's API): one writer, one reader, paths as exact bytes.
+        .target(name: "JSONFormat", dependencies: ["History", "Projections", "EventStore", "Events", "Traversal"]),
         // Questions about names, sizes and times, answered from the index (`find`).
         .target(name: "Search", dependencies: ["Projections", "Events", "Rules"]),
         // Reading the past: the index a run learned, diffs of two runs, export and import.
@@ -36,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "EvindexCLI",
             dependencies: [
-                "Indexing", "History", "Search", "Projections", "EventStore", "Events", "Traversal", "Rules",
+                "Indexing", "History", "JSONFormat", "Search", "Projections", "EventStore", "Events", "Traversal", "Rules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

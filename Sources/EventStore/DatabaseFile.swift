@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `data.mdb` checked against what its meta pages say, before LMDB maps it.

@@ -1,7 +1,8 @@
 import Events
 package import LMDB
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a crash of the machine (power loss, kernel panic) can take from a database being
@@ -58,8 +59,10 @@ public final class EventLog: Sendable {
     ///   a write finds it full.
     /// - Parameter upgrading: open a database of an older schema (the caller upgrades it);
     ///   otherwise one is refused with a message saying what upgrades it.
-    public init(directory: String, create: Bool, initialMapSize: Int = 1 << 34, durability: Durability = .commit,
-                upgrading: Bool = false) throws {
+    public init(
+        directory: String, create: Bool, initialMapSize: Int = 1 << 34, durability: Durability = .commit,
+        upgrading: Bool = false
+    ) throws {
         self.directory = directory
         if create {
             try Self.prepareDirectory(directory)
@@ -77,8 +80,9 @@ public final class EventLog: Sendable {
         do {
             environment = try Environment(path: directory, options: options)
         } catch let error as LMDBError {
-            throw StoreError(error == .invalid || error == .versionMismatch ? .notADatabase : .lmdb,
-                             "\(directory) is not a usable evindex database: \(error.message)")
+            throw StoreError(
+                error == .invalid || error == .versionMismatch ? .notADatabase : .lmdb,
+                "\(directory) is not a usable evindex database: \(error.message)")
         }
         do {
             let open = { (txn: Transaction) -> (Database, Database, Database, Database, UInt64) in
@@ -90,10 +94,16 @@ public final class EventLog: Sendable {
                 if let v = try Self.metaValue(txn, meta, "schema") {
                     stored = v
                     if v > Self.schemaVersion {
-                        throw StoreError(.newerSchema, "the database at \(directory) has schema version \(v), newer than this evindex reads (\(Self.schemaVersion)); upgrade evindex")
+                        throw StoreError(
+                            .newerSchema,
+                            "the database at \(directory) has schema version \(v), newer than this evindex reads (\(Self.schemaVersion)); upgrade evindex"
+                        )
                     }
                     if v < Self.schemaVersion && !create && !upgrading {
-                        throw StoreError(.olderSchema, "the database at \(directory) was written by an older evindex (schema \(v)); the next `evindex run`, `replay` or `verify` rebuilds its views from its log")
+                        throw StoreError(
+                            .olderSchema,
+                            "the database at \(directory) was written by an older evindex (schema \(v)); the next `evindex run`, `replay` or `verify` rebuilds its views from its log"
+                        )
                     }
                 } else if create {
                     try Self.setMetaValue(txn, meta, "schema", Self.schemaVersion)
@@ -105,8 +115,9 @@ public final class EventLog: Sendable {
         } catch LMDBError.notFound {
             throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
         } catch let error as LMDBError {
-            throw StoreError(error == .corrupted || error == .invalid ? .notADatabase : .lmdb,
-                             "\(directory) is not a usable evindex database: \(error.message)")
+            throw StoreError(
+                error == .corrupted || error == .invalid ? .notADatabase : .lmdb,
+                "\(directory) is not a usable evindex database: \(error.message)")
         }
     }
 
@@ -184,14 +195,18 @@ public final class EventLog: Sendable {
     /// Reads version-1 records and blocks alike. The one way events leave the log.
     ///
     /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record or block.
-    package func forEach(_ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max, building: UInt64 = .max,
-                         _ body: (LoggedEvent) throws -> Bool) throws {
+    package func forEach(
+        _ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max, building: UInt64 = .max,
+        _ body: (LoggedEvent) throws -> Bool
+    ) throws {
         try Self.forEach(txn, log: log, from: from, through: through, building: building, body)
     }
 
     /// `forEach` for a reader that opened the `log` database itself (the views).
-    package static func forEach(_ txn: Transaction, log: Database, from: UInt64 = 1, through: UInt64 = .max,
-                                building: UInt64 = .max, _ body: (LoggedEvent) throws -> Bool) throws {
+    package static func forEach(
+        _ txn: Transaction, log: Database, from: UInt64 = 1, through: UInt64 = .max,
+        building: UInt64 = .max, _ body: (LoggedEvent) throws -> Bool
+    ) throws {
         try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
             if value.first == RecordFormat.singleRecordVersion {
                 guard first >= from else { return true }
@@ -202,8 +217,10 @@ public final class EventLog: Sendable {
                 }
                 if case let .entryCreated(parent, name, m) = record.event {
                     return try name.withUnsafeBytes {
-                        try body(LoggedEvent(sequence: first, run: record.run, timeMs: record.timeMs, type: type,
-                                             item: .created(parent: parent, name: $0, metadata: m)))
+                        try body(
+                            LoggedEvent(
+                                sequence: first, run: record.run, timeMs: record.timeMs, type: type,
+                                item: .created(parent: parent, name: $0, metadata: m)))
                     }
                 }
                 return try body(LoggedEvent(sequence: first, run: record.run, timeMs: record.timeMs, type: type, item: .other(record.event)))
@@ -222,8 +239,10 @@ public final class EventLog: Sendable {
 
     /// The stored values holding events `from` through `through`, in order, until `body`
     /// returns false.
-    static func forEachStoredValue(_ txn: Transaction, log: Database, from: UInt64, through: UInt64,
-                                   _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+    static func forEachStoredValue(
+        _ txn: Transaction, log: Database, from: UInt64, through: UInt64,
+        _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         // A directory's listing in the file-path view starts where a block starts and
         // mostly ends in it: one look-up, no cursor.
         if through != .max {
@@ -254,13 +273,17 @@ public final class EventLog: Sendable {
 
     /// Calls `body` with each stored value (a block, or a version-1 record) and the
     /// sequence it is stored under, from the one holding `from` on, without decoding.
-    package func forEachStoredValue(_ txn: Transaction, from: UInt64 = 1,
-                                   _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+    package func forEachStoredValue(
+        _ txn: Transaction, from: UInt64 = 1,
+        _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         try Self.forEachStoredValue(txn, log: log, from: from, body)
     }
 
-    static func forEachStoredValue(_ txn: Transaction, log: Database, from: UInt64,
-                                   _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+    static func forEachStoredValue(
+        _ txn: Transaction, log: Database, from: UInt64,
+        _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         try txn.withCursor(log) { cursor in
             var start = RecordFormat.key(from)
             var record = try withUnsafeBytes(of: &start) { try cursor.seek(atLeast: $0) }
@@ -300,7 +323,8 @@ public final class EventLog: Sendable {
             let positioned = try withUnsafeBytes(of: &next) { try cursor.seek(atLeast: $0) }
             let row = positioned == nil ? try cursor.last() : try cursor.previous()
             guard let (key, value) = row, key.count == 12,
-                  UInt32(bigEndian: key.loadUnaligned(as: UInt32.self)) == run else { return nil }
+                UInt32(bigEndian: key.loadUnaligned(as: UInt32.self)) == run
+            else { return nil }
             return try body(UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 4, as: UInt64.self)), value)
         }
     }

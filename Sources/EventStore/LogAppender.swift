@@ -17,15 +17,18 @@ public struct LogAppender: ~Copyable {
     @inline(__always)
     private mutating func makeRoom(_ txn: Transaction, sequence: UInt64, run: UInt32, timeMs: Int64) throws {
         if !block.accepts(sequence: sequence, run: run, timeMs: timeMs) || block.count >= Self.maxEvents
-            || block.byteCount >= Self.maxBytes {
+            || block.byteCount >= Self.maxBytes
+        {
             try flush(txn)
         }
     }
 
     /// The hot path: an `EntryCreated` whose name lives in a batch buffer.
     @inline(__always)
-    package mutating func appendEntryCreated(_ txn: Transaction, sequence: UInt64, run: UInt32, timeMs: Int64,
-                                            parent: UInt64, name: UnsafeRawBufferPointer, metadata: EntryMetadata) throws {
+    package mutating func appendEntryCreated(
+        _ txn: Transaction, sequence: UInt64, run: UInt32, timeMs: Int64,
+        parent: UInt64, name: UnsafeRawBufferPointer, metadata: EntryMetadata
+    ) throws {
         try makeRoom(txn, sequence: sequence, run: run, timeMs: timeMs)
         block.addEntryCreated(sequence: sequence, run: run, timeMs: timeMs, parent: parent, name: name, metadata: metadata)
     }

@@ -40,9 +40,11 @@ public struct RunRecord: Sendable, Hashable {
     /// The root had no index when the run began: nothing can have vanished or moved.
     public var isFirstIndex = false
 
-    public init(id: UInt32, root: [UInt8], rootDirID: UInt64, status: Status, firstSequence: UInt64,
-                lastSequence: UInt64, startedMs: Int64, endedMs: Int64 = 0, counts: RunCounts = RunCounts(),
-                message: String = "") {
+    public init(
+        id: UInt32, root: [UInt8], rootDirID: UInt64, status: Status, firstSequence: UInt64,
+        lastSequence: UInt64, startedMs: Int64, endedMs: Int64 = 0, counts: RunCounts = RunCounts(),
+        message: String = ""
+    ) {
         self.id = id; self.root = root; self.rootDirID = rootDirID; self.status = status
         self.firstSequence = firstSequence; self.lastSequence = lastSequence
         self.startedMs = startedMs; self.endedMs = endedMs; self.counts = counts; self.message = message
@@ -61,8 +63,10 @@ public struct RunRecord: Sendable, Hashable {
         w.zigzag(startedMs)
         w.zigzag(endedMs)
         let c = counts
-        for v in [c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
-                  c.created, c.updated, c.removed, c.moved] { w.varint(v) }
+        for v in [
+            c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
+            c.created, c.updated, c.removed, c.moved,
+        ] { w.varint(v) }
         w.string(message)
         w.byte(isFirstIndex ? 1 : 0)
         return Array(w.bytes)
@@ -83,8 +87,9 @@ public struct RunRecord: Sendable, Hashable {
         c.directories = try r.varint(); c.files = try r.varint(); c.symlinks = try r.varint()
         c.others = try r.varint(); c.bytes = try r.varint(); c.errors = try r.varint()
         c.created = try r.varint(); c.updated = try r.varint(); c.removed = try r.varint(); c.moved = try r.varint()
-        self.init(id: id, root: root, rootDirID: rootDirID, status: status, firstSequence: first, lastSequence: last,
-                  startedMs: started, endedMs: ended, counts: c, message: try r.string())
+        self.init(
+            id: id, root: root, rootDirID: rootDirID, status: status, firstSequence: first, lastSequence: last,
+            startedMs: started, endedMs: ended, counts: c, message: try r.string())
         if !r.isAtEnd { isFirstIndex = try r.byte() == 1 }
     }
 }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The one-`run`-at-a-time lock of a database: `flock` on `DIR/run.lock`, which holds a
@@ -20,7 +20,9 @@ public final class WriterLock {
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let other = Self.readHolder(fd)
             close(fd)
-            throw StoreError(.locked, "another evindex run holds the database \(directory) (\(other.isEmpty ? "holder unknown" : other)); wait for it to finish or stop it")
+            throw StoreError(
+                .locked,
+                "another evindex run holds the database \(directory) (\(other.isEmpty ? "holder unknown" : other)); wait for it to finish or stop it")
         }
         _ = ftruncate(fd, 0)
         let line = Array((holder + "\n").utf8)

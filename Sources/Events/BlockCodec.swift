@@ -212,8 +212,10 @@ public struct BlockEncoder: ~Copyable {
     /// The hot path: an `EntryCreated` whose name lives in a batch buffer.
     /// - Precondition: `accepts(sequence:run:timeMs:)`.
     @inline(__always)
-    public mutating func addEntryCreated(sequence: UInt64, run: UInt32, timeMs: Int64,
-                                         parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata) {
+    public mutating func addEntryCreated(
+        sequence: UInt64, run: UInt32, timeMs: Int64,
+        parent: UInt64, name: UnsafeRawBufferPointer, metadata m: EntryMetadata
+    ) {
         begin(sequence, run, timeMs)
         writer.byte(EventType.entryCreated.rawValue)
         writer.parent(parent, &context)
@@ -281,8 +283,9 @@ public struct BlockReader {
         }
         self.firstSequence = firstSequence
         self.count = count
-        reader = ByteReader(buffer: UnsafeRawBufferPointer(rebasing: value[0..<value.count - BlockFormat.trailerSize]),
-                            sequence: firstSequence)
+        reader = ByteReader(
+            buffer: UnsafeRawBufferPointer(rebasing: value[0..<value.count - BlockFormat.trailerSize]),
+            sequence: firstSequence)
         _ = try reader.byte()
         run = try reader.uint32()
         timeMs = Int64(bitPattern: try reader.varint())
@@ -316,8 +319,12 @@ public struct BlockReader {
         guard let type = try nextType() else { return nil }
         if building & (1 << UInt64(type.rawValue)) != 0 {
             guard type == .entryCreated else { return (type, .other(try otherEvent(type))) }
-            return (type, .created(parent: try reader.parent(&context), name: try reader.bytesInPlace(),
-                                   metadata: try reader.compactMetadata(&context)))
+            return (
+                type,
+                .created(
+                    parent: try reader.parent(&context), name: try reader.bytesInPlace(),
+                    metadata: try reader.compactMetadata(&context))
+            )
         }
         switch type {
         case .entryCreated:

@@ -38,7 +38,8 @@ public enum CRC32C {
             let n = bytes.count
             while i + 4 <= n {
                 c ^= bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian
-                c = t[768 + Int(c & 0xFF)] ^ t[512 + Int((c >> 8) & 0xFF)]
+                c =
+                    t[768 + Int(c & 0xFF)] ^ t[512 + Int((c >> 8) & 0xFF)]
                     ^ t[256 + Int((c >> 16) & 0xFF)] ^ t[Int(c >> 24)]
                 i += 4
             }

@@ -33,8 +33,10 @@ public struct EntryMetadata: Sendable, Hashable {
     /// For a directory, the id its children are keyed under; 0 otherwise.
     public var dirID: UInt64
 
-    public init(kind: EntryKind, mode: UInt32, inode: UInt64, device: UInt64, size: UInt64,
-                mtimeNs: Int64, ctimeNs: Int64, btimeNs: Int64 = 0, dirID: UInt64 = 0) {
+    public init(
+        kind: EntryKind, mode: UInt32, inode: UInt64, device: UInt64, size: UInt64,
+        mtimeNs: Int64, ctimeNs: Int64, btimeNs: Int64 = 0, dirID: UInt64 = 0
+    ) {
         self.kind = kind; self.mode = mode; self.inode = inode; self.device = device
         self.size = size; self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs; self.btimeNs = btimeNs; self.dirID = dirID
     }

@@ -27,8 +27,10 @@ extension ByteWriter {
         case .jobResumed:
             break
         case let .jobCompleted(c):
-            for v in [c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
-                      c.created, c.updated, c.removed, c.moved] { varint(v) }
+            for v in [
+                c.directories, c.files, c.symlinks, c.others, c.bytes, c.errors,
+                c.created, c.updated, c.removed, c.moved,
+            ] { varint(v) }
         case let .jobFailed(message):
             string(message)
         case let .snapshotTaken(entries):
@@ -75,13 +77,15 @@ extension ByteReader {
         case .entryCreated:
             return .entryCreated(parent: try f.readParent(&self), name: try bytes(), try f.readMetadata(&self))
         case .entryUpdated:
-            return .entryUpdated(parent: try f.readParent(&self), name: try bytes(),
-                                 old: try f.readMetadata(&self), new: try f.readMetadata(&self))
+            return .entryUpdated(
+                parent: try f.readParent(&self), name: try bytes(),
+                old: try f.readMetadata(&self), new: try f.readMetadata(&self))
         case .entryRemoved:
             return .entryRemoved(parent: try f.readParent(&self), name: try bytes())
         case .entryMoved:
-            return .entryMoved(fromParent: try f.readParent(&self), fromName: try bytes(),
-                               toParent: try f.readParent(&self), toName: try bytes(), try f.readMetadata(&self))
+            return .entryMoved(
+                fromParent: try f.readParent(&self), fromName: try bytes(),
+                toParent: try f.readParent(&self), toName: try bytes(), try f.readMetadata(&self))
         case .nonCriticalError:
             return try nonCriticalError(parent: try f.readParent(&self))
         }

@@ -226,8 +226,9 @@ public struct ByteReader {
     public mutating func metadata() throws(DecodeError) -> EntryMetadata {
         let k = try byte()
         guard let kind = EntryKind(rawValue: k) else { throw DecodeError(sequence: sequence, reason: .invalidValue("kind")) }
-        var m = EntryMetadata(kind: kind, mode: try uint32(), inode: try varint(), device: try varint(),
-                              size: try varint(), mtimeNs: try zigzag(), ctimeNs: try zigzag(), btimeNs: try zigzag())
+        var m = EntryMetadata(
+            kind: kind, mode: try uint32(), inode: try varint(), device: try varint(),
+            size: try varint(), mtimeNs: try zigzag(), ctimeNs: try zigzag(), btimeNs: try zigzag())
         if kind == .directory { m.dirID = try varint() }
         return m
     }
@@ -328,9 +329,12 @@ public enum RecordDecoder {
     ///   newer schema version, an unknown type. Never traps, whatever the bytes.
     public static func decode(sequence: UInt64, value: UnsafeRawBufferPointer) throws(DecodeError) -> EventRecord {
         try verify(sequence: sequence, value: value)
-        guard value[0] == RecordFormat.singleRecordVersion else { throw DecodeError(sequence: sequence, reason: .invalidValue("record (a block of version \(value[0]))")) }
-        var r = ByteReader(buffer: UnsafeRawBufferPointer(rebasing: value[0..<value.count - RecordFormat.checksumSize]),
-                           sequence: sequence)
+        guard value[0] == RecordFormat.singleRecordVersion else {
+            throw DecodeError(sequence: sequence, reason: .invalidValue("record (a block of version \(value[0]))"))
+        }
+        var r = ByteReader(
+            buffer: UnsafeRawBufferPointer(rebasing: value[0..<value.count - RecordFormat.checksumSize]),
+            sequence: sequence)
         _ = try r.byte()
         let typeByte = try r.byte()
         guard let type = EventType(rawValue: typeByte) else {

@@ -4,8 +4,9 @@ import Events
 import Indexing
 import Projections
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @main
@@ -35,7 +36,10 @@ struct Evindex: ParsableCommand {
             (run the same command again to resume).
             """,
         version: IndexJob.version,
-        subcommands: [RunCommand.self, LsCommand.self, DuCommand.self, FindCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, DiffCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self, VerifyCommand.self, WhyCommand.self]
+        subcommands: [
+            RunCommand.self, LsCommand.self, DuCommand.self, FindCommand.self, LogCommand.self, RunsCommand.self, ShowCommand.self, DiffCommand.self,
+            ExportCommand.self, ImportCommand.self, ReplayCommand.self, VerifyCommand.self, WhyCommand.self,
+        ]
     )
 
     static func main() {
@@ -84,9 +88,11 @@ struct CommandFailure: Error {
 
 /// Where the database is: `--db`, else `$EVINDEX_DB`, else the XDG data directory.
 struct DatabaseOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "The database directory (default: $EVINDEX_DB, else $XDG_DATA_HOME/evindex, else ~/.local/share/evindex).",
-        valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The database directory (default: $EVINDEX_DB, else $XDG_DATA_HOME/evindex, else ~/.local/share/evindex).",
+            valueName: "dir"))
     var db: String?
 
     var directory: String {

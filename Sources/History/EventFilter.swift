@@ -26,7 +26,7 @@ public struct EventFilter {
         func under(_ p: [UInt8]?) -> Bool { p.map { PathBytes.isSameOrBelow($0, prefix) } ?? false }
         switch r.event {
         case let .entryCreated(parent, name, _), let .entryUpdated(parent, name, _, _), let .entryRemoved(parent, name),
-             let .pathRejected(parent, name, _), let .nonCriticalError(parent, name, _, _):
+            let .pathRejected(parent, name, _), let .nonCriticalError(parent, name, _, _):
             return under(try paths.entry(snapshot, parent, name))
         case let .entryMoved(fromParent, fromName, toParent, toName, _):
             let source = try paths.entry(snapshot, fromParent, fromName), destination = try paths.entry(snapshot, toParent, toName)

@@ -90,7 +90,7 @@ public struct Explanation: Sendable {
             guard kinds.contains(record.event.type) else { return true }
             switch record.event {
             case let .entryCreated(p, n, _), let .entryUpdated(p, n, _, _), let .entryRemoved(p, n),
-                 let .pathRejected(p, n, _), let .nonCriticalError(p, n, _, _):
+                let .pathRejected(p, n, _), let .nonCriticalError(p, n, _, _):
                 if p == parent && n == name { found = record }
             case let .entryMoved(_, _, p, n, _):
                 if p == parent && n == name { found = record }

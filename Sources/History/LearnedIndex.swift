@@ -2,8 +2,9 @@ import EventStore
 import Events
 internal import LMDB
 import Projections
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The index as it stood just after one sequence of a log: what a run "learned".
@@ -49,7 +50,8 @@ public final class LearnedIndex {
             return LearnedIndex(views: live, source: .live, lastSequence: through, scratch: nil)
         }
         if let replayed = try? Views(environment: log.environment, prefix: Views.replayPrefix, create: false),
-           try log.environment.read({ try replayed.lastSequence($0) }) == through {
+            try log.environment.read({ try replayed.lastSequence($0) }) == through
+        {
             return LearnedIndex(views: replayed, source: .replayed, lastSequence: through, scratch: nil)
         }
         let environment = try scratchEnvironment(in: scratchParent)
@@ -93,14 +95,18 @@ public final class LearnedIndex {
         // Scratch views are read by path, never rescanned: no inode index to keep.
         let fold = ViewFold(views: target, keepsDirectoryInodes: false)
         return try log.environment.read { source in
-            try fold.foldInChunks(from: 1, through: through, forEachItem: { _, from, to, body in
-                try log.forEach(source, from: from, through: to) { try body($0.sequence, $0.run, $0.timeMs, $0.item!) }
-            }, afterCommit: {
-                // Each chunk reads on in the log and writes new pages: what was read stays
-                // in the page cache, not in this process.
-                log.environment.releaseMappedPages()
-                target.environment.releaseMappedPages()
-            }).events
+            try fold.foldInChunks(
+                from: 1, through: through,
+                forEachItem: { _, from, to, body in
+                    try log.forEach(source, from: from, through: to) { try body($0.sequence, $0.run, $0.timeMs, $0.item!) }
+                },
+                afterCommit: {
+                    // Each chunk reads on in the log and writes new pages: what was read stays
+                    // in the page cache, not in this process.
+                    log.environment.releaseMappedPages()
+                    target.environment.releaseMappedPages()
+                }
+            ).events
         }
     }
 }

@@ -45,7 +45,8 @@ public struct RunComparison {
     static func errorKeys(_ side: DiffSide) throws -> [ErrorKey: UInt64] {
         var keys: [ErrorKey: UInt64] = [:]
         for e in side.facts.errors {
-            let path = try side.relativePath(parent: e.parent, name: e.name)
+            let path =
+                try side.relativePath(parent: e.parent, name: e.name)
                 ?? Array("dir#\(e.parent)/".utf8) + e.name
             let key = ErrorKey(path: path, errno: e.errno, operation: e.operation)
             if keys[key] == nil { keys[key] = e.sequence }
@@ -82,8 +83,10 @@ public struct RunComparison {
         result.unreadableB = Set(eb.keys.filter { $0.operation != .stat }.map(\.path))
         let ra = try rejectionRules(a), rb = try rejectionRules(b)
         for path in Set(ra.keys).union(rb.keys).sorted(by: { $0.lexicographicallyPrecedes($1) }) where ra[path] != rb[path] {
-            result.rejections.append(RejectionDifference(path: path, ruleA: ra[path], ruleB: rb[path],
-                                                         indexedInA: try a.entry(path) != nil, indexedInB: try b.entry(path) != nil))
+            result.rejections.append(
+                RejectionDifference(
+                    path: path, ruleA: ra[path], ruleB: rb[path],
+                    indexedInA: try a.entry(path) != nil, indexedInB: try b.entry(path) != nil))
         }
         return result
     }
@@ -109,16 +112,19 @@ public struct RunComparison {
     /// The shallowest directory among `candidates` (ties: the first in path order), and
     /// the first event of each run that concerns it.
     public static func firstDivergence(_ candidates: [(path: [UInt8], depth: Int)], _ a: DiffSide, _ b: DiffSide) throws -> Divergence? {
-        guard let best = candidates.min(by: { x, y in
-            if x.depth != y.depth { return x.depth < y.depth }
-            return x.path.split(separator: UInt8(ascii: "/")).map(Array.init)
-                .lexicographicallyPrecedes(y.path.split(separator: UInt8(ascii: "/")).map(Array.init)) {
-                    $0.lexicographicallyPrecedes($1)
-                }
-        }) else { return nil }
+        guard
+            let best = candidates.min(by: { x, y in
+                if x.depth != y.depth { return x.depth < y.depth }
+                return x.path.split(separator: UInt8(ascii: "/")).map(Array.init)
+                    .lexicographicallyPrecedes(y.path.split(separator: UInt8(ascii: "/")).map(Array.init)) {
+                        $0.lexicographicallyPrecedes($1)
+                    }
+            })
+        else { return nil }
         let la = try a.locateDirectory(best.path), lb = try b.locateDirectory(best.path)
-        return Divergence(path: best.path,
-                          eventA: try a.facts.firstEvent(a.snapshot, dirID: la.dirID, parent: la.parent, name: la.name),
-                          eventB: try b.facts.firstEvent(b.snapshot, dirID: lb.dirID, parent: lb.parent, name: lb.name))
+        return Divergence(
+            path: best.path,
+            eventA: try a.facts.firstEvent(a.snapshot, dirID: la.dirID, parent: la.parent, name: la.name),
+            eventB: try b.facts.firstEvent(b.snapshot, dirID: lb.dirID, parent: lb.parent, name: lb.name))
     }
 }

@@ -1,7 +1,7 @@
 import EventStore
 import Events
-import Projections
 internal import LMDB
+import Projections
 
 /// What a run said about itself in its own events, besides the entries it indexed: its
 /// root, options (its rules), version, non-critical errors, rejections, pauses, resumes

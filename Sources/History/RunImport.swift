@@ -18,8 +18,9 @@ public struct ExportedRun: Sendable {
 
         /// A rejected name of the base.
         public static func rejected(parent: UInt64, name: [UInt8], rule: String) -> BaseEntry {
-            BaseEntry(parent: parent, name: name,
-                      metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0), rule: rule)
+            BaseEntry(
+                parent: parent, name: name,
+                metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0), rule: rule)
         }
     }
 
@@ -35,8 +36,10 @@ public struct ExportedRun: Sendable {
 
     /// Reads run `run` of `log` through sequence `through`: the base comes from the index
     /// as of the event before the run's first (none for a root's first index).
-    public static func read(log: EventLog, live: Views, run: RunRecord, through: UInt64? = nil,
-                            _ visit: (Section) throws -> Void) throws {
+    public static func read(
+        log: EventLog, live: Views, run: RunRecord, through: UInt64? = nil,
+        _ visit: (Section) throws -> Void
+    ) throws {
         var base: [BaseEntry] = []
         if !run.isFirstIndex {
             let before = try LearnedIndex.at(run.firstSequence - 1, log: log, live: live)
@@ -108,8 +111,9 @@ public enum RunImport {
         func overlaps(_ a: [UInt8], _ b: [UInt8]) -> Bool { PathBytes.isSameOrBelow(a, b) || PathBytes.isSameOrBelow(b, a) }
         return try events.write { txn -> Result in
             for indexed in try views.roots(txn) where overlaps(indexed.path, root) {
-                throw HistoryError("\(String(decoding: root, as: UTF8.self)) overlaps the indexed root \(String(decoding: indexed.path, as: UTF8.self)) in \(log.directory); import into a database that does not index it",
-                                   overlap: (root, indexed.path))
+                throw HistoryError(
+                    "\(String(decoding: root, as: UTF8.self)) overlaps the indexed root \(String(decoding: indexed.path, as: UTF8.self)) in \(log.directory); import into a database that does not index it",
+                    overlap: (root, indexed.path))
             }
             var nextDirID = try log.metaValue(txn, "nextDirID") ?? 1
             var ids: [UInt64: UInt64] = [0: 0]
@@ -160,9 +164,10 @@ public enum RunImport {
                     try append(id, time, .entryCreated(parent: map(entry.parent), name: entry.name, m))
                 }
                 try append(id, time, .jobCompleted(counts))
-                var row = RunRecord(id: id, root: root, rootDirID: rootID, status: .completed, firstSequence: first,
-                                    lastSequence: events.nextSequence - 1, startedMs: time, endedMs: time, counts: counts,
-                                    message: "")
+                var row = RunRecord(
+                    id: id, root: root, rootDirID: rootID, status: .completed, firstSequence: first,
+                    lastSequence: events.nextSequence - 1, startedMs: time, endedMs: time, counts: counts,
+                    message: "")
                 row.isFirstIndex = true
                 try log.putRun(txn, row)
             }
@@ -210,8 +215,9 @@ public enum RunImport {
             }
             try log.putRun(txn, row)
             try log.setMetaValue(txn, "nextDirID", nextDirID)
-            return Result(baseRun: baseRun, baseEntries: exported.base.count, run: runID,
-                          firstSequence: first, lastSequence: events.nextSequence - 1)
+            return Result(
+                baseRun: baseRun, baseEntries: exported.base.count, run: runID,
+                firstSequence: first, lastSequence: events.nextSequence - 1)
         }
     }
 }

@@ -193,8 +193,10 @@ public struct TreeDiff {
     /// Compares the two trees below their roots, depth first in name order; calls
     /// `group` once per directory with differences among its children (its relative
     /// path, then the differences in name order).
-    public func compare(_ a: DiffSide, _ b: DiffSide,
-                        group: ([UInt8], [EntryDifference]) throws -> Void) throws -> Summary {
+    public func compare(
+        _ a: DiffSide, _ b: DiffSide,
+        group: ([UInt8], [EntryDifference]) throws -> Void
+    ) throws -> Summary {
         var summary = Summary()
         var stack: [(UInt64?, UInt64?, [UInt8], Int)] = [(a.facts.rootDirID, b.facts.rootDirID, [], 0)]
         var visited = 0
@@ -209,9 +211,12 @@ public struct TreeDiff {
             var diffs: [EntryDifference] = []
             // A listing on one side only (the other could not be read): only possible when
             // one side is empty, so most directories skip this.
-            let oneSidedListing = left.isEmpty != right.isEmpty
-                ? [(a, aID, EntryDifference.Kind.onlyInA, unreadableB, right.isEmpty, !left.isEmpty),
-                   (b, bID, EntryDifference.Kind.onlyInB, unreadableA, left.isEmpty, !right.isEmpty)] : []
+            let oneSidedListing =
+                left.isEmpty != right.isEmpty
+                ? [
+                    (a, aID, EntryDifference.Kind.onlyInA, unreadableB, right.isEmpty, !left.isEmpty),
+                    (b, bID, EntryDifference.Kind.onlyInB, unreadableA, left.isEmpty, !right.isEmpty),
+                ] : []
             for (side, id, kind, unreadable, empty, full) in oneSidedListing
             where empty && full && unreadable.contains(dir) {
                 var d = EntryDifference(kind: kind, path: dir)
@@ -227,7 +232,11 @@ public struct TreeDiff {
             var i = 0, j = 0
             while i < left.count || j < right.count {
                 let order: Int
-                if i == left.count { order = 1 } else if j == right.count { order = -1 } else {
+                if i == left.count {
+                    order = 1
+                } else if j == right.count {
+                    order = -1
+                } else {
                     order = left[i].name == right[j].name ? 0 : (left[i].name.lexicographicallyPrecedes(right[j].name) ? -1 : 1)
                 }
                 if order < 0 {
@@ -277,8 +286,10 @@ public struct TreeDiff {
     }
 
     /// Sizes (and, when listing, the entries of) a subtree present on one side only.
-    private func oneSided(_ side: DiffSide, _ dirID: UInt64?, _ path: [UInt8], _ kind: EntryDifference.Kind,
-                          _ diffs: inout [EntryDifference], _ summary: inout Summary) throws -> SubtreeSize? {
+    private func oneSided(
+        _ side: DiffSide, _ dirID: UInt64?, _ path: [UInt8], _ kind: EntryDifference.Kind,
+        _ diffs: inout [EntryDifference], _ summary: inout Summary
+    ) throws -> SubtreeSize? {
         guard let dirID else { return nil }
         var size = SubtreeSize()
         var stack: [(UInt64, [UInt8])] = [(dirID, path)]

@@ -1,6 +1,7 @@
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A blocking FIFO of bounded length between the walker and the writer: a full queue

@@ -2,8 +2,9 @@ import Events
 internal import LMDB
 import Projections
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The walker's delegate: compares each listing with the file-path view and hands only
@@ -63,10 +64,12 @@ struct ChangeDetector: WalkDelegate {
     /// recorded.
     let hasRules: Bool
 
-    init(views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64,
-         rootIsNew: Bool, alreadyListed: Set<UInt64> = [], unfinishedBelow: Set<UInt64> = [],
-         trust: DirectoryTrust = DirectoryTrust(previousRunStartMs: 0, trustDirectoryTimes: true),
-         progress: RunProgress = RunProgress(), hasRules: Bool = false) {
+    init(
+        views: Views, queue: BoundedQueue<WriterMessage>, stop: StopFlag, nextDirID: UInt64, isRescan: Bool, rootDirID: UInt64,
+        rootIsNew: Bool, alreadyListed: Set<UInt64> = [], unfinishedBelow: Set<UInt64> = [],
+        trust: DirectoryTrust = DirectoryTrust(previousRunStartMs: 0, trustDirectoryTimes: true),
+        progress: RunProgress = RunProgress(), hasRules: Bool = false
+    ) {
         self.views = views
         self.hasRules = hasRules
         self.progress = progress
@@ -134,8 +137,10 @@ struct ChangeDetector: WalkDelegate {
                 names.append(contentsOf: name)
                 names.append(0)
                 if resumed {
-                    stats.append(EntryStat(mode: m.mode, inode: m.inode, device: m.device, size: m.size,
-                                           mtimeNs: m.mtimeNs, ctimeNs: m.ctimeNs, btimeNs: m.btimeNs))
+                    stats.append(
+                        EntryStat(
+                            mode: m.mode, inode: m.inode, device: m.device, size: m.size,
+                            mtimeNs: m.mtimeNs, ctimeNs: m.ctimeNs, btimeNs: m.btimeNs))
                     ids.append(m.dirID)
                 }
                 return true
@@ -207,8 +212,9 @@ struct ChangeDetector: WalkDelegate {
                 let c = memcmp(x.baseAddress!, y.baseAddress!, min(x.count, y.count))
                 return c != 0 ? c : Int32(x.count) - Int32(y.count)
             }
-            assert(listing.entries.indices.dropFirst().allSatisfy { compare(name(listing.entries[$0 - 1]), name(listing.entries[$0])) < 0 },
-                   "a listing out of name order")
+            assert(
+                listing.entries.indices.dropFirst().allSatisfy { compare(name(listing.entries[$0 - 1]), name(listing.entries[$0])) < 0 },
+                "a listing out of name order")
 
             let unreadable = Set(listing.errors.lazy.filter { !$0.name.isEmpty }.map(\.name))
             let listingComplete = !listing.errors.contains { $0.operation == .readDirectory }
@@ -226,8 +232,10 @@ struct ChangeDetector: WalkDelegate {
                     if isRescan, let source = try moves.movedDirectory(txn, m, into: dirID, fresh: fresh) {
                         m.dirID = source.dirID
                         batch.moves.append(MoveSource(parent: source.parent, name: source.name))
-                        batch.changes.append(Change(kind: .moved, nameStart: entry.nameStart, nameLength: entry.nameLength,
-                                                    metadata: m, detail: Int32(batch.moves.count - 1)))
+                        batch.changes.append(
+                            Change(
+                                kind: .moved, nameStart: entry.nameStart, nameLength: entry.nameLength,
+                                metadata: m, detail: Int32(batch.moves.count - 1)))
                     } else {
                         m.dirID = newDirectoryID()
                         batch.changes.append(Change(kind: .created, nameStart: entry.nameStart, nameLength: entry.nameLength, metadata: m))
@@ -296,8 +304,9 @@ struct ChangeDetector: WalkDelegate {
                 next += 1
             }
             if !listing.rejected.isEmpty || (!isFresh && checkRejections) {
-                try compareRejections(&listing, txn, isFresh: isFresh, complete: listingComplete, unreadable: unreadable,
-                                      batch: &batch, base: base)
+                try compareRejections(
+                    &listing, txn, isFresh: isFresh, complete: listingComplete, unreadable: unreadable,
+                    batch: &batch, base: base)
             }
         }
         if changed && moves.heldBack > deferredBefore {
@@ -335,8 +344,9 @@ struct ChangeDetector: WalkDelegate {
     }
 
     private func report(since before: RunCounts, errors: Int) {
-        progress.listed(entries: counts.entries - before.entries, bytes: counts.bytes &- before.bytes,
-                        subdirectories: counts.directories - before.directories, errors: UInt64(errors))
+        progress.listed(
+            entries: counts.entries - before.entries, bytes: counts.bytes &- before.bytes,
+            subdirectories: counts.directories - before.directories, errors: UInt64(errors))
     }
 
     mutating func walkFailed(_ error: WalkError) throws {

@@ -1,12 +1,13 @@
 import EventStore
 import Events
-import Synchronization
 internal import LMDB
 import Projections
 import Rules
+import Synchronization
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why a run could not start or could not finish. One line for the user, naming the path.
@@ -95,11 +96,13 @@ public enum IndexJob {
         // The lock before the first write transaction: a second run is refused at once,
         // without waiting on LMDB's writer lock.
         try EventLog.prepareDirectory(options.databaseDirectory)
-        let lock = try WriterLock(directory: options.databaseDirectory,
-                                  holder: "pid \(getpid()), indexing \(String(decoding: root, as: UTF8.self))")
+        let lock = try WriterLock(
+            directory: options.databaseDirectory,
+            holder: "pid \(getpid()), indexing \(String(decoding: root, as: UTF8.self))")
         defer { withExtendedLifetime(lock) {} }
-        let log = try EventLog(directory: options.databaseDirectory, create: true, initialMapSize: options.initialMapSize,
-                               durability: options.durability)
+        let log = try EventLog(
+            directory: options.databaseDirectory, create: true, initialMapSize: options.initialMapSize,
+            durability: options.durability)
         try SchemaUpgrade.upgradeIfNeeded(log)
         let views = try Views(environment: log.environment)
         raiseDescriptorLimit()
@@ -113,8 +116,10 @@ public enum IndexJob {
             let runs = try log.allRuns(txn)
             let unfinished = runs.last { $0.root == root && $0.status.isResumable }
             let previous = runs.last { $0.root == root && !$0.status.isResumable }
-            return (unfinished, try unfinished.flatMap { try log.jobOptions(txn, run: $0) },
-                    try previous.flatMap { run in try log.jobOptions(txn, run: run).map { (run.id, $0) } })
+            return (
+                unfinished, try unfinished.flatMap { try log.jobOptions(txn, run: $0) },
+                try previous.flatMap { run in try log.jobOptions(txn, run: run).map { (run.id, $0) } }
+            )
         }
         var abandonedForRules: UInt32?
         if let unfinished, !options.restart, unfinishedRules == rulesText {
@@ -127,8 +132,11 @@ public enum IndexJob {
         } else {
             if let unfinished {
                 let rulesDiffer = !options.restart
-                try writer.abandon(unfinished, reason: rulesDiffer ? "abandoned: a new run was started with other rules"
-                                                                   : "abandoned: a new run was started with --restart")
+                try writer.abandon(
+                    unfinished,
+                    reason: rulesDiffer
+                        ? "abandoned: a new run was started with other rules"
+                        : "abandoned: a new run was started with --restart")
                 if rulesDiffer { abandonedForRules = unfinished.id }
             }
             (rootDirID, rootIsNew) = try writer.start(root: root, rules: rulesText)
@@ -148,9 +156,12 @@ public enum IndexJob {
         progress.set(.walking)
         let previousRunStartMs = writer.previousRunStartMs
         let threads = options.threads
-        let compiledRules: CompiledRules? = options.rules.isEmpty ? nil
-            : CompiledRules(options.rules, root: root, environment: options.environment ?? processEnvironment(),
-                            readFile: { try? readWholeFile($0) })
+        let compiledRules: CompiledRules? =
+            options.rules.isEmpty
+            ? nil
+            : CompiledRules(
+                options.rules, root: root, environment: options.environment ?? processEnvironment(),
+                readFile: { try? readWholeFile($0) })
         // The detector and the listers trust the same directories: listers take their names
         // from the views as the detector does (only on a rescan: a first index has nothing
         // to trust).
@@ -158,23 +169,26 @@ public enum IndexJob {
         // At most 16 of them: each keeps an LMDB reader slot (126 in all, other processes'
         // readers included) for the whole walk.
         let lookAheads = LookAheadCount()
-        let lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = isRescan && threads > 1
+        let lookAhead: (@Sendable () -> (any IndexLookAhead)?)? =
+            isRescan && threads > 1
             ? { @Sendable () -> (any IndexLookAhead)? in
                 lookAheads.value.add(1, ordering: .relaxed).newValue <= 16 ? ViewLookAhead(views: views, trust: trust) : nil
             } : nil
         let thread = try startWalker {
-            var detector = ChangeDetector(views: views, queue: queue, stop: stop, nextDirID: walkerStart,
-                                          isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
-                                          alreadyListed: listedBefore, unfinishedBelow: notWholly,
-                                          trust: trust, progress: progress,
-                                          hasRules: !options.rules.isEmpty)
+            var detector = ChangeDetector(
+                views: views, queue: queue, stop: stop, nextDirID: walkerStart,
+                isRescan: isRescan, rootDirID: rootDirID, rootIsNew: rootIsNew,
+                alreadyListed: listedBefore, unfinishedBelow: notWholly,
+                trust: trust, progress: progress,
+                hasRules: !options.rules.isEmpty)
             var failure: (any Error & Sendable)?
             var completed = false
             do {
                 try root.withUnsafeBufferPointer { bytes in
                     var path = Array(bytes) + [0]
-                    let walker = Walker(fileSystem: fileSystem, rules: compiledRules, threads: threads, lookAhead: lookAhead,
-                                        helper: helper)
+                    let walker = Walker(
+                        fileSystem: fileSystem, rules: compiledRules, threads: threads, lookAhead: lookAhead,
+                        helper: helper)
                     completed = try path.withUnsafeMutableBytes { p in
                         try walker.walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self), rootID: rootDirID, delegate: &detector)
                     }
@@ -292,7 +306,6 @@ func processEnvironment() -> [String: String] {
     return result
 }
 
-
 func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -310,4 +323,3 @@ func wallClockMs() -> Int64 {
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
-

@@ -8,8 +8,9 @@ extension EntryMetadata {
     /// Metadata from a stat; `dirID` is the id the walker gave a directory it enters.
     init(_ st: EntryStat, dirID: UInt64) {
         let kind = EntryKind(mode: st.mode)
-        self.init(kind: kind, mode: st.mode, inode: st.inode, device: st.device, size: st.size,
-                  mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, btimeNs: st.btimeNs, dirID: kind == .directory ? dirID : 0)
+        self.init(
+            kind: kind, mode: st.mode, inode: st.inode, device: st.device, size: st.size,
+            mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, btimeNs: st.btimeNs, dirID: kind == .directory ? dirID : 0)
     }
 
     /// Whether `other` is this same directory: inode and device, and birth time when both

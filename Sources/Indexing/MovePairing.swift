@@ -46,8 +46,10 @@ struct MovePairing {
     /// The held-back creations, to be written now as creations.
     mutating func releaseCreations() -> [OutsideChange] {
         let changes = creations.map {
-            (parent: $0.parent, name: $0.name, change: Change(kind: .created, nameStart: 0, nameLength: 0, metadata: $0.metadata),
-             from: MoveSource?.none)
+            (
+                parent: $0.parent, name: $0.name, change: Change(kind: .created, nameStart: 0, nameLength: 0, metadata: $0.metadata),
+                from: MoveSource?.none
+            )
         }
         creations = []
         return changes
@@ -60,12 +62,14 @@ struct MovePairing {
     /// ancestors, and not have moved already in this run (nor been created: `fresh`). It
     /// is noted as moved.
     mutating func movedDirectory(_ txn: Transaction, _ m: EntryMetadata, into dirID: UInt64, fresh: Set<DirectoryKey>)
-        throws -> (dirID: UInt64, parent: UInt64, name: [UInt8])? {
+        throws -> (dirID: UInt64, parent: UInt64, name: [UInt8])?
+    {
         guard let id = try views.directoryID(txn, device: m.device, inode: m.inode),
-              !movedDirectories.contains(id), !fresh.contains(DirectoryKey(id)), !replacedDirectories.contains(id),
-              let row = try views.directory(txn, id), row.parent != 0,
-              let atOldPlace = try entryAtOldPlace(txn, parent: row.parent, name: row.name),
-              atOldPlace.dirID == id, atOldPlace.isSameFile(as: m) || atOldPlace.btimeNs == 0 else { return nil }
+            !movedDirectories.contains(id), !fresh.contains(DirectoryKey(id)), !replacedDirectories.contains(id),
+            let row = try views.directory(txn, id), row.parent != 0,
+            let atOldPlace = try entryAtOldPlace(txn, parent: row.parent, name: row.name),
+            atOldPlace.dirID == id, atOldPlace.isSameFile(as: m) || atOldPlace.btimeNs == 0
+        else { return nil }
         var ancestor = dirID
         while ancestor != 0 {
             if ancestor == id { return nil }
@@ -103,8 +107,11 @@ struct MovePairing {
             if let i = removedByInode[key]?.first(where: { !taken.contains($0) && removals[$0].metadata.isSameFile(as: c.metadata) }) {
                 taken.insert(i)
                 let r = removals[i]
-                changes.append((c.parent, c.name, Change(kind: .moved, nameStart: 0, nameLength: 0, metadata: c.metadata),
-                                MoveSource(parent: r.parent, name: r.name)))
+                changes.append(
+                    (
+                        c.parent, c.name, Change(kind: .moved, nameStart: 0, nameLength: 0, metadata: c.metadata),
+                        MoveSource(parent: r.parent, name: r.name)
+                    ))
             } else {
                 changes.append((c.parent, c.name, Change(kind: .created, nameStart: 0, nameLength: 0, metadata: c.metadata), nil))
             }

@@ -80,9 +80,10 @@ extension Replay {
         let replayed = try Views(environment: log.environment, prefix: prefix, create: true)
         let result = try rebuild(log: log, into: replayed, through: through, fromSnapshot: fromSnapshot)
         return try log.environment.read { txn in
-            Comparison(result: result, liveDigest: try live.digest(txn), replayedDigest: try replayed.digest(txn),
-                       difference: verify ? try live.firstDifference(txn, from: replayed) : nil,
-                       inconsistency: verify ? try live.firstInconsistency(txn) : nil)
+            Comparison(
+                result: result, liveDigest: try live.digest(txn), replayedDigest: try replayed.digest(txn),
+                difference: verify ? try live.firstDifference(txn, from: replayed) : nil,
+                inconsistency: verify ? try live.firstInconsistency(txn) : nil)
         }
     }
 
@@ -108,7 +109,8 @@ extension Replay {
             }
         }
         let comparison = try compare(log: log, fromSnapshot: false, verify: true)
-        return Verification(events: checked, replayed: comparison.result, difference: comparison.difference,
-                            inconsistency: comparison.inconsistency)
+        return Verification(
+            events: checked, replayed: comparison.result, difference: comparison.difference,
+            inconsistency: comparison.inconsistency)
     }
 }

@@ -20,7 +20,7 @@ struct ViewLookAhead: IndexLookAhead {
 
     init?(views: Views, trust: DirectoryTrust) {
         guard trust.trustsAny, let reader = try? views.environment.makeReader(),
-              let incomplete = try? views.hasIncompleteListings(reader), let rejections = try? views.hasRejections(reader)
+            let incomplete = try? views.hasIncompleteListings(reader), let rejections = try? views.hasRejections(reader)
         else { return nil }
         reader.reset()
         self.views = views

@@ -59,8 +59,9 @@ final class Writer {
                 self.nextDirID += 1
                 isNew = true
             }
-            self.run = RunRecord(id: runID, root: root, rootDirID: rootDirID, status: .running,
-                                 firstSequence: sequence, lastSequence: sequence, startedMs: now)
+            self.run = RunRecord(
+                id: runID, root: root, rootDirID: rootDirID, status: .running,
+                firstSequence: sequence, lastSequence: sequence, startedMs: now)
             self.run.isFirstIndex = isNew
             self.lastSnapshotSequence = sequence
             try appendRare(txn, .jobStarted(root: root, rootDirID: rootDirID, options: rules, version: IndexJob.version), timeMs: now)
@@ -101,7 +102,8 @@ final class Writer {
             var state = JobState()
             var from = unfinished.firstSequence
             if let (at, restored) = try log.latestSnapshot(txn, run: unfinished.id, { seq, bytes in (seq, JobState(snapshot: bytes)) }),
-               let restored {
+                let restored
+            {
                 state = restored
                 from = at + 1
             }
@@ -135,13 +137,14 @@ final class Writer {
     private func write<R>(_ body: (Transaction) throws -> R) throws -> R {
         let savedCounts = counts, savedDirID = nextDirID, savedRun = run
         let savedState = jobState, savedSnapshot = lastSnapshotSequence
-        return try events.write(onRollBack: {
-            self.counts = savedCounts
-            self.nextDirID = savedDirID
-            self.run = savedRun
-            self.jobState = savedState
-            self.lastSnapshotSequence = savedSnapshot
-        }, body)
+        return try events.write(
+            onRollBack: {
+                self.counts = savedCounts
+                self.nextDirID = savedDirID
+                self.run = savedRun
+                self.jobState = savedState
+                self.lastSnapshotSequence = savedSnapshot
+            }, body)
     }
 
     private func appendRare(_ txn: Transaction, _ event: Event, timeMs: Int64) throws {
@@ -206,12 +209,14 @@ final class Writer {
                 }
                 if paused {
                     try commit(group, final: nil, pause: walked)
-                    return RunSummary(run: runID, root: run.root, status: .paused, counts: counts,
-                                      firstSequence: run.firstSequence, lastSequence: sequence - 1, seconds: 0)
+                    return RunSummary(
+                        run: runID, root: run.root, status: .paused, counts: counts,
+                        firstSequence: run.firstSequence, lastSequence: sequence - 1, seconds: 0)
                 }
                 try commit(group, final: walked)
-                return RunSummary(run: runID, root: run.root, status: .completed, counts: counts,
-                                  firstSequence: run.firstSequence, lastSequence: sequence - 1, seconds: 0)
+                return RunSummary(
+                    run: runID, root: run.root, status: .completed, counts: counts,
+                    firstSequence: run.firstSequence, lastSequence: sequence - 1, seconds: 0)
             }
         }
     }
@@ -288,16 +293,20 @@ final class Writer {
                     counts.created += 1
                     jobState.entryEvents += 1
                 case .updated:
-                    try appendRare(txn, .entryUpdated(parent: parent, name: Array(name), old: change.old!, new: change.metadata),
-                                   timeMs: timeMs)
+                    try appendRare(
+                        txn, .entryUpdated(parent: parent, name: Array(name), old: change.old!, new: change.metadata),
+                        timeMs: timeMs)
                     counts.updated += 1
                 case .removed:
                     try appendRare(txn, .entryRemoved(parent: parent, name: Array(name)), timeMs: timeMs)
                     counts.removed += 1
                 case .moved:
                     let from = batch.moves[Int(change.detail)]
-                    try appendRare(txn, .entryMoved(fromParent: from.parent, fromName: from.name, toParent: parent,
-                                                    toName: Array(name), change.metadata), timeMs: timeMs)
+                    try appendRare(
+                        txn,
+                        .entryMoved(
+                            fromParent: from.parent, fromName: from.name, toParent: parent,
+                            toName: Array(name), change.metadata), timeMs: timeMs)
                     counts.moved += 1
                 case .rejected:
                     try appendRare(txn, .pathRejected(parent: parent, name: Array(name), rule: batch.rules[Int(change.detail)]), timeMs: timeMs)
@@ -311,8 +320,11 @@ final class Writer {
             try appendRare(txn, .directoryListed(dirID: parent, children: children), timeMs: timeMs)
         }
         for error in batch.errors {
-            try appendRare(txn, .nonCriticalError(parent: error.directoryID, name: error.name, errno: error.errno.rawValue,
-                                                  operation: FileOperation(error.operation)), timeMs: timeMs)
+            try appendRare(
+                txn,
+                .nonCriticalError(
+                    parent: error.directoryID, name: error.name, errno: error.errno.rawValue,
+                    operation: FileOperation(error.operation)), timeMs: timeMs)
             counts.errors += 1
         }
         // One block per batch: the view finds a directory's listing in one read.

@@ -1,6 +1,7 @@
 import CLMDB
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An LMDB environment: one memory-mapped database directory holding named databases.
@@ -132,7 +133,8 @@ package final class Environment: @unchecked Sendable {
             guard fields.count >= 6, UInt64(fields[4]) == UInt64(st.st_ino), text.contains("data.mdb") else { continue }
             let bounds = fields[0].split(separator: "-")
             guard bounds.count == 2, let start = UInt(bounds[0], radix: 16), let end = UInt(bounds[1], radix: 16), end > start,
-                  let address = UnsafeMutableRawPointer(bitPattern: start) else { continue }
+                let address = UnsafeMutableRawPointer(bitPattern: start)
+            else { continue }
             return (address, Int(end - start))
         }
         return nil

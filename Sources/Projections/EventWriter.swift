@@ -73,8 +73,10 @@ package final class EventWriter {
     /// The hot path: an `EntryCreated` whose name lives in a batch buffer, appended and
     /// folded without building an `Event`.
     @inline(__always)
-    package func appendCreated(_ txn: Transaction, run: UInt32, timeMs: Int64, parent: UInt64, name: UnsafeRawBufferPointer,
-                               metadata: EntryMetadata) throws {
+    package func appendCreated(
+        _ txn: Transaction, run: UInt32, timeMs: Int64, parent: UInt64, name: UnsafeRawBufferPointer,
+        metadata: EntryMetadata
+    ) throws {
         let sequence = next!
         try appender.appendEntryCreated(txn, sequence: sequence, run: run, timeMs: timeMs, parent: parent, name: name, metadata: metadata)
         try fold.applyCreated(txn, sequence: sequence, parent: parent, name: name, metadata: metadata)

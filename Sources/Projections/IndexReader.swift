@@ -71,9 +71,10 @@ public struct IndexSnapshot {
         func step(_ opened: [Transaction]) throws -> R {
             if opened.count == environments.count {
                 func txn(_ e: Environment) -> Transaction { opened[environments.firstIndex { $0 === e }!] }
-                return try body(readers.map {
-                    IndexSnapshot(views: $0.views, log: $0.log, transaction: txn($0.views.environment), logTransaction: txn($0.log.environment))
-                })
+                return try body(
+                    readers.map {
+                        IndexSnapshot(views: $0.views, log: $0.log, transaction: txn($0.views.environment), logTransaction: txn($0.log.environment))
+                    })
             }
             return try environments[opened.count].read { try step(opened + [$0]) }
         }

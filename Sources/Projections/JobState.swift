@@ -47,8 +47,9 @@ public struct JobState: Sendable, Equatable {
     public init?(snapshot bytes: UnsafeRawBufferPointer) {
         var r = ByteReader(buffer: bytes)
         guard let version = try? r.byte(), version == Self.snapshotVersion,
-              let last = try? r.varint(), let events = try? r.varint(), let count = try? r.varint(),
-              count <= UInt64(bytes.count) else { return nil }
+            let last = try? r.varint(), let events = try? r.varint(), let count = try? r.varint(),
+            count <= UInt64(bytes.count)
+        else { return nil }
         var listed = Set<UInt64>(minimumCapacity: Int(count))
         var id: UInt64 = 0
         for _ in 0..<count {

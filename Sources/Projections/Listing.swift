@@ -1,8 +1,9 @@
 import EventStore
 import Events
 package import LMDB
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How the file-path view stores a directory's children: one value per directory, under
@@ -37,8 +38,10 @@ func compareNames(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> I
 
 extension Views {
     /// Calls `body` with each child of the stored listing `value` of `dirID`, in name order.
-    func forEachStoredChild(_ txn: Transaction, of dirID: UInt64, value: UnsafeRawBufferPointer,
-                            _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws {
+    func forEachStoredChild(
+        _ txn: Transaction, of dirID: UInt64, value: UnsafeRawBufferPointer,
+        _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+    ) throws {
         var r = ByteReader(buffer: value)
         switch try r.byte() {
         case ListingFormat.inLog:
@@ -60,7 +63,8 @@ extension Views {
             }
             if let foreignLog { try foreignLog.read { try scan($0, foreignLog.log) } } else { try scan(txn, log) }
             if !stopped && seen != count {
-                throw ViewError.corrupt("the listing of directory \(dirID) names \(count) entries at sequences \(first)–\(last); the log holds \(seen)")
+                throw ViewError.corrupt(
+                    "the listing of directory \(dirID) names \(count) entries at sequences \(first)–\(last); the log holds \(seen)")
             }
         case ListingFormat.packed:
             let count = try r.varint()

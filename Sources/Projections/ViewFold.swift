@@ -92,7 +92,7 @@ public final class ViewFold {
         recycleListings()
         for id in dirty.keys.lazy.map(\.id).sorted() {
             try Views.withIDKey(id) { key in
-                if let record = dirty[DirectoryKey(id)]!  {
+                if let record = dirty[DirectoryKey(id)]! {
                     record.encoded(into: &valueBuffer)
                     let highest = try highestStored(txn)
                     try txn.put(views.dirs, key: key, value: valueBuffer.bytes, flags: id > highest ? .append : [])
@@ -139,15 +139,19 @@ public final class ViewFold {
     ///   - afterCommit: called after each chunk's commit.
     /// - Returns: how many records were folded, and the last one's sequence (`first - 1`
     ///   when none was).
-    package func foldInChunks(from first: UInt64, through: UInt64, chunk: UInt64 = 200_000,
-                             forEachItem: (Transaction, UInt64, UInt64, (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws -> Void,
-                             afterCommit: () -> Void = {}) throws -> (events: UInt64, last: UInt64) {
+    package func foldInChunks(
+        from first: UInt64, through: UInt64, chunk: UInt64 = 200_000,
+        forEachItem: (Transaction, UInt64, UInt64, (UInt64, UInt32, Int64, LogItem) throws -> Bool) throws -> Void,
+        afterCommit: () -> Void = {}
+    ) throws -> (events: UInt64, last: UInt64) {
         var next = first
         var events: UInt64 = 0
         var last = first - 1
         while true {
             let lastBefore = last
-            let (folded, reachedEnd) = try views.environment.write(onRetry: { rollBack(); last = lastBefore }) { txn -> (UInt64, Bool) in
+            let (folded, reachedEnd) = try views.environment.write(onRetry: {
+                rollBack(); last = lastBefore
+            }) { txn -> (UInt64, Bool) in
                 var count: UInt64 = 0
                 var end = true
                 try forEachItem(txn, next, through) { sequence, run, time, item in
@@ -364,7 +368,8 @@ public final class ViewFold {
     private func markIncomplete(_ txn: Transaction, parent: UInt64, name: [UInt8], operation: FileOperation) throws {
         var target = parent
         if operation == .openDirectory, !name.isEmpty,
-           let m = try entry(txn, parent: parent, name: name), m.kind == .directory, m.dirID != 0 {
+            let m = try entry(txn, parent: parent, name: name), m.kind == .directory, m.dirID != 0
+        {
             target = m.dirID
         }
         mayHaveIncomplete = true
@@ -379,12 +384,15 @@ public final class ViewFold {
     /// An entry appeared (`EntryCreated` at `sequence`) or changed (`EntryUpdated`,
     /// `replacing`): its row becomes `metadata`, and the totals above it move by the difference.
     @inline(__always)
-    package func applyCreated(_ txn: Transaction, sequence: UInt64, parent: UInt64, name: UnsafeRawBufferPointer,
-                             metadata m: EntryMetadata, replacing: Bool = false) throws {
+    package func applyCreated(
+        _ txn: Transaction, sequence: UInt64, parent: UInt64, name: UnsafeRawBufferPointer,
+        metadata m: EntryMetadata, replacing: Bool = false
+    ) throws {
         // A first listing's next file, the most common event: no reference counting, no
         // table looked up.
         if !replacing, m.kind != .directory, parent == lastListingID, mayHaveRejections == false, let last = lastListing,
-           last._withUnsafeGuaranteedRef({ $0.appendInOrder(sequence: sequence, name: name, metadata: m) }) {
+            last._withUnsafeGuaranteedRef({ $0.appendInOrder(sequence: sequence, name: name, metadata: m) })
+        {
             addDelta(parent, Self.ownContribution(m))
             return
         }
@@ -456,8 +464,10 @@ public final class ViewFold {
     }
 
     /// `EntryMoved`: the entry changes place; a directory keeps its id, so its subtree stays.
-    package func applyMoved(_ txn: Transaction, fromParent: UInt64, fromName: [UInt8], toParent: UInt64,
-                           toName: [UInt8], metadata m: EntryMetadata) throws {
+    package func applyMoved(
+        _ txn: Transaction, fromParent: UInt64, fromName: [UInt8], toParent: UInt64,
+        toName: [UInt8], metadata m: EntryMetadata
+    ) throws {
         let source = try listing(txn, fromParent)
         guard let old = fromName.withUnsafeBytes({ source.lookUp($0) }) else { return }
         try carryDeltas(txn)

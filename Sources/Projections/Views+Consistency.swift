@@ -47,11 +47,13 @@ extension Views {
                     totals += DirectoryTotals(directories: 1)
                     guard m.dirID != 0 else { return true }
                     guard let row = rows[DirectoryKey(m.dirID)] else {
-                        problem = "\(named(id)) holds \"\(String(decoding: name, as: UTF8.self))\" as directory \(m.dirID), which has no row in the directory-size view"
+                        problem =
+                            "\(named(id)) holds \"\(String(decoding: name, as: UTF8.self))\" as directory \(m.dirID), which has no row in the directory-size view"
                         return false
                     }
                     guard row.parent == id, row.name.elementsEqual(name) else {
-                        problem = "\(named(id)) holds \"\(String(decoding: name, as: UTF8.self))\" as directory \(m.dirID), whose row says it is \"\(String(decoding: row.name, as: UTF8.self))\" in directory \(row.parent)"
+                        problem =
+                            "\(named(id)) holds \"\(String(decoding: name, as: UTF8.self))\" as directory \(m.dirID), whose row says it is \"\(String(decoding: row.name, as: UTF8.self))\" in directory \(row.parent)"
                         return false
                     }
                     subdirectories[DirectoryKey(id), default: []].append(m.dirID)
@@ -66,7 +68,8 @@ extension Views {
         let listed = Set(subdirectories.values.joined().map(DirectoryKey.init))
         let rootKeys = Set(rootIDs.map(DirectoryKey.init))
         for (key, row) in rows where !listed.contains(key) && !rootKeys.contains(key) {
-            return row.parent == 0 ? "\(named(key.id)) has no parent and is not a root"
+            return row.parent == 0
+                ? "\(named(key.id)) has no parent and is not a root"
                 : "\(named(key.id)) is not in the listing of its parent, directory \(row.parent)"
         }
         // Totals, deepest first: a post-order walk from each root, which also finds rows no
@@ -88,7 +91,8 @@ extension Views {
                 for child in children { total += sums.removeValue(forKey: DirectoryKey(child)) ?? DirectoryTotals() }
                 guard rows[key]!.totals == total else {
                     let stored = rows[key]!.totals
-                    return "\(named(id)) totals \(stored.size) bytes, \(stored.files) files, \(stored.directories) dirs; what is below it adds up to \(total.size), \(total.files), \(total.directories)"
+                    return
+                        "\(named(id)) totals \(stored.size) bytes, \(stored.files) files, \(stored.directories) dirs; what is below it adds up to \(total.size), \(total.files), \(total.directories)"
                 }
                 sums[key] = total
             }

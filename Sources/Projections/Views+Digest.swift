@@ -68,8 +68,10 @@ extension Views {
 
     /// Where two sets of views first differ, as a sentence naming the entry; nil when equal.
     package func firstDifference(_ txn: Transaction, from other: Views) throws -> String? {
-        var pairs = [("file-path view", entries, other.entries), ("directory-size view", dirs, other.dirs),
-                     ("roots", roots, other.roots)]
+        var pairs = [
+            ("file-path view", entries, other.entries), ("directory-size view", dirs, other.dirs),
+            ("roots", roots, other.roots),
+        ]
         if let a = rejected, let b = other.rejected { pairs.append(("rejections", a, b)) }
         for (name, a, b) in pairs {
             let difference: String? = try txn.withCursor(a) { ca in
@@ -104,13 +106,17 @@ extension Views {
     }
 
     /// The first child where two stored listings of one directory differ, named by path.
-    private func listingDifference(_ txn: Transaction, _ key: UnsafeRawBufferPointer, _ mine: UnsafeRawBufferPointer?,
-                                   _ theirs: UnsafeRawBufferPointer?, other: Views) throws -> String {
+    private func listingDifference(
+        _ txn: Transaction, _ key: UnsafeRawBufferPointer, _ mine: UnsafeRawBufferPointer?,
+        _ theirs: UnsafeRawBufferPointer?, other: Views
+    ) throws -> String {
         let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
         func children(_ views: Views, _ value: UnsafeRawBufferPointer?) throws -> [([UInt8], EntryMetadata)] {
             var result: [([UInt8], EntryMetadata)] = []
             if let value {
-                try views.forEachStoredChild(txn, of: id, value: value) { n, m in result.append((Array(n), m)); return true }
+                try views.forEachStoredChild(txn, of: id, value: value) { n, m in
+                    result.append((Array(n), m)); return true
+                }
             }
             return result
         }

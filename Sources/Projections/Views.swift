@@ -46,8 +46,9 @@ public struct DirectoryRecord: Sendable, Hashable {
 
     init(decoding bytes: UnsafeRawBufferPointer) throws {
         var r = ByteReader(buffer: bytes)
-        self.init(parent: try r.varint(), name: try r.bytes(),
-                  totals: DirectoryTotals(size: try r.zigzag(), files: try r.zigzag(), directories: try r.zigzag()))
+        self.init(
+            parent: try r.varint(), name: try r.bytes(),
+            totals: DirectoryTotals(size: try r.zigzag(), files: try r.zigzag(), directories: try r.zigzag()))
     }
 }
 
@@ -94,17 +95,23 @@ public final class Views: Sendable {
         self.environment = environment
         foreignLog = try logEnvironment.map { try ForeignLog($0) }
         let open = { (txn: Transaction) in
-            (try txn.openDatabase(prefix + "entries", create: create),
-             try txn.openDatabase(prefix + "dirs", create: create),
-             try txn.openDatabase(prefix + "roots", create: create),
-             try txn.openDatabase(prefix + "state", create: create),
-             try txn.openDatabase(prefix + "dirInodes", create: create),
-             try txn.openDatabase(prefix + "incomplete", create: create))
+            (
+                try txn.openDatabase(prefix + "entries", create: create),
+                try txn.openDatabase(prefix + "dirs", create: create),
+                try txn.openDatabase(prefix + "roots", create: create),
+                try txn.openDatabase(prefix + "state", create: create),
+                try txn.openDatabase(prefix + "dirInodes", create: create),
+                try txn.openDatabase(prefix + "incomplete", create: create)
+            )
         }
         (entries, dirs, roots, state, dirInodes, incomplete) = create ? try environment.write(open) : try environment.read(open)
-        log = create ? try environment.write { try $0.openDatabase("log", create: true) }
+        log =
+            create
+            ? try environment.write { try $0.openDatabase("log", create: true) }
             : try environment.read { try $0.openDatabase("log", create: false) }
-        rejected = create ? try environment.write { try $0.openDatabase(prefix + "rejected", create: true) }
+        rejected =
+            create
+            ? try environment.write { try $0.openDatabase(prefix + "rejected", create: true) }
             : try? environment.read { try $0.openDatabase(prefix + "rejected", create: false) }
     }
 
@@ -159,8 +166,10 @@ public final class Views: Sendable {
     }
 
     /// Calls `body` with each rejected name of directory `dirID` and its rule, in name order.
-    package func forEachRejection(_ txn: Transaction, of dirID: UInt64,
-                                 _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+    package func forEachRejection(
+        _ txn: Transaction, of dirID: UInt64,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         guard let rejected else { return }
         try txn.withCursor(rejected) { cursor in
             var record = try Self.withIDKey(dirID) { try cursor.seek(atLeast: $0) }
@@ -222,8 +231,10 @@ public final class Views: Sendable {
 
     /// Calls `body` with each child of directory `dirID`, in name order, until it returns
     /// false. Names are valid only inside `body`.
-    package func forEachChild(_ txn: Transaction, of dirID: UInt64,
-                             _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws {
+    package func forEachChild(
+        _ txn: Transaction, of dirID: UInt64,
+        _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+    ) throws {
         try Self.withIDKey(dirID) { key in
             _ = try txn.get(entries, key: key) { value in try forEachStoredChild(txn, of: dirID, value: value, body) }
         }
@@ -315,7 +326,8 @@ public final class Views: Sendable {
             guard case let .directory(dirID, _) = location else { return nil }
             let name = Array(component)
             guard let m = try entry(txn, parent: dirID, name: name) else { return nil }
-            location = m.kind == .directory && m.dirID != 0
+            location =
+                m.kind == .directory && m.dirID != 0
                 ? .directory(dirID: m.dirID, metadata: m) : .entry(parent: dirID, name: name, metadata: m)
         }
         return location

@@ -24,7 +24,8 @@ public final class CompiledRules: Sendable {
         requireChildren = ruleSet.requireChildren.map { Array($0.utf8) }
         rejectIfChildren = ruleSet.rejectIfChildren.map { Array($0.utf8) }
         if ruleSet.gitignore, let path = GitConfig.excludesFile(environment: environment, readFile: readFile),
-           let contents = readFile(path) {
+            let contents = readFile(path)
+        {
             globalExcludes = IgnoreFile(source: path, base: [], contents: contents)
         } else {
             globalExcludes = nil
@@ -102,7 +103,9 @@ public final class CompiledRules: Sendable {
         var gitDir = Self.dotGit
         if let pointer = read(Self.dotGit), pointer.starts(with: Self.gitdirPrefix) {
             var target = Array(pointer.dropFirst(Self.gitdirPrefix.count))
-            while let last = target.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") || last == UInt8(ascii: " ") { target.removeLast() }
+            while let last = target.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") || last == UInt8(ascii: " ") {
+                target.removeLast()
+            }
             gitDir = target
         }
         var commonDir = gitDir
@@ -172,8 +175,10 @@ public final class CompiledRules: Sendable {
     ///
     /// - Parameters:
     ///   - hasChildDirectory: whether this entry (a directory) has a child directory of that name.
-    public func classify(_ name: UnsafeRawBufferPointer, isDirectory: Bool, in context: DirectoryRules,
-                         hasChildDirectory: ([UInt8]) -> Bool) -> Verdict {
+    public func classify(
+        _ name: UnsafeRawBufferPointer, isDirectory: Bool, in context: DirectoryRules,
+        hasChildDirectory: ([UInt8]) -> Bool
+    ) -> Verdict {
         // Rejections first, in a fixed order: the first that applies names the rejection.
         if context.git != nil {
             if let why = context.ignoredRoot { return .rejected(why) }
@@ -295,7 +300,8 @@ func normalized(_ path: [UInt8]) -> [UInt8] {
     for part in path.split(separator: slash) {
         if part.elementsEqual([UInt8(ascii: ".")]) { continue }
         if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]), let last = parts.last,
-           !last.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+            !last.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")])
+        {
             parts.removeLast()
             continue
         }
@@ -318,7 +324,9 @@ func escaped(_ bytes: [UInt8]) -> String {
     if let s = String(validating: bytes, as: UTF8.self) { return s }
     var out = ""
     for b in bytes {
-        if b < 0x80 { out.unicodeScalars.append(Unicode.Scalar(b)) } else {
+        if b < 0x80 {
+            out.unicodeScalars.append(Unicode.Scalar(b))
+        } else {
             let hex = Array("0123456789ABCDEF")
             out += "\\x" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 15)])
         }

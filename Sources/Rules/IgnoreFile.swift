@@ -107,9 +107,10 @@ public final class IgnoreFile: Sendable {
         if text.count > 1 && text[0] == UInt8(ascii: "*") && !text[1...].contains(where: isSpecial) {
             suffix = Array(text[1...])
         }
-        return IgnorePattern(glob: text, negated: negated, directoryOnly: directoryOnly, basenameOnly: basenameOnly,
-                             text: written, line: line, literal: literal, suffix: suffix,
-                             literalPrefix: text.firstIndex(where: isSpecial) ?? text.count)
+        return IgnorePattern(
+            glob: text, negated: negated, directoryOnly: directoryOnly, basenameOnly: basenameOnly,
+            text: written, line: line, literal: literal, suffix: suffix,
+            literalPrefix: text.firstIndex(where: isSpecial) ?? text.count)
     }
 
     /// Git's `trim_trailing_spaces`: trailing spaces go unless escaped with a backslash.
@@ -177,16 +178,18 @@ public final class IgnoreFile: Sendable {
             var rest = path
             if !base.isEmpty {
                 guard path.count > base.count + 1, path[base.count] == UInt8(ascii: "/"),
-                      base.withUnsafeBytes({ memcmpEqual($0, UnsafeRawBufferPointer(rebasing: path[..<base.count])) })
+                    base.withUnsafeBytes({ memcmpEqual($0, UnsafeRawBufferPointer(rebasing: path[..<base.count])) })
                 else { return false }
                 rest = UnsafeRawBufferPointer(rebasing: path[(base.count + 1)...])
             }
             let prefix = p.literalPrefix
             guard prefix > 0 else { return Wildmatch.matches(glob, rest, pathname: true) }
-            guard rest.count >= prefix, memcmpEqual(UnsafeRawBufferPointer(rebasing: glob[..<prefix]), UnsafeRawBufferPointer(rebasing: rest[..<prefix]))
+            guard rest.count >= prefix,
+                memcmpEqual(UnsafeRawBufferPointer(rebasing: glob[..<prefix]), UnsafeRawBufferPointer(rebasing: rest[..<prefix]))
             else { return false }
             if prefix == glob.count { return rest.count == prefix }
-            return Wildmatch.matches(UnsafeRawBufferPointer(rebasing: glob[prefix...]), UnsafeRawBufferPointer(rebasing: rest[prefix...]), pathname: true)
+            return Wildmatch.matches(
+                UnsafeRawBufferPointer(rebasing: glob[prefix...]), UnsafeRawBufferPointer(rebasing: rest[prefix...]), pathname: true)
         }
     }
 }

@@ -40,35 +40,45 @@ public struct RuleSet: Sendable, Hashable {
 
     /// The named default sets (`--preset`), as Spacedrive ships them.
     public static let presets: [(name: String, summary: String, rules: String)] = [
-        ("no-system", "no OS-protected or system paths (/proc, /sys, /dev, /run, lost+found, trash folders)",
-         """
-         reject /proc
-         reject /sys
-         reject /dev
-         reject /run
-         reject /boot
-         reject /snap
-         reject lost+found
-         reject .Trash-*
-         reject .Trashes
-         reject $RECYCLE.BIN
-         reject System Volume Information
-         """),
+        (
+            "no-system", "no OS-protected or system paths (/proc, /sys, /dev, /run, lost+found, trash folders)",
+            """
+            reject /proc
+            reject /sys
+            reject /dev
+            reject /run
+            reject /boot
+            reject /snap
+            reject lost+found
+            reject .Trash-*
+            reject .Trashes
+            reject $RECYCLE.BIN
+            reject System Volume Information
+            """
+        ),
         ("no-hidden", "no entries whose name starts with a dot", "hidden off"),
-        ("no-git", "no git folders or git's own files",
-         """
-         reject .git
-         reject .gitignore
-         reject .gitattributes
-         reject .gitmodules
-         reject .gitkeep
-         """),
-        ("only-git-repos", "only files inside git repositories (directories with a .git child directory)",
-         "require-child .git"),
-        ("only-images", "only image files (by extension)",
-         (["avif", "bmp", "gif", "heic", "heif", "ico", "jpeg", "jpg", "png", "svg", "tif", "tiff", "webp",
-           "raw", "cr2", "nef", "arw", "dng"].flatMap { ["accept *.\($0)", "accept *.\($0.uppercased())"] })
-             .joined(separator: "\n")),
+        (
+            "no-git", "no git folders or git's own files",
+            """
+            reject .git
+            reject .gitignore
+            reject .gitattributes
+            reject .gitmodules
+            reject .gitkeep
+            """
+        ),
+        (
+            "only-git-repos", "only files inside git repositories (directories with a .git child directory)",
+            "require-child .git"
+        ),
+        (
+            "only-images", "only image files (by extension)",
+            ([
+                "avif", "bmp", "gif", "heic", "heif", "ico", "jpeg", "jpg", "png", "svg", "tif", "tiff", "webp",
+                "raw", "cr2", "nef", "arw", "dng",
+            ].flatMap { ["accept *.\($0)", "accept *.\($0.uppercased())"] })
+            .joined(separator: "\n")
+        ),
     ]
 
     /// Adds the rules of a rules file (or a preset). Errors name `source`, the line and the problem.
@@ -136,7 +146,9 @@ public struct RuleSet: Sendable, Hashable {
             }
             try add(rulesText: Array(preset.rules.utf8), source: "preset \(preset.name)")
         default:
-            throw RuleError(message: "unknown rule \"\(keyword)\" (expected reject, accept, require-child, reject-if-child, gitignore, hidden, max-depth or preset)")
+            throw RuleError(
+                message:
+                    "unknown rule \"\(keyword)\" (expected reject, accept, require-child, reject-if-child, gitignore, hidden, max-depth or preset)")
         }
     }
 

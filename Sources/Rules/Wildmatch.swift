@@ -20,8 +20,10 @@ package enum Wildmatch {
     private static let backslash = UInt8(ascii: "\\")
     private static let star = UInt8(ascii: "*")
 
-    private static func dowild(_ p: UnsafeRawBufferPointer, _ pStart: Int, _ t: UnsafeRawBufferPointer, _ tStart: Int,
-                               _ pathname: Bool) -> Outcome {
+    private static func dowild(
+        _ p: UnsafeRawBufferPointer, _ pStart: Int, _ t: UnsafeRawBufferPointer, _ tStart: Int,
+        _ pathname: Bool
+    ) -> Outcome {
         var pi = pStart
         var ti = tStart
         while pi < p.count {
@@ -44,7 +46,8 @@ package enum Wildmatch {
                     let before = pi - 2
                     while pi < p.count && p[pi] == star { pi += 1 }
                     let atStart = before < 0 || p[before] == slash
-                    let atEnd = pi >= p.count || p[pi] == slash
+                    let atEnd =
+                        pi >= p.count || p[pi] == slash
                         || (p[pi] == backslash && pi + 1 < p.count && p[pi + 1] == slash)
                     if !pathname {
                         matchSlash = true

@@ -83,8 +83,10 @@ public enum SizeFilter {
             "ti": 1_099_511_627_776, "tib": 1_099_511_627_776,
         ]
         guard let number = Double(digits), let multiplier = multipliers[unit], number >= 0,
-              number * multiplier < 1.8e19 else {
-            throw FindError.badFilter("invalid size \(text): want +N, -N or N with a unit b, k, m, g, t (powers of 1000) or ki, mi, gi, ti (powers of 1024), e.g. +10m")
+            number * multiplier < 1.8e19
+        else {
+            throw FindError.badFilter(
+                "invalid size \(text): want +N, -N or N with a unit b, k, m, g, t (powers of 1000) or ki, mi, gi, ti (powers of 1024), e.g. +10m")
         }
         let bytes = UInt64((number * multiplier).rounded())
         switch sign {
@@ -132,7 +134,8 @@ public enum TimeFilter {
         guard let date = parts.first else { return nil }
         let d = date.split(separator: "-", omittingEmptySubsequences: false)
         guard d.count == 3, d[0].count == 4, let year = Int64(d[0]), let month = Int64(d[1]), let day = Int64(d[2]),
-              (1...12).contains(month), (1...31).contains(day) else { return nil }
+            (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
         var secondsOfDay: Int64 = 0
         if parts.count == 2 {
             let t = parts[1].split(separator: ":", omittingEmptySubsequences: false)

@@ -22,8 +22,10 @@ public struct Finder {
     /// Calls `body` with each matching entry strictly below the directory `dirID` at `root`:
     /// its path (valid only inside `body`) and metadata, until `body` returns false.
     /// Returns false when `body` stopped the walk.
-    public mutating func find(_ snapshot: IndexSnapshot, below dirID: UInt64, at root: [UInt8],
-                              _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws -> Bool {
+    public mutating func find(
+        _ snapshot: IndexSnapshot, below dirID: UInt64, at root: [UInt8],
+        _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+    ) throws -> Bool {
         path.removeAll(keepingCapacity: true)
         path.append(contentsOf: root)
         if path.last == UInt8(ascii: "/") { path.removeLast() }
@@ -39,8 +41,10 @@ public struct Finder {
         return pattern.matches(query.fullPath ? entryPath : name, scratch: &scratch)
     }
 
-    private mutating func walk(_ snapshot: IndexSnapshot, _ dirID: UInt64, depth: Int,
-                               _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool) throws -> Bool {
+    private mutating func walk(
+        _ snapshot: IndexSnapshot, _ dirID: UInt64, depth: Int,
+        _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+    ) throws -> Bool {
         let base = path.count
         var subdirectories: [(name: [UInt8], dirID: UInt64)] = []
         let descend = query.maxDepth.map { depth < $0 } ?? true

@@ -76,8 +76,10 @@ struct DirectoryReader<FS: FileSystem>: Sendable {
     /// for each subdirectory the walk may enter, in name order (not readdir's: the walk,
     /// and so the log, does not depend on the order a filesystem returns names in, or on
     /// whether they came from the index). The listing's id is the walk's to set.
-    func list(_ handle: DirectoryHandle, stat: EntryStat, context: DirectoryRules?, known: KnownListing?,
-              indexID: UInt64) -> ListedDirectory {
+    func list(
+        _ handle: DirectoryHandle, stat: EntryStat, context: DirectoryRules?, known: KnownListing?,
+        indexID: UInt64
+    ) -> ListedDirectory {
         var listed = read(handle, stat: stat, context: context, known: known)
         listed.indexID = indexID
         // The entries are in name order already. (Read in place, not through a copy of the
@@ -93,13 +95,15 @@ struct DirectoryReader<FS: FileSystem>: Sendable {
             var childContext: DirectoryRules?
             if let rules, let parent = listed.context {
                 childContext = listed.listing.names.withUnsafeBytes {
-                    rules.compiled.child(of: parent, name: UnsafeRawBufferPointer(rebasing: $0[Int(entry.nameStart)..<Int(entry.nameStart + entry.nameLength)]),
-                                         filesAccepted: entry.filesAccepted)
+                    rules.compiled.child(
+                        of: parent, name: UnsafeRawBufferPointer(rebasing: $0[Int(entry.nameStart)..<Int(entry.nameStart + entry.nameLength)]),
+                        filesAccepted: entry.filesAccepted)
                 }
             }
             // The directory's metadata is what its parent's fstatat saw: no fstat per directory.
-            return ListingTask(parent: shared, names: listed.listing.names, nameStart: entry.nameStart, nameLength: entry.nameLength,
-                               entryIndex: index, stat: entry.stat, context: childContext, indexParentID: indexID)
+            return ListingTask(
+                parent: shared, names: listed.listing.names, nameStart: entry.nameStart, nameLength: entry.nameLength,
+                entryIndex: index, stat: entry.stat, context: childContext, indexParentID: indexID)
         }
         listed.handle = shared
         listed.children = children
@@ -147,8 +151,10 @@ struct DirectoryReader<FS: FileSystem>: Sendable {
         var context = context
         if let knownStats, knownStats.count == starts.count {
             for ((start, length), st) in zip(starts, knownStats) {
-                listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
-                                                   canDescend: st.isDirectory && st.device == device))
+                listing.entries.append(
+                    ListedEntry(
+                        nameStart: start, nameLength: length, stat: st, directoryID: 0,
+                        canDescend: st.isDirectory && st.device == device))
             }
             let outOfDescriptors = rules?.apply(&listing, handle, &context) ?? false
             return ListedDirectory(listing: Self.canonical(listing), context: context, usedIndex: true, outOfDescriptors: outOfDescriptors)
@@ -157,12 +163,16 @@ struct DirectoryReader<FS: FileSystem>: Sendable {
             func add(_ start: Int32, _ length: Int32, _ result: Result<EntryStat, Errno>) {
                 switch result {
                 case let .success(st):
-                    listing.entries.append(ListedEntry(nameStart: start, nameLength: length, stat: st, directoryID: 0,
-                                                       canDescend: st.isDirectory && st.device == device))
+                    listing.entries.append(
+                        ListedEntry(
+                            nameStart: start, nameLength: length, stat: st, directoryID: 0,
+                            canDescend: st.isDirectory && st.device == device))
                 case let .failure(error):
-                    listing.errors.append(WalkError(directoryID: 0,
-                                                    name: Array(names[Int(start)..<Int(start + length)]),
-                                                    errno: error, operation: .stat))
+                    listing.errors.append(
+                        WalkError(
+                            directoryID: 0,
+                            name: Array(names[Int(start)..<Int(start + length)]),
+                            errno: error, operation: .stat))
                 }
             }
             if starts.count >= Self.hugeDirectory && pool.hasListers {

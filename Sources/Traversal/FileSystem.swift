@@ -1,6 +1,7 @@
 import CLinux
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A POSIX error number. The name of the C constant is kept in the text.
@@ -59,8 +60,9 @@ public struct EntryStat: Sendable, Hashable {
     }
 
     init(_ st: evindex_stat) {
-        self.init(mode: st.mode, inode: st.inode, device: st.device, size: st.size,
-                  mtimeNs: st.mtime_ns, ctimeNs: st.ctime_ns, btimeNs: st.btime_ns)
+        self.init(
+            mode: st.mode, inode: st.inode, device: st.device, size: st.size,
+            mtimeNs: st.mtime_ns, ctimeNs: st.ctime_ns, btimeNs: st.btime_ns)
     }
 
     public var isDirectory: Bool { mode & S_IFMT == S_IFDIR }

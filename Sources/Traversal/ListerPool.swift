@@ -1,7 +1,8 @@
 import Rules
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A directory's listing, the rules in force in it, and a task for each subdirectory the
@@ -79,8 +80,10 @@ final class ListingTask: @unchecked Sendable {
     var state = State.pending
     var outcome: ListingOutcome?
 
-    init(parent: SharedHandle, names: [UInt8], nameStart: Int32, nameLength: Int32, entryIndex: Int, stat: EntryStat,
-         context: DirectoryRules?, indexParentID: UInt64) {
+    init(
+        parent: SharedHandle, names: [UInt8], nameStart: Int32, nameLength: Int32, entryIndex: Int, stat: EntryStat,
+        context: DirectoryRules?, indexParentID: UInt64
+    ) {
         self.parent = parent; self.names = names; self.nameStart = nameStart; self.nameLength = nameLength
         self.entryIndex = entryIndex; self.stat = stat; self.context = context
         self.indexParentID = indexParentID
@@ -97,8 +100,9 @@ final class ListingTask: @unchecked Sendable {
     /// The same directory to read again, as the delegate said (the caller adds its hold on
     /// `parent` for it).
     func again(id: UInt64, known: KnownListing?) -> ListingTask {
-        let task = ListingTask(parent: parent, names: names, nameStart: nameStart, nameLength: nameLength, entryIndex: entryIndex,
-                               stat: stat, context: context, indexParentID: 0)
+        let task = ListingTask(
+            parent: parent, names: names, nameStart: nameStart, nameLength: nameLength, entryIndex: entryIndex,
+            stat: stat, context: context, indexParentID: 0)
         task.id = id
         task.known = known
         return task
@@ -150,7 +154,7 @@ final class StatChunks<FS: FileSystem>: @unchecked Sendable {
         while true {
             let chunk = nextChunk.wrappingAdd(1, ordering: .relaxed).oldValue
             guard chunk < chunks else { return }
-            for i in chunk * Self.chunkSize ..< min(count, (chunk + 1) * Self.chunkSize) {
+            for i in chunk * Self.chunkSize..<min(count, (chunk + 1) * Self.chunkSize) {
                 let name = (names + Int(starts[i].0)).assumingMemoryBound(to: CChar.self)
                 do throws(Errno) {
                     (stats + i).initialize(to: try fileSystem.stat(handle, name))
@@ -379,7 +383,7 @@ final class ListerPool<FS: FileSystem>: @unchecked Sendable {
             task.state = .cancelled
             task.parent.release(fileSystem)
         case .running:
-            task.state = .cancelled // `finish` gives its outcome back
+            task.state = .cancelled  // `finish` gives its outcome back
         case .done:
             task.state = .cancelled
             waiting -= 1
@@ -466,11 +470,13 @@ public final class WorkerThread {
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setstacksize(&attributes, 8 << 20)
-        let rc = pthread_create(&thread, &attributes, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread, &attributes,
+            { arg in
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         if rc != 0 {
             Unmanaged<Box>.fromOpaque(box).release()
             throw Errno(rawValue: rc)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Sorting a listing's names (outside the generic `DirectoryReader`, so that it compiles to

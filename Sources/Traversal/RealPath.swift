@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The absolute, symlink-free form of `path` (`realpath(3)`), bytes in and out: a name

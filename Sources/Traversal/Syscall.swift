@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Calls a system call until a signal does not interrupt it (swift-nio's syscall funnel).

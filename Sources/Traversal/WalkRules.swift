@@ -1,6 +1,7 @@
 import Rules
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The rules as the walk applies them: which entries of a listing are indexed, after the
@@ -41,8 +42,9 @@ struct WalkRules<FS: FileSystem>: Sendable {
                 if hasGit || hasIgnoreFile {
                     rules.enter(&ctx, hasGit: hasGit, hasIgnoreFile: hasIgnoreFile) { relative in
                         (relative + [0]).withUnsafeBufferPointer { p in
-                            readRulesFile(handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self),
-                                          outOfDescriptors: &outOfDescriptors)
+                            readRulesFile(
+                                handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self),
+                                outOfDescriptors: &outOfDescriptors)
                         }
                     }
                 }
@@ -98,7 +100,8 @@ struct WalkRules<FS: FileSystem>: Sendable {
             return probe(".git/HEAD", directory: false) && probe(".git/objects", directory: true) && probe(".git/refs", directory: true)
         }
         guard st.isRegularFile,
-              let contents = ".git".withCString({ readRulesFile(handle, $0, outOfDescriptors: &outOfDescriptors) }) else { return false }
+            let contents = ".git".withCString({ readRulesFile(handle, $0, outOfDescriptors: &outOfDescriptors) })
+        else { return false }
         return contents.starts(with: Array("gitdir: ".utf8))
     }
 

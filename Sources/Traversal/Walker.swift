@@ -1,6 +1,7 @@
 import Rules
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where a walk step failed.
@@ -83,8 +84,10 @@ public struct Walker<FS: FileSystem> {
     /// as one of `threads`, so one lister thread fewer is started.
     public let helper: ListingHelper?
 
-    public init(fileSystem: FS, rules: CompiledRules? = nil, threads: Int = 1,
-                lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = nil, helper: ListingHelper? = nil) {
+    public init(
+        fileSystem: FS, rules: CompiledRules? = nil, threads: Int = 1,
+        lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = nil, helper: ListingHelper? = nil
+    ) {
         self.fileSystem = fileSystem
         self.rules = rules
         self.threads = max(1, threads)
@@ -151,10 +154,11 @@ public struct Walker<FS: FileSystem> {
         for _ in 1..<(helper == nil ? threads : threads - 1) {
             let makeLookAhead = lookAhead
             do {
-                helpers.append(try WorkerThread {
-                    var lookAhead = makeLookAhead?()
-                    reader.listUntilStopped(lookAhead: &lookAhead)
-                })
+                helpers.append(
+                    try WorkerThread {
+                        var lookAhead = makeLookAhead?()
+                        reader.listUntilStopped(lookAhead: &lookAhead)
+                    })
             } catch {
                 fileSystem.close(rootHandle)
                 throw error

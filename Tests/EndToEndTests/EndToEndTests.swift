@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The built `evindex` binary against independent oracles (`find`), on mktree trees.
 @Suite(.serialized)
@@ -19,9 +19,10 @@ struct EndToEndTests {
             let listing = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
             #expect(listing.status == 0, "\(listing.stderr)")
             let listed = try Support.objects(listing.stdout).map { o in
-                FindEntry(path: Support.pathBytes(o), kind: o["kind"] as! String,
-                          size: (o["size"] as! NSNumber).uint64Value, inode: (o["inode"] as! NSNumber).uint64Value,
-                          mtimeNs: (o["mtime_ns"] as! NSNumber).int64Value)
+                FindEntry(
+                    path: Support.pathBytes(o), kind: o["kind"] as! String,
+                    size: (o["size"] as! NSNumber).uint64Value, inode: (o["inode"] as! NSNumber).uint64Value,
+                    mtimeNs: (o["mtime_ns"] as! NSNumber).int64Value)
             }
             #expect(listed.count == found.count)
             let missing = Set(found).subtracting(listed), extra = Set(listed).subtracting(found)
@@ -45,11 +46,15 @@ struct EndToEndTests {
             var mismatches = 0
             for row in rows {
                 let path = Support.pathBytes(row)
-                let got = ((row["size"] as! NSNumber).int64Value, (row["files"] as! NSNumber).int64Value,
-                           (row["dirs"] as! NSNumber).int64Value)
+                let got = (
+                    (row["size"] as! NSNumber).int64Value, (row["files"] as! NSNumber).int64Value,
+                    (row["dirs"] as! NSNumber).int64Value
+                )
                 guard let want = oracle[path], want == got else {
                     mismatches += 1
-                    if mismatches < 4 { Issue.record("du of \(String(decoding: path, as: UTF8.self)): \(got) vs \(String(describing: oracle[path]))") }
+                    if mismatches < 4 {
+                        Issue.record("du of \(String(decoding: path, as: UTF8.self)): \(got) vs \(String(describing: oracle[path]))")
+                    }
                     continue
                 }
             }

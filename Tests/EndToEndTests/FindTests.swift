@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `evindex find` against GNU `find` (names, kinds, sizes, times, depth, full paths) and a
 /// Python walk (regular expressions, smart case and canonical equivalence on non-ASCII
@@ -74,7 +74,10 @@ struct FindTests {
                 let (status, got) = try Self.evindexFind(row.evindex + [root], db: db)
                 #expect(status == (want.isEmpty ? 1 : 0), "evindex find \(row.evindex): exit \(status)")
                 let same = got == want
-                #expect(same, "evindex find \(row.evindex) vs find \(row.find): missing \(Self.show(want.subtracting(got))), extra \(Self.show(got.subtracting(want)))")
+                #expect(
+                    same,
+                    "evindex find \(row.evindex) vs find \(row.find): missing \(Self.show(want.subtracting(got))), extra \(Self.show(got.subtracting(want)))"
+                )
             }
             // The rows must not all be trivially equal: most select a proper, non-empty part.
             let all = try Self.gnuFind(root, [])
@@ -174,9 +177,11 @@ struct FindTests {
             let none = try Support.evindex(["find", "no-such-name-anywhere", root, "--db", db])
             #expect(none.status == 1 && none.stdout.isEmpty && none.stderr.isEmpty)
             // Bad input: exit 2, one line naming the problem.
-            for (args, says) in [(["-S", "+10q"], "invalid size"), (["--changed-within", "soon"], "invalid time"),
-                                 (["--regex", "("], "invalid regular expression"), (["-t", "x"], "invalid --type"),
-                                 (["-g", "--regex", "a"], "cannot be combined"), (["x", tmp + "/elsewhere"], "not in the index")] {
+            for (args, says) in [
+                (["-S", "+10q"], "invalid size"), (["--changed-within", "soon"], "invalid time"),
+                (["--regex", "("], "invalid regular expression"), (["-t", "x"], "invalid --type"),
+                (["-g", "--regex", "a"], "cannot be combined"), (["x", tmp + "/elsewhere"], "not in the index"),
+            ] {
                 let r = try Support.evindex(["find"] + args + ["--db", db])
                 #expect(r.status == 2 && r.stderr.contains(says), "\(args): \(r.status) \(r.stderr)")
                 #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")

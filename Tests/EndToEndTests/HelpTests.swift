@@ -1,7 +1,7 @@
 import Foundation
 import Indexing
-import Testing
 import TestSupport
+import Testing
 
 /// `evindex --help` and every subcommand's help explain every option and show examples.
 struct HelpTests {
@@ -24,8 +24,9 @@ struct HelpTests {
             guard line.hasPrefix("  "), let word = line.split(separator: " ").first else { return nil }
             return String(word)
         }.filter { $0 != "help" }
-        #expect(Set(commands).isSuperset(of: ["run", "ls", "du", "log", "runs", "show", "diff", "export", "import", "replay", "verify", "why"]),
-                "\(commands)")
+        #expect(
+            Set(commands).isSuperset(of: ["run", "ls", "du", "log", "runs", "show", "diff", "export", "import", "replay", "verify", "why"]),
+            "\(commands)")
         for command in commands {
             let help = try Support.evindex(["help", command])
             #expect(help.status == 0, "\(command)")
@@ -35,9 +36,11 @@ struct HelpTests {
             for (i, line) in lines.enumerated() where line.hasPrefix("  -") {
                 // The option's text follows on its line after a gap, or on the next,
                 // further indented line.
-                let sameLine = line.dropFirst(2).range(of: "  ") != nil
+                let sameLine =
+                    line.dropFirst(2).range(of: "  ") != nil
                     && !line.dropFirst(2)[line.dropFirst(2).range(of: "  ")!.upperBound...].trimmingCharacters(in: .whitespaces).isEmpty
-                let nextLine = i + 1 < lines.count && lines[i + 1].hasPrefix("        ")
+                let nextLine =
+                    i + 1 < lines.count && lines[i + 1].hasPrefix("        ")
                     && !lines[i + 1].trimmingCharacters(in: .whitespaces).isEmpty
                 #expect(sameLine || nextLine, "evindex help \(command): \(line) has no explanation")
             }

@@ -2,8 +2,8 @@ import EventStore
 import Events
 import Foundation
 import Indexing
-import Testing
 import TestSupport
+import Testing
 import Traversal
 
 /// `log` filters and `--follow`, `export`/`import`, and `diff`, on real trees and real
@@ -50,13 +50,15 @@ struct HistoryTests {
 
             // --path: the EntryCreated events of run 1 below awkward/ are what find lists there.
             let sub = root + "/awkward"
-            let created = try Support.objects(try Support.evindex(["log", "--run", "1", "--type", "entrycreated", "--path", sub, "--json", "--db", db]).stdout)
+            let created = try Support.objects(
+                try Support.evindex(["log", "--run", "1", "--type", "entrycreated", "--path", sub, "--json", "--db", db]).stdout)
             let got = Set(created.map { Support.pathBytes($0) })
             #expect(got.count == wantBelowAwkward.count && got == wantBelowAwkward, "\(got.count) paths vs find's \(wantBelowAwkward.count)")
             #expect(created.allSatisfy { $0["type"] as? String == "EntryCreated" })
 
             // --type, repeatable and comma-separated, any case.
-            let typed = try Support.objects(try Support.evindex(["log", "--type", "jobstarted,JOBCOMPLETED", "--type", "EntryCreated", "--json", "--db", db]).stdout)
+            let typed = try Support.objects(
+                try Support.evindex(["log", "--type", "jobstarted,JOBCOMPLETED", "--type", "EntryCreated", "--json", "--db", db]).stdout)
             #expect(Set(typed.compactMap { $0["type"] as? String }) == ["JobStarted", "JobCompleted", "EntryCreated"])
             #expect(typed.filter { $0["type"] as? String == "JobStarted" }.count == 2)
             let bad = try Support.evindex(["log", "--type", "Nonsense", "--db", db])
@@ -125,7 +127,10 @@ struct HistoryTests {
             let times = Set(events.map { ($0.0["time_ms"] as! NSNumber).int64Value })
             #expect(times.count >= 5, "the run committed only \(times.count) times: the test proves little")
             let late = events.filter { $0.1 - ($0.0["time_ms"] as! NSNumber).int64Value > 1000 }
-            #expect(late.isEmpty, "\(late.count) events arrived more than 1 s after their commit, e.g. \(late.first.map { "\($0.0["seq"]!) after \($0.1 - ($0.0["time_ms"] as! NSNumber).int64Value) ms" } ?? "")")
+            #expect(
+                late.isEmpty,
+                "\(late.count) events arrived more than 1 s after their commit, e.g. \(late.first.map { "\($0.0["seq"]!) after \($0.1 - ($0.0["time_ms"] as! NSNumber).int64Value) ms" } ?? "")"
+            )
         }
     }
 
@@ -168,7 +173,9 @@ struct HistoryTests {
             let again = try Support.evindex(["import", tmp + "/run2.ndjson", "--db", tmp + "/imported2"])
             #expect(again.status == 2 && again.stderr.hasPrefix("evindex: ") && again.stderr.contains("overlaps"))
             // From standard input, and a damaged file is refused with its line number.
-            let piped = try Support.run(["/bin/sh", "-c", "\"$1\" import - --db \"$2\" < \"$3\"", "sh", Support.evindex, tmp + "/piped", tmp + "/run1.ndjson"])
+            let piped = try Support.run([
+                "/bin/sh", "-c", "\"$1\" import - --db \"$2\" < \"$3\"", "sh", Support.evindex, tmp + "/piped", tmp + "/run1.ndjson",
+            ])
             #expect(piped.status == 0, "\(piped.stderr)")
             try Data("{\"evindex_export\":1,\"run\":1\n{oops\n".utf8).write(to: URL(fileURLWithPath: tmp + "/bad.ndjson"))
             let bad = try Support.evindex(["import", tmp + "/bad.ndjson", "--db", tmp + "/bad"])
@@ -195,8 +202,12 @@ struct HistoryTests {
             #expect(fs.reads > 100)
             // The walk goes in name order whatever order readdir gives: the same events in
             // the same order.
-            let orderA = try Support.objects(try Support.evindex(["log", "--type", "EntryCreated", "--json", "--db", db]).stdout).map { Support.pathBytes($0) }
-            let orderB = try Support.objects(try Support.evindex(["log", "--type", "EntryCreated", "--json", "--db", reversed]).stdout).map { Support.pathBytes($0) }
+            let orderA = try Support.objects(try Support.evindex(["log", "--type", "EntryCreated", "--json", "--db", db]).stdout).map {
+                Support.pathBytes($0)
+            }
+            let orderB = try Support.objects(try Support.evindex(["log", "--type", "EntryCreated", "--json", "--db", reversed]).stdout).map {
+                Support.pathBytes($0)
+            }
             #expect(orderA == orderB && orderA.count > 1000)
             let across = try Self.diffJSON(["--logs", db, reversed, "2", "1"])
             #expect(across.status == 0, "\(across.objects.prefix(3))")
@@ -297,7 +308,8 @@ struct HistoryTests {
             }
             #expect(lines.contains("  code/ (\(below.count) entries, \(bytes) bytes) only in A: B could not read it"), "\(r.text)")
             #expect(lines.contains("  EACCES opendir (1): code"))
-            #expect(!lines.contains { $0.hasPrefix("  ") && $0.contains("code/") && !$0.hasPrefix("  code/ (") && !$0.contains("run 1") }, "\(r.text)")
+            #expect(
+                !lines.contains { $0.hasPrefix("  ") && $0.contains("code/") && !$0.hasPrefix("  code/ (") && !$0.contains("run 1") }, "\(r.text)")
             #expect(lines.count < 20)
             // JSON: every missing path, each marked as inside the missing listing.
             let d = try Self.diffJSON(["--logs", clean, faulty, "1", "1"])

@@ -4,8 +4,8 @@ import Foundation
 import Indexing
 import LMDB
 import Projections
-import Testing
 import TestSupport
+import Testing
 import Traversal
 
 @Suite(.serialized)
@@ -14,7 +14,9 @@ struct EngineTests {
         let log = try EventLog(directory: db, create: false)
         var records: [EventRecord] = []
         try log.environment.read { txn in
-            try log.forEach(txn) { records.append($0.record); return true }
+            try log.forEach(txn) {
+                records.append($0.record); return true
+            }
         }
         return records
     }
@@ -32,8 +34,10 @@ struct EngineTests {
             try Checks.write(root + "/fine/kept.txt", bytes: 10)
             for i in 0..<3 { try Checks.write(root + "/broken/f\(i)", bytes: 100) }
 
-            let fs = FaultyFileSystem(faults: ["open:locked": .permissionDenied, "stat:vanishing.txt": .noSuchFileOrDirectory,
-                                               "open:loopy": .tooManySymbolicLinkLevels, "read:broken": .ioError])
+            let fs = FaultyFileSystem(faults: [
+                "open:locked": .permissionDenied, "stat:vanishing.txt": .noSuchFileOrDirectory,
+                "open:loopy": .tooManySymbolicLinkLevels, "read:broken": .ioError,
+            ])
             let summary = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: fs)
             #expect(summary.status == .completed)
             #expect(summary.counts.errors == 4)
@@ -61,7 +65,9 @@ struct EngineTests {
                     Issue.record("locked/ is not in the index"); return
                 }
                 var inside = 0
-                try views.forEachChild(txn, of: lockedID) { _, _ in inside += 1; return true }
+                try views.forEachChild(txn, of: lockedID) { _, _ in
+                    inside += 1; return true
+                }
                 #expect(inside == 0)
                 #expect(try views.locate(txn, path: Array((root + "/vanishing.txt").utf8)) == nil)
                 #expect(try views.locate(txn, path: Array((root + "/fine/kept.txt").utf8)) != nil)
@@ -260,8 +266,10 @@ struct EngineTests {
             try log.environment.write { txn in
                 let fold = ViewFold(views: views)
                 try Array("ghost".utf8).withUnsafeBytes { name in
-                    try fold.applyCreated(txn, sequence: try log.lastSequence(txn) + 1_000, parent: 1, name: name, metadata: EntryMetadata(
-                        kind: .file, mode: 0o100644, inode: 9, device: 9, size: 1, mtimeNs: 0, ctimeNs: 0))
+                    try fold.applyCreated(
+                        txn, sequence: try log.lastSequence(txn) + 1_000, parent: 1, name: name,
+                        metadata: EntryMetadata(
+                            kind: .file, mode: 0o100644, inode: 9, device: 9, size: 1, mtimeNs: 0, ctimeNs: 0))
                 }
                 try fold.flush(txn, lastSequence: try views.lastSequence(txn))
             }
@@ -334,7 +342,9 @@ struct EngineTests {
             try log.environment.write { txn in
                 var value: [UInt8] = []
                 // The block that starts with record 2 (its listing of the root).
-                try log.forEachStoredValue(txn, from: 2) { _, v in value = Array(v); return false }
+                try log.forEachStoredValue(txn, from: 2) { _, v in
+                    value = Array(v); return false
+                }
                 value[value.count / 2] ^= 0x01
                 try log.overwriteForTesting(txn, sequence: 2, value: value)
             }

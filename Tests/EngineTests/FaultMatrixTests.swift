@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Trees that break naive walkers: depth past PATH_MAX, a very wide directory, names at
 /// NAME_MAX, and a real EACCES as an unprivileged user.
@@ -27,8 +27,10 @@ struct FaultMatrixTests {
             // subdirectory is open, whether or not listers read ahead down the chain.
             for threads in ["1", "3"] {
                 let db = db + threads
-                let r = try Support.run(["/usr/bin/prlimit", "--nofile=256:256", Support.evindex, "run", root, "--db", db,
-                                         "--threads", threads, "--json"])
+                let r = try Support.run([
+                    "/usr/bin/prlimit", "--nofile=256:256", Support.evindex, "run", root, "--db", db,
+                    "--threads", threads, "--json",
+                ])
                 #expect(r.status == 0, "\(r.stderr)")
                 let s = try Support.objects(r.stdout)[0]
                 #expect(s["dirs"] as? Int == 2_000 && s["files"] as? Int == 1 && s["errors"] as? Int == 0, "threads \(threads): \(s)")

@@ -5,8 +5,8 @@ import Indexing
 import LMDB
 import Projections
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Traversal
 
 /// Renames that reuse names: a directory's name taken by another kind, swaps, rotations,
@@ -27,56 +27,78 @@ struct RenameTests {
     }
 
     static let patterns: [Pattern] = [
-        Pattern(name: "a file takes a directory's name", setup: "mkdir -p app/sub; echo a > app/a; echo b > app/sub/b",
-                change: "mv app app.old; echo now > app"),
-        Pattern(name: "a file takes the name of a directory moved to an earlier name", setup: "mkdir -p zapp/sub; echo a > zapp/sub/a",
-                change: "mv zapp app; echo now > zapp"),
-        Pattern(name: "a symlink takes a directory's name (a release switch)", setup: "mkdir -p app/sub; echo a > app/a",
-                change: "mv app app-v1; ln -s app-v1 app"),
+        Pattern(
+            name: "a file takes a directory's name", setup: "mkdir -p app/sub; echo a > app/a; echo b > app/sub/b",
+            change: "mv app app.old; echo now > app"),
+        Pattern(
+            name: "a file takes the name of a directory moved to an earlier name", setup: "mkdir -p zapp/sub; echo a > zapp/sub/a",
+            change: "mv zapp app; echo now > zapp"),
+        Pattern(
+            name: "a symlink takes a directory's name (a release switch)", setup: "mkdir -p app/sub; echo a > app/a",
+            change: "mv app app-v1; ln -s app-v1 app"),
         Pattern(name: "a FIFO takes a directory's name", setup: "mkdir -p app/sub; echo a > app/a", change: "mv app app-v1; mkfifo app"),
-        Pattern(name: "a hard link takes a directory's name", setup: "mkdir -p app/sub; echo a > app/a; echo x > x",
-                change: "mv app app-v1; ln x app"),
-        Pattern(name: "another directory takes a directory's name", setup: "mkdir -p app/sub; echo a > app/sub/a",
-                change: "mv app app.old; mkdir app; echo n > app/n"),
-        Pattern(name: "a directory moved into another parent, its name taken by a file",
-                setup: "mkdir -p a/app/sub z; echo 1 > a/app/sub/1", change: "mv a/app z/app.old; echo > a/app"),
-        Pattern(name: "a directory moved into an earlier parent, its name taken by a file",
-                setup: "mkdir -p z/app/sub a; echo 1 > z/app/sub/1", change: "mv z/app a/app.old; echo > z/app"),
-        Pattern(name: "a subdirectory moved out, its parent replaced by a file",
-                setup: "mkdir -p q/x/a/sub q/y; echo 1 > q/x/a/sub/f; echo 2 > q/x/a/g",
-                change: "mv q/x/a/sub q/y/sub; rm -rf q/x/a; touch q/x/a"),
-        Pattern(name: "a subdirectory moved up, its parent replaced by a file", setup: "mkdir -p d/e/f; echo 1 > d/e/f/1",
-                change: "mv d/e e; rm -rf d; echo > d"),
-        Pattern(name: "a subdirectory moved to a later parent, its parent replaced by a file",
-                setup: "mkdir -p a/d/e/f z; echo 1 > a/d/e/f/1", change: "mv a/d/e z/e; rm -rf a/d; echo > a/d"),
-        Pattern(name: "a file's and a directory's names swapped", setup: "mkdir -p d/sub; echo 1 > d/sub/f; echo 2 > f",
-                change: "mv d tmp; mv f d; mv tmp f"),
-        Pattern(name: "a directory's and a file's names swapped", setup: "mkdir -p z/sub; echo 1 > z/sub/f; echo 2 > a",
-                change: "mv z tmp; mv a z; mv tmp a"),
-        Pattern(name: "two directories' names swapped", setup: "mkdir -p a/x b/y; echo 1 > a/x/1; echo 2 > b/y/2",
-                change: "mv a tmp; mv b a; mv tmp b"),
-        Pattern(name: "three directories' names rotated", setup: "mkdir -p a/x b/y c/z; echo 1 > a/x/1; echo 2 > b/y/2; echo 3 > c/z/3",
-                change: "mv a tmp; mv b a; mv c b; mv tmp c"),
-        Pattern(name: "a file, a directory and a symlink rotated", setup: "mkdir -p b/y; echo 1 > a; echo 2 > b/y/2; ln -s a c",
-                change: "mv a tmp; mv b a; mv c b; mv tmp c"),
+        Pattern(
+            name: "a hard link takes a directory's name", setup: "mkdir -p app/sub; echo a > app/a; echo x > x",
+            change: "mv app app-v1; ln x app"),
+        Pattern(
+            name: "another directory takes a directory's name", setup: "mkdir -p app/sub; echo a > app/sub/a",
+            change: "mv app app.old; mkdir app; echo n > app/n"),
+        Pattern(
+            name: "a directory moved into another parent, its name taken by a file",
+            setup: "mkdir -p a/app/sub z; echo 1 > a/app/sub/1", change: "mv a/app z/app.old; echo > a/app"),
+        Pattern(
+            name: "a directory moved into an earlier parent, its name taken by a file",
+            setup: "mkdir -p z/app/sub a; echo 1 > z/app/sub/1", change: "mv z/app a/app.old; echo > z/app"),
+        Pattern(
+            name: "a subdirectory moved out, its parent replaced by a file",
+            setup: "mkdir -p q/x/a/sub q/y; echo 1 > q/x/a/sub/f; echo 2 > q/x/a/g",
+            change: "mv q/x/a/sub q/y/sub; rm -rf q/x/a; touch q/x/a"),
+        Pattern(
+            name: "a subdirectory moved up, its parent replaced by a file", setup: "mkdir -p d/e/f; echo 1 > d/e/f/1",
+            change: "mv d/e e; rm -rf d; echo > d"),
+        Pattern(
+            name: "a subdirectory moved to a later parent, its parent replaced by a file",
+            setup: "mkdir -p a/d/e/f z; echo 1 > a/d/e/f/1", change: "mv a/d/e z/e; rm -rf a/d; echo > a/d"),
+        Pattern(
+            name: "a file's and a directory's names swapped", setup: "mkdir -p d/sub; echo 1 > d/sub/f; echo 2 > f",
+            change: "mv d tmp; mv f d; mv tmp f"),
+        Pattern(
+            name: "a directory's and a file's names swapped", setup: "mkdir -p z/sub; echo 1 > z/sub/f; echo 2 > a",
+            change: "mv z tmp; mv a z; mv tmp a"),
+        Pattern(
+            name: "two directories' names swapped", setup: "mkdir -p a/x b/y; echo 1 > a/x/1; echo 2 > b/y/2",
+            change: "mv a tmp; mv b a; mv tmp b"),
+        Pattern(
+            name: "three directories' names rotated", setup: "mkdir -p a/x b/y c/z; echo 1 > a/x/1; echo 2 > b/y/2; echo 3 > c/z/3",
+            change: "mv a tmp; mv b a; mv c b; mv tmp c"),
+        Pattern(
+            name: "a file, a directory and a symlink rotated", setup: "mkdir -p b/y; echo 1 > a; echo 2 > b/y/2; ln -s a c",
+            change: "mv a tmp; mv b a; mv c b; mv tmp c"),
         Pattern(name: "a directory moved into its former sibling", setup: "mkdir -p a/x b; echo 1 > a/x/1", change: "mv a b/a"),
-        Pattern(name: "a directory moved into its former sibling, which takes its name",
-                setup: "mkdir -p a/x b; echo 1 > a/x/1", change: "mv b a/b; mv a b; mkdir a"),
-        Pattern(name: "parent and child swapped", setup: "mkdir -p p/c/g; echo 1 > p/c/g/1; echo 2 > p/2",
-                change: "mv p/c c; mv p c/p"),
-        Pattern(name: "parent and child swap names", setup: "mkdir -p p/c/g; echo 1 > p/c/g/1; echo 2 > p/2",
-                change: "mv p x; mv x/c p; mv x p/c"),
-        Pattern(name: "a directory moved into the place of a removed file of the same name",
-                setup: "mkdir -p a/s b; echo 1 > a/s/1; echo 2 > b/s", change: "rm b/s; mv a/s b/s; touch a/s"),
-        Pattern(name: "a directory replaced, then its old child moved back under the new one",
-                setup: "mkdir -p a/s m; echo 1 > a/s/1", change: "mv a z; mkdir a; mv z/s a/s"),
+        Pattern(
+            name: "a directory moved into its former sibling, which takes its name",
+            setup: "mkdir -p a/x b; echo 1 > a/x/1", change: "mv b a/b; mv a b; mkdir a"),
+        Pattern(
+            name: "parent and child swapped", setup: "mkdir -p p/c/g; echo 1 > p/c/g/1; echo 2 > p/2",
+            change: "mv p/c c; mv p c/p"),
+        Pattern(
+            name: "parent and child swap names", setup: "mkdir -p p/c/g; echo 1 > p/c/g/1; echo 2 > p/2",
+            change: "mv p x; mv x/c p; mv x p/c"),
+        Pattern(
+            name: "a directory moved into the place of a removed file of the same name",
+            setup: "mkdir -p a/s b; echo 1 > a/s/1; echo 2 > b/s", change: "rm b/s; mv a/s b/s; touch a/s"),
+        Pattern(
+            name: "a directory replaced, then its old child moved back under the new one",
+            setup: "mkdir -p a/s m; echo 1 > a/s/1", change: "mv a z; mkdir a; mv z/s a/s"),
         Pattern(name: "a file replaced by a directory", setup: "echo 1 > f; mkdir g; echo 2 > g/2", change: "rm f; mv g f"),
-        Pattern(name: "a subdirectory moved out of a directory the rules now reject",
-                setup: "mkdir -p build/sub/deep; echo 1 > build/sub/deep/1", change: "mv build/sub sub; mkdir build/MARK",
-                rules: ["--reject-if-child", "MARK"], rejected: "build"),
-        Pattern(name: "a subdirectory moved into a later sibling of a directory the rules now reject",
-                setup: "mkdir -p a/sub/deep z; echo 1 > a/sub/deep/1", change: "mv a/sub z/sub; mkdir a/MARK",
-                rules: ["--reject-if-child", "MARK"], rejected: "a"),
+        Pattern(
+            name: "a subdirectory moved out of a directory the rules now reject",
+            setup: "mkdir -p build/sub/deep; echo 1 > build/sub/deep/1", change: "mv build/sub sub; mkdir build/MARK",
+            rules: ["--reject-if-child", "MARK"], rejected: "build"),
+        Pattern(
+            name: "a subdirectory moved into a later sibling of a directory the rules now reject",
+            setup: "mkdir -p a/sub/deep z; echo 1 > a/sub/deep/1", change: "mv a/sub z/sub; mkdir a/MARK",
+            rules: ["--reject-if-child", "MARK"], rejected: "a"),
     ]
 
     /// Runs `script` with `sh` in `directory`.
@@ -87,15 +109,19 @@ struct RenameTests {
 
     /// The views equal `find` (less the directory the rules reject, if any), and so do they
     /// after one more run, which must succeed; the log replays to them and they hold together.
-    static func expectExact(_ root: String, _ db: String, rules: [String] = [], rejected: String? = nil,
-                            sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectExact(
+        _ root: String, _ db: String, rules: [String] = [], rejected: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         func check() throws {
             guard let rejected else { return try Checks.expectViewsMatchDisk(root, db, sourceLocation: sourceLocation) }
             let left = root + "/" + rejected
             let found = Set(try FindOracle.entries(root).map(\.path).filter { $0 != Array(left.utf8) && !$0.starts(with: Array((left + "/").utf8)) })
             let listed = Set(try Support.objects(try Support.evindex(["ls", root, "-R", "--json", "--db", db]).stdout).map { Support.pathBytes($0) })
-            #expect(found == listed, "missing \(found.subtracting(listed).map { String(decoding: $0, as: UTF8.self) }), extra \(listed.subtracting(found).map { String(decoding: $0, as: UTF8.self) })",
-                    sourceLocation: sourceLocation)
+            #expect(
+                found == listed,
+                "missing \(found.subtracting(listed).map { String(decoding: $0, as: UTF8.self) }), extra \(listed.subtracting(found).map { String(decoding: $0, as: UTF8.self) })",
+                sourceLocation: sourceLocation)
         }
         try check()
         let again = try Support.evindex(["run", root, "--db", db] + rules)
@@ -129,8 +155,9 @@ struct RenameTests {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/t", db = tmp + "/db"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            try Self.shell("mkdir -p a/b/c d/e f/g/h; for n in a/1 a/b/2 a/b/c/3 d/4 d/e/5 f/6 f/g/7 f/g/h/8 9; do echo $n > $n; done",
-                           in: root)
+            try Self.shell(
+                "mkdir -p a/b/c d/e f/g/h; for n in a/1 a/b/2 a/b/c/3 d/4 d/e/5 f/6 f/g/7 f/g/h/8 9; do echo $n > $n; done",
+                in: root)
             var random = SeededRandom(seed: seed)
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             for round in 0..<12 {
@@ -145,8 +172,10 @@ struct RenameTests {
 
     /// A name swapped while the walk is between a directory's listing and its own read:
     /// the run writes nothing that breaks the views, and a quiet rescan makes them exact.
-    @Test(arguments: ["mv app app.old; echo now > app", "mv app app.old; mkdir app; echo n > app/n",
-                      "mv app tmp; mv other app; mv tmp other", "mv app app-v1; ln -s app-v1 app"])
+    @Test(arguments: [
+        "mv app app.old; echo now > app", "mv app app.old; mkdir app; echo n > app/n",
+        "mv app tmp; mv other app; mv tmp other", "mv app app-v1; ln -s app-v1 app",
+    ])
     func swapMetMidWalk(_ change: String) throws {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/t", db = tmp + "/db"
@@ -174,8 +203,10 @@ struct RenameTests {
     /// equals a walk of the tree and `verify` passes.
     @Test func churnDuringRunsEndsExact() throws {
         try Support.withTemporaryDirectory { tmp in
-            let r = try Support.run(["/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("churn.py").path,
-                                     Support.evindex, tmp + "/churn", "8", "2"])
+            let r = try Support.run([
+                "/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("churn.py").path,
+                Support.evindex, tmp + "/churn", "8", "2",
+            ])
             #expect(r.status == 0, "\(r.text)\(r.stderr)")
         }
     }
@@ -203,8 +234,10 @@ struct RenameTests {
                 var appender = LogAppender(log: log)
                 let fold = ViewFold(views: views)
                 let run = UInt32(2), time = Int64(Date().timeIntervalSince1970 * 1000)
-                for event in [Event.entryUpdated(parent: 1, name: Array("app".utf8), old: app, new: file),
-                              .entryMoved(fromParent: 1, fromName: Array("app".utf8), toParent: 1, toName: Array("app.old".utf8), app)] {
+                for event in [
+                    Event.entryUpdated(parent: 1, name: Array("app".utf8), old: app, new: file),
+                    .entryMoved(fromParent: 1, fromName: Array("app".utf8), toParent: 1, toName: Array("app.old".utf8), app),
+                ] {
                     sequence += 1
                     let record = EventRecord(sequence: sequence, run: run, timeMs: time, event: event)
                     try appender.append(txn, record)
@@ -310,8 +343,11 @@ enum RenameChurn {
         case 1: try RenameTests.shell("ln -s target \(q)", in: root)
         case 2: try RenameTests.shell("mkfifo \(q)", in: root)
         case 3:
-            if let f = random.pick(file) { try RenameTests.shell("ln '\(f)' \(q) 2>/dev/null || echo l > \(q)", in: root) }
-            else { try RenameTests.shell("echo l > \(q)", in: root) }
+            if let f = random.pick(file) {
+                try RenameTests.shell("ln '\(f)' \(q) 2>/dev/null || echo l > \(q)", in: root)
+            } else {
+                try RenameTests.shell("echo l > \(q)", in: root)
+            }
         default: try RenameTests.shell("mkdir \(q); echo 1 > \(q)/one; mkdir \(q)/sub; echo 2 > \(q)/sub/two", in: root)
         }
     }

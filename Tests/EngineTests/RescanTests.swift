@@ -2,8 +2,8 @@ import EventStore
 import Events
 import Foundation
 import Indexing
-import Testing
 import TestSupport
+import Testing
 import Traversal
 
 /// Rescans write only what changed: created, updated, removed and moved entries, checked
@@ -59,11 +59,13 @@ struct RescanTests {
             // mktree's own account: exact while its operations do not touch each other's
             // results (with many, a created file may be renamed or deleted again).
             if k <= 100 {
-                #expect(net.created == summary["created"] && net.removed == summary["deleted"]
+                #expect(
+                    net.created == summary["created"] && net.removed == summary["deleted"]
                         && net.movedFiles == summary["renamed"] && net.movedDirs == summary["moved_dirs"]
                         && net.modifiedFiles == summary["modified"], "\(net) vs \(summary)")
             } else {
-                #expect(net.created <= summary["created"]! && net.removed <= summary["deleted"]!
+                #expect(
+                    net.created <= summary["created"]! && net.removed <= summary["deleted"]!
                         && net.movedFiles <= summary["renamed"]! && net.movedDirs <= summary["moved_dirs"]!)
             }
             try Checks.expectViewsMatchDisk(root, db)
@@ -149,8 +151,9 @@ struct RescanTests {
             for i in 0..<1500 { try Data(count: 1).write(to: URL(fileURLWithPath: root + "/big/f\(i)")) }
             try Data(count: 9).write(to: URL(fileURLWithPath: root + "/big/bad"))
             Thread.sleep(forTimeInterval: 2.2)
-            let first = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db),
-                                         fileSystem: FaultyFileSystem(faults: ["stat:bad": .ioError]))
+            let first = try IndexJob.run(
+                RunOptions(root: Array(root.utf8), databaseDirectory: db),
+                fileSystem: FaultyFileSystem(faults: ["stat:bad": .ioError]))
             #expect(first.counts.errors == 1)
             let second = try IndexJob.run(RunOptions(root: Array(root.utf8), databaseDirectory: db), fileSystem: PosixFileSystem())
             #expect(second.counts.created == 1)

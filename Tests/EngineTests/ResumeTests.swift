@@ -2,8 +2,8 @@ import EventStore
 import Events
 import Foundation
 import Projections
-import Testing
 import TestSupport
+import Testing
 
 /// Pause, crash and resume: a run stopped at any moment goes on later without losing or
 /// repeating work.
@@ -59,8 +59,9 @@ struct ResumeTests {
             // that found nothing to record.
             let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
             #expect(runs.first?["status"] as? String == "completed")
-            #expect(runs.dropFirst().allSatisfy { $0["created"] as? Int == 0 && $0["status"] as? String == "completed" },
-                    "\(runs)")
+            #expect(
+                runs.dropFirst().allSatisfy { $0["created"] as? Int == 0 && $0["status"] as? String == "completed" },
+                "\(runs)")
 
             try Checks.expectEachEntryCreatedOnce(db, entries: found.count)
             try Self.expectSameIndex(root, db, reference)
@@ -117,7 +118,8 @@ struct ResumeTests {
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             let e = try RescanTests.runEvents(db, run: 2)
             let net = FindOracle.changes(before: before, after: after)
-            #expect(e.created == net.created && e.removed == net.removed && e.movedFiles == net.movedFiles
+            #expect(
+                e.created == net.created && e.removed == net.removed && e.movedFiles == net.movedFiles
                     && e.movedDirs == net.movedDirs && e.updatedFiles == net.modifiedFiles, "\(e) vs \(net)")
             try Checks.expectViewsMatchDisk(root, db)
             try Checks.expectReplayMatches(db)

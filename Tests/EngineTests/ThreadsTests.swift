@@ -1,11 +1,11 @@
-import Foundation
-import Synchronization
 import EventStore
+import Foundation
 import Indexing
 import LMDB
 import Rules
-import Testing
+import Synchronization
 import TestSupport
+import Testing
 import Traversal
 
 /// `--threads`: listers read ahead of the walk, and the walk still hands listings over in
@@ -23,8 +23,10 @@ struct ThreadsTests {
     }
 
     /// Each outcome equals the first: the same log (times aside), `ls -R` and `du`.
-    static func expectSame(_ outcomes: [(log: String, ls: Data, du: Data)], _ labels: [String],
-                           sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectSame(
+        _ outcomes: [(log: String, ls: Data, du: Data)], _ labels: [String],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         for i in outcomes.indices.dropFirst() {
             let which = "\(labels[0]) and \(labels[i])"
             #expect(outcomes[i].log == outcomes[0].log, "the log differs between \(which)", sourceLocation: sourceLocation)
@@ -36,7 +38,8 @@ struct ThreadsTests {
     /// In-process runs of `root` through `fileSystem`, one per thread count, each into its
     /// own database under `tmp`: their summaries and outcomes.
     static func runs<FS: FileSystem>(_ root: String, _ tmp: String, threads: [Int], fileSystem: FS, rules: RuleSet = RuleSet())
-        throws -> [(summary: RunSummary, outcome: (log: String, ls: Data, du: Data))] {
+        throws -> [(summary: RunSummary, outcome: (log: String, ls: Data, du: Data))]
+    {
         try threads.map { n in
             let db = tmp + "/db\(n)"
             var options = RunOptions(root: Array(root.utf8), databaseDirectory: db)
@@ -108,8 +111,10 @@ struct ThreadsTests {
             var outcomes: [(log: String, ls: Data, du: Data)] = []
             for threads in ["1", "3"] {
                 let db = tmp + "/db" + threads
-                let r = try Support.run(["/usr/bin/prlimit", "--nofile=200:200", Support.evindex, "run", root, "--gitignore",
-                                         "--threads", threads, "--db", db, "--json"])
+                let r = try Support.run([
+                    "/usr/bin/prlimit", "--nofile=200:200", Support.evindex, "run", root, "--gitignore",
+                    "--threads", threads, "--db", db, "--json",
+                ])
                 #expect(r.status == 0, "\(r.stderr)")
                 let summary = try Support.objects(r.stdout).first
                 #expect(summary?["errors"] as? Int == 0, "threads \(threads): \(summary ?? [:])")
@@ -189,8 +194,10 @@ extension ThreadsTests {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree"
             try Support.makeTree(root, entries: 20_000, seed: 5)
-            let find = try Support.run(["/usr/bin/find", root, "-mindepth", "1", "-type", "d", "(", "-name", "a*", "-o", "-name", "m*", ")",
-                                        "-prune", "-o", "-type", "d", "-print0"])
+            let find = try Support.run([
+                "/usr/bin/find", root, "-mindepth", "1", "-type", "d", "(", "-name", "a*", "-o", "-name", "m*", ")",
+                "-prune", "-o", "-type", "d", "-print0",
+            ])
             // NUL-separated bytes: mktree's names hold newlines and invalid UTF-8.
             let expected = Set(find.stdout.split(separator: 0).map { Array($0) } + [Array(root.utf8)])
             #expect(expected.count > 500)
@@ -279,7 +286,7 @@ extension ThreadsTests {
             #expect(try walker.walk(root: root, rootID: 1, delegate: &delegate))
             #expect(delegate.entries.count == expected.count)
             let handed = Set(delegate.entries), found = Set(expected)
-            let same = handed == found // not the sets themselves in a failure: 20,000 paths
+            let same = handed == found  // not the sets themselves in a failure: 20,000 paths
             #expect(same, "\(found.subtracting(handed).count) entries missing, \(handed.subtracting(found).count) not in find")
             #expect(fs.opened.load(ordering: .relaxed) == fs.closed.load(ordering: .relaxed))
         }
@@ -406,7 +413,9 @@ extension ThreadsTests {
             for d in ["a", "b", "c"] {
                 try FileManager.default.createDirectory(atPath: root + "/" + d + "/sub", withIntermediateDirectories: true)
                 try "*.log\n".write(toFile: root + "/" + d + "/.gitignore", atomically: false, encoding: .utf8)
-                for f in ["x.log", "y.txt", "sub/z.log", "sub/w.txt"] { _ = FileManager.default.createFile(atPath: root + "/" + d + "/" + f, contents: nil) }
+                for f in ["x.log", "y.txt", "sub/z.log", "sub/w.txt"] {
+                    _ = FileManager.default.createFile(atPath: root + "/" + d + "/" + f, contents: nil)
+                }
             }
             try FileManager.default.createDirectory(atPath: root + "/.git/objects", withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: root + "/.git/refs", withIntermediateDirectories: true)
@@ -415,8 +424,9 @@ extension ThreadsTests {
             rules.gitignore = true
             let expected = try Self.runs(root, tmp + "/reference", threads: [1], fileSystem: PosixFileSystem(), rules: rules)[0].outcome
             for threads in [1, 3] {
-                let run = try Self.runs(root, tmp, threads: [threads], fileSystem: OutOfDescriptorsOnceFileSystem(names: ["b", "sub"]),
-                                        rules: rules)[0]
+                let run = try Self.runs(
+                    root, tmp, threads: [threads], fileSystem: OutOfDescriptorsOnceFileSystem(names: ["b", "sub"]),
+                    rules: rules)[0]
                 #expect(run.summary.counts.errors == 0, "threads \(threads)")
                 #expect(run.outcome.log == expected.log, "threads \(threads)")
                 #expect(run.outcome.ls == expected.ls, "threads \(threads)")

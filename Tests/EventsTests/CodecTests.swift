@@ -1,7 +1,7 @@
 import Events
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 struct CodecTests {
     @Test(arguments: Array(Samples.events.enumerated()))

@@ -1,9 +1,10 @@
 import Foundation
 import Indexing
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Traversal
+
 @testable import Rules
 
 /// Pauses the run (raises its stop flag) once it has opened `after` directories.
@@ -66,7 +67,7 @@ extension RulesTests {
             let rdb = tmp + "/rdb"
             #expect(try Support.evindex(["run", repo, "--gitignore", "--db", rdb]).status == 0)
             Self.expectSame(try Self.indexed(repo, rdb), [".gitignore", "d/", "d/b.c"], "gitignore first")
-            sleep(3) // past the racy window, so the directories are trusted
+            sleep(3)  // past the racy window, so the directories are trusted
             #expect(try Support.evindex(["run", repo, "--gitignore", "--db", rdb]).status == 0)
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: repo + "/.gitignore"))
             try handle.truncate(atOffset: 0)
@@ -171,7 +172,9 @@ extension RulesTests {
             try #require(paused.status == .paused)
             _ = try IndexJob.run(RunOptions(root: path, databaseDirectory: db), fileSystem: PosixFileSystem())  // abandons it
             let unchanged = try IndexJob.run(RunOptions(root: path, databaseDirectory: db), fileSystem: PosixFileSystem())
-            #expect(unchanged.lastSequence - unchanged.firstSequence == 1, "an unchanged rescan wrote \(unchanged.lastSequence - unchanged.firstSequence + 1) events")
+            #expect(
+                unchanged.lastSequence - unchanged.firstSequence == 1,
+                "an unchanged rescan wrote \(unchanged.lastSequence - unchanged.firstSequence + 1) events")
             #expect(unchanged.counts.entries == UInt64(try FindOracle.entries(root).count))
             let verify = try Support.evindex(["verify", "--db", db])
             #expect(verify.status == 0, "\(verify.text) \(verify.stderr)")

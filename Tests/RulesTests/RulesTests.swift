@@ -1,8 +1,9 @@
 import Foundation
 import Indexing
-import Testing
 import TestSupport
+import Testing
 import Traversal
+
 @testable import Rules
 
 /// Indexer rules end to end: git itself is the oracle for `--gitignore`; `find` (with the
@@ -25,10 +26,11 @@ struct RulesTests {
     static func indexed(_ root: String, _ db: String) throws -> Set<String> {
         let ls = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
         #expect(ls.status == 0, "\(ls.stderr)")
-        return Set(try Support.objects(ls.stdout).map { o in
-            let p = String(decoding: Support.pathBytes(o), as: UTF8.self)
-            return String(p.dropFirst(root.count + 1)) + ((o["kind"] as! String) == "dir" ? "/" : "")
-        })
+        return Set(
+            try Support.objects(ls.stdout).map { o in
+                let p = String(decoding: Support.pathBytes(o), as: UTF8.self)
+                return String(p.dropFirst(root.count + 1)) + ((o["kind"] as! String) == "dir" ? "/" : "")
+            })
     }
 
     /// `find ROOT -mindepth 1 ARGS -print`, relative paths, directories ending in "/".
@@ -60,11 +62,15 @@ struct RulesTests {
         return out
     }
 
-    static func expectSame(_ got: Set<String>, _ want: Set<String>, _ what: String,
-                           sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectSame(
+        _ got: Set<String>, _ want: Set<String>, _ what: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let same = got == want
-        #expect(same, "\(what): indexed but not expected \(got.subtracting(want).sorted().prefix(5)), expected but not indexed \(want.subtracting(got).sorted().prefix(5))",
-                sourceLocation: sourceLocation)
+        #expect(
+            same,
+            "\(what): indexed but not expected \(got.subtracting(want).sorted().prefix(5)), expected but not indexed \(want.subtracting(got).sorted().prefix(5))",
+            sourceLocation: sourceLocation)
     }
 
     // MARK: - git
@@ -139,7 +145,10 @@ struct RulesTests {
             #expect(try Support.evindex(["run", top + "/build", "--gitignore", "--db", db]).status == 0)
             Self.expectSame(try Self.indexed(top + "/build", db), [], "root inside an ignored directory")
             #expect(try Self.git(top, ["ls-files", "--others", "--exclude-standard", "build"]).isEmpty)
-            #expect(try Self.rejections(top + "/build", db, run: 3) == ["deep": "gitignore \(top)/.gitignore:3:build/", "g": "gitignore \(top)/.gitignore:3:build/"])
+            #expect(
+                try Self.rejections(top + "/build", db, run: 3) == [
+                    "deep": "gitignore \(top)/.gitignore:3:build/", "g": "gitignore \(top)/.gitignore:3:build/",
+                ])
             #expect(try Self.git(top, ["check-ignore", "-v", "build/g"]).hasPrefix(".gitignore:3:build/"))
         }
     }
@@ -200,26 +209,31 @@ struct RulesTests {
             }
             let prune = { (test: [String]) in ["("] + test + [")", "-prune", "-o"] }
             try check(["--reject", "*.log"], prune(["-name", "*.log"]) + ["-print"], "reject by name")
-            try check(["--reject", "node_modules", "--reject", "*.tmp"], prune(["-name", "node_modules", "-o", "-name", "*.tmp"]) + ["-print"],
-                      "two reject globs")
+            try check(
+                ["--reject", "node_modules", "--reject", "*.tmp"], prune(["-name", "node_modules", "-o", "-name", "*.tmp"]) + ["-print"],
+                "two reject globs")
             try check(["--no-hidden"], prune(["-name", ".*"]) + ["-print"], "no hidden")
             try check(["--max-depth", "2"], ["-maxdepth", "2"], "max depth 2")
-            try check(["--max-depth", "1"], ["-maxdepth", "1"], "max depth 1") // the root's entries are at depth 1
-            try check(["--accept", "*.jpg", "--accept", "*.png"], ["(", "-type", "d", "-o", "-name", "*.jpg", "-o", "-name", "*.png", ")"],
-                      "accept globs limit files, not directories")
-            try check(["--preset", "only-images"],
-                      ["(", "-type", "d", "-o", "-name", "*.jpg", "-o", "-name", "*.png", "-o", "-name", "*.gif", ")"],
-                      "preset only-images")
+            try check(["--max-depth", "1"], ["-maxdepth", "1"], "max depth 1")  // the root's entries are at depth 1
+            try check(
+                ["--accept", "*.jpg", "--accept", "*.png"], ["(", "-type", "d", "-o", "-name", "*.jpg", "-o", "-name", "*.png", ")"],
+                "accept globs limit files, not directories")
+            try check(
+                ["--preset", "only-images"],
+                ["(", "-type", "d", "-o", "-name", "*.jpg", "-o", "-name", "*.png", "-o", "-name", "*.gif", ")"],
+                "preset only-images")
             try check(["--preset", "no-hidden"], prune(["-name", ".*"]) + ["-print"], "preset no-hidden")
             try check(["--preset", "no-git"], prune(["-name", ".git", "-o", "-name", ".gitignore"]) + ["-print"], "preset no-git")
             // Reject wins over accept; a path glob is matched below the root.
-            try check(["--accept", "*.jpg", "--reject", "Media"],
-                      prune(["-path", root + "/Media"]) + ["(", "-type", "d", "-o", "-name", "*.jpg", ")", "-print"],
-                      "reject wins over accept")
+            try check(
+                ["--accept", "*.jpg", "--reject", "Media"],
+                prune(["-path", root + "/Media"]) + ["(", "-type", "d", "-o", "-name", "*.jpg", ")", "-print"],
+                "reject wins over accept")
             try check(["--reject", "awkward/*.txt"], prune(["-path", root + "/awkward/*.txt"]) + ["-print"], "relative path glob")
             try check(["--reject", root + "/wide"], prune(["-path", root + "/wide"]) + ["-print"], "absolute path glob")
-            try check(["--reject-if-child", ".git"], prune(["-type", "d", "-exec", "test", "-d", "{}/.git", ";"]) + ["-print"],
-                      "reject-if-child")
+            try check(
+                ["--reject-if-child", ".git"], prune(["-type", "d", "-exec", "test", "-d", "{}/.git", ";"]) + ["-print"],
+                "reject-if-child")
         }
     }
 
@@ -228,14 +242,17 @@ struct RulesTests {
     @Test func rejectionsNameTheirRuleAndStopTheDescent() throws {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", db = tmp + "/db"
-            for d in ["a/node_modules/x", "a/src", ".cache"] { try FileManager.default.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true) }
+            for d in ["a/node_modules/x", "a/src", ".cache"] {
+                try FileManager.default.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true)
+            }
             for f in ["a/node_modules/x/m.js", "a/src/m.js", "a/src/debug.log", ".cache/c", "top.log"] {
                 _ = FileManager.default.createFile(atPath: root + "/" + f, contents: Data())
             }
             #expect(try Support.evindex(["run", root, "--reject", "node_modules", "--reject", "*.log", "--no-hidden", "--db", db]).status == 0)
-            #expect(try Self.rejections(root, db) == [
-                "a/node_modules": "reject node_modules", "a/src/debug.log": "reject *.log", "top.log": "reject *.log", ".cache": "hidden",
-            ])
+            #expect(
+                try Self.rejections(root, db) == [
+                    "a/node_modules": "reject node_modules", "a/src/debug.log": "reject *.log", "top.log": "reject *.log", ".cache": "hidden",
+                ])
             Self.expectSame(try Self.indexed(root, db), ["a/", "a/src/", "a/src/m.js"], "indexed")
             let why = try Support.evindex(["why", root + "/a/node_modules/x/m.js", "--json", "--db", db])
             #expect(why.status == 1)
@@ -262,30 +279,37 @@ struct RulesTests {
             for d in ["notes", "code/app/.git", "code/app/src", "code/group/lib/.git", "code/group/lib/x", "code/tool/.svn"] {
                 try FileManager.default.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true)
             }
-            for f in ["readme", "notes/n.txt", "code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD", "code/group/g.txt",
-                      "code/group/lib/x/l.c", "code/tool/t.c"] {
+            for f in [
+                "readme", "notes/n.txt", "code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD", "code/group/g.txt",
+                "code/group/lib/x/l.c", "code/tool/t.c",
+            ] {
                 _ = FileManager.default.createFile(atPath: root + "/" + f, contents: Data())
             }
-            let dirs: Set<String> = ["notes/", "code/", "code/app/", "code/app/.git/", "code/app/src/", "code/group/", "code/group/lib/",
-                                     "code/group/lib/.git/", "code/group/lib/x/", "code/tool/", "code/tool/.svn/"]
+            let dirs: Set<String> = [
+                "notes/", "code/", "code/app/", "code/app/.git/", "code/app/src/", "code/group/", "code/group/lib/",
+                "code/group/lib/.git/", "code/group/lib/x/", "code/tool/", "code/tool/.svn/",
+            ]
             let db = tmp + "/db"
             #expect(try Support.evindex(["run", root, "--preset", "only-git-repos", "--db", db]).status == 0)
-            Self.expectSame(try Self.indexed(root, db),
-                            dirs.union(["code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD", "code/group/lib/x/l.c"]),
-                            "only git repositories")
+            Self.expectSame(
+                try Self.indexed(root, db),
+                dirs.union(["code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD", "code/group/lib/x/l.c"]),
+                "only git repositories")
             let rules = try Self.rejections(root, db)
             #expect(Set(rules.keys) == ["readme", "notes/n.txt", "code/group/g.txt", "code/tool/t.c"])
             // Both children required.
             let db2 = tmp + "/db2"
             #expect(try Support.evindex(["run", root, "--require-child", ".git", "--require-child", "src", "--db", db2]).status == 0)
-            Self.expectSame(try Self.indexed(root, db2), dirs.union(["code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD"]),
-                            "two required children")
+            Self.expectSame(
+                try Self.indexed(root, db2), dirs.union(["code/app/main.c", "code/app/src/a.c", "code/app/.git/HEAD"]),
+                "two required children")
             // reject-if-child: the repositories go, with everything in them.
             let db3 = tmp + "/db3"
             #expect(try Support.evindex(["run", root, "--reject-if-child", ".git", "--db", db3]).status == 0)
-            Self.expectSame(try Self.indexed(root, db3),
-                            ["readme", "notes/", "notes/n.txt", "code/", "code/group/", "code/group/g.txt", "code/tool/", "code/tool/.svn/", "code/tool/t.c"],
-                            "reject-if-child .git")
+            Self.expectSame(
+                try Self.indexed(root, db3),
+                ["readme", "notes/", "notes/n.txt", "code/", "code/group/", "code/group/g.txt", "code/tool/", "code/tool/.svn/", "code/tool/t.c"],
+                "reject-if-child .git")
         }
     }
 
@@ -341,7 +365,9 @@ struct RulesTests {
     @Test func parsersSurviveFuzzing() throws {
         var rng = SystemRandomNumberGenerator()
         let seeds: [[UInt8]] = [
-            Array("reject *.o\naccept *.jpg\nrequire-child .git\nreject-if-child node_modules\ngitignore on\nhidden off\nmax-depth 3\npreset no-git\n".utf8),
+            Array(
+                "reject *.o\naccept *.jpg\nrequire-child .git\nreject-if-child node_modules\ngitignore on\nhidden off\nmax-depth 3\npreset no-git\n"
+                    .utf8),
             Array("*.log\n!keep.log\n/build/\n**/x/**\n\\#a\n\\!b\ntrail\\ \n[[:alpha:]]*\n[!a-c]?\n".utf8),
         ]
         var errors = 0
@@ -352,7 +378,9 @@ struct RulesTests {
                 case 0 where !bytes.isEmpty: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
                 case 1: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
                 case 2 where !bytes.isEmpty: bytes.remove(at: Int.random(in: 0..<bytes.count, using: &rng))
-                default: bytes.insert(contentsOf: Array("[*\\!/:]\n".utf8).shuffled(using: &rng).prefix(3), at: Int.random(in: 0...bytes.count, using: &rng))
+                default:
+                    bytes.insert(
+                        contentsOf: Array("[*\\!/:]\n".utf8).shuffled(using: &rng).prefix(3), at: Int.random(in: 0...bytes.count, using: &rng))
                 }
             }
             var rules = RuleSet()

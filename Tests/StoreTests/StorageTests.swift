@@ -1,12 +1,13 @@
 import EventStore
-@testable import Events
 import Foundation
 import Indexing
 import LMDB
 import Projections
-import Testing
 import TestSupport
+import Testing
 import Traversal
+
+@testable import Events
 
 /// Schema 2: the log in blocks and the file-path view one listing per directory, checked
 /// against oracles that do not go through evindex's own decoder (a Python decoder written
@@ -45,24 +46,30 @@ struct StorageTests {
             var i = 0
             while i + 7 <= fields.count {
                 func number<T: FixedWidthInteger>(_ k: Int) -> T { T(String(decoding: fields[i + k], as: UTF8.self))! }
-                entries.append(FindEntry(path: Array(fields[i]), kind: String(decoding: fields[i + 1], as: UTF8.self),
-                                         size: number(2), inode: number(3), mtimeNs: number(4)))
+                entries.append(
+                    FindEntry(
+                        path: Array(fields[i]), kind: String(decoding: fields[i + 1], as: UTF8.self),
+                        size: number(2), inode: number(3), mtimeNs: number(4)))
                 i += 7
             }
             let found = try FindOracle.entries(root)
             #expect(found.count >= 5000)
             #expect(entries.count == found.count)
             let missing = Set(found).subtracting(entries), extra = Set(entries).subtracting(found)
-            #expect(missing.isEmpty && extra.isEmpty,
-                    "missing \(missing.prefix(3).map { String(decoding: $0.path, as: UTF8.self) }), extra \(extra.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })")
+            #expect(
+                missing.isEmpty && extra.isEmpty,
+                "missing \(missing.prefix(3).map { String(decoding: $0.path, as: UTF8.self) }), extra \(extra.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })"
+            )
         }
     }
 
     /// The Python decoder reads the golden blocks' awkward values (a negative ctime, the
     /// Int64 extremes, a 2^40 inode) as the Swift decoder does.
     @Test func independentDecoderReadsTheGoldenBlocks() throws {
-        let decoded = try Support.run(["/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("decode_log.py").path,
-                                       Support.fixtures.appendingPathComponent("golden-v2.log").path])
+        let decoded = try Support.run([
+            "/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("decode_log.py").path,
+            Support.fixtures.appendingPathComponent("golden-v2.log").path,
+        ])
         #expect(decoded.status == 0, "\(decoded.stderr)")
         let fields = decoded.stdout.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         func row(_ m: EntryMetadata, _ kind: String) -> [String] {
@@ -160,7 +167,9 @@ struct StorageTests {
             let source = try EventLog(directory: current, create: false)
             let (records, runs, nextDirID) = try source.environment.read { txn in
                 var records: [EventRecord] = []
-                try source.forEach(txn) { records.append($0.record); return true }
+                try source.forEach(txn) {
+                    records.append($0.record); return true
+                }
                 return (records, try source.allRuns(txn), try source.metaValue(txn, "nextDirID"))
             }
             // The same history as schema 1 wrote it, with a file-path view row of that layout.
@@ -175,13 +184,15 @@ struct StorageTests {
             }
             let refused = try Support.evindex(["ls", root, "--db", old])
             #expect(refused.status != 0)
-            #expect(refused.stderr.contains("older evindex (schema 1)") && refused.stderr.split(separator: "\n").count == 1,
-                    "\(refused.stderr)")
+            #expect(
+                refused.stderr.contains("older evindex (schema 1)") && refused.stderr.split(separator: "\n").count == 1,
+                "\(refused.stderr)")
             let rescan = try Support.evindex(["run", root, "--db", old, "--json"])
             #expect(rescan.status == 0, "\(rescan.stderr)")
             let summary = try Support.objects(rescan.stdout).first ?? [:]
-            #expect(summary["created"] as? Int == 0 && summary["updated"] as? Int == 0 && summary["removed"] as? Int == 0,
-                    "\(summary)")
+            #expect(
+                summary["created"] as? Int == 0 && summary["updated"] as? Int == 0 && summary["removed"] as? Int == 0,
+                "\(summary)")
             try Checks.expectViewsMatchDisk(root, old)
             try Checks.expectReplayMatches(old)
             // The old records are still there, read as they are.
@@ -201,7 +212,9 @@ struct StorageTests {
             let log = try EventLog(directory: db, create: true)
             try log.environment.write { txn in
                 var value: [UInt8] = []
-                try log.forEachStoredValue(txn) { first, v in last = first; value = Array(v); return true }
+                try log.forEachStoredValue(txn) { first, v in
+                    last = first; value = Array(v); return true
+                }
                 value[value.count - 6] ^= 0x01  // the count
                 try log.overwriteForTesting(txn, sequence: last, value: value)
             }
@@ -210,7 +223,9 @@ struct StorageTests {
             #expect(r.stderr.contains("record \(last) is corrupt") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
             let after = try log.environment.read { txn in
                 var count = 0
-                try log.forEachStoredValue(txn, from: last) { _, _ in count += 1; return true }
+                try log.forEachStoredValue(txn, from: last) { _, _ in
+                    count += 1; return true
+                }
                 return count
             }
             #expect(after == 1)
@@ -220,9 +235,9 @@ struct StorageTests {
     /// A listing row that cannot be right (no entries, a stretch past the end of the
     /// sequence space) is reported as an inconsistent index in one line, never a crash.
     @Test(arguments: [
-        [1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0],                    // no entries, far past the log's end
+        [1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0],  // no entries, far past the log's end
         [1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x05, 0x01],  // a stretch past 2^64
-        [9],                                                             // no such form
+        [9],  // no such form
     ])
     func impossibleListingIsReportedNotTrapped(_ row: [UInt8]) throws {
         try Support.withTemporaryDirectory { tmp in
@@ -277,9 +292,10 @@ struct StorageTests {
                 hot.addEntryCreated(sequence: 5 + UInt64(i), run: 2, timeMs: 9, parent: 3, name: n, metadata: metadata[i])
             }
         }
-        let general = BlockEncoder.encoded((0..<3).map { i in
-            EventRecord(sequence: 5 + UInt64(i), run: 2, timeMs: 9, event: .entryCreated(parent: 3, name: names[i], metadata[i]))
-        })
+        let general = BlockEncoder.encoded(
+            (0..<3).map { i in
+                EventRecord(sequence: 5 + UInt64(i), run: 2, timeMs: 9, event: .entryCreated(parent: 3, name: names[i], metadata[i]))
+            })
         #expect(hot.finish { _, v in Array(v) } == general)
     }
 
@@ -368,11 +384,12 @@ struct StorageTests {
         #expect(decoded == expected)
         // This build still writes version 2 byte for byte; a format change must bump the version.
         if RecordFormat.schemaVersion == 2 {
-            #expect(blocks.flatMap { block in
-                let value = BlockEncoder.encoded(block)
-                return withUnsafeBytes(of: UInt32(value.count).littleEndian, Array.init)
-                    + withUnsafeBytes(of: block[0].sequence.bigEndian, Array.init) + value
-            } == bytes)
+            #expect(
+                blocks.flatMap { block in
+                    let value = BlockEncoder.encoded(block)
+                    return withUnsafeBytes(of: UInt32(value.count).littleEndian, Array.init)
+                        + withUnsafeBytes(of: block[0].sequence.bigEndian, Array.init) + value
+                } == bytes)
         }
     }
 }

@@ -17,21 +17,25 @@ public enum Checks {
         let listing = try Support.evindex(["ls", root, "-R", "--json", "--db", db])
         #expect(listing.status == 0, "\(listing.stderr)", sourceLocation: sourceLocation)
         let listed = try Support.objects(listing.stdout).map { o in
-            FindEntry(path: Support.pathBytes(o), kind: o["kind"] as! String,
-                      size: (o["size"] as! NSNumber).uint64Value, inode: (o["inode"] as! NSNumber).uint64Value,
-                      mtimeNs: (o["mtime_ns"] as! NSNumber).int64Value)
+            FindEntry(
+                path: Support.pathBytes(o), kind: o["kind"] as! String,
+                size: (o["size"] as! NSNumber).uint64Value, inode: (o["inode"] as! NSNumber).uint64Value,
+                mtimeNs: (o["mtime_ns"] as! NSNumber).int64Value)
         }
         let missing = Set(found).subtracting(listed), extra = Set(listed).subtracting(found)
-        #expect(missing.isEmpty && extra.isEmpty && listed.count == found.count,
-                "missing \(missing.prefix(3).map { String(decoding: $0.path, as: UTF8.self) }), extra \(extra.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })",
-                sourceLocation: sourceLocation)
+        #expect(
+            missing.isEmpty && extra.isEmpty && listed.count == found.count,
+            "missing \(missing.prefix(3).map { String(decoding: $0.path, as: UTF8.self) }), extra \(extra.prefix(3).map { String(decoding: $0.path, as: UTF8.self) })",
+            sourceLocation: sourceLocation)
         let oracle = FindOracle.totals(root: Array(root.utf8), entries: found)
         let du = try Support.objects(try Support.evindex(["du", root, "--depth", "1000", "--json", "--db", db]).stdout)
         #expect(du.count == oracle.count, sourceLocation: sourceLocation)
         let wrong = du.filter { row in
             guard let want = oracle[Support.pathBytes(row)] else { return true }
-            return want != ((row["size"] as! NSNumber).int64Value, (row["files"] as! NSNumber).int64Value,
-                            (row["dirs"] as! NSNumber).int64Value)
+            return want != (
+                (row["size"] as! NSNumber).int64Value, (row["files"] as! NSNumber).int64Value,
+                (row["dirs"] as! NSNumber).int64Value
+            )
         }
         #expect(wrong.isEmpty, "du differs at \(wrong.prefix(3).map { $0["path"] as? String ?? "?" })", sourceLocation: sourceLocation)
     }
@@ -42,8 +46,10 @@ public enum Checks {
     }
 
     public static func mutate(_ root: String, _ k: Int, seed: Int) throws -> [String: Int] {
-        let r = try Support.run(["/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("mktree.py").path, root,
-                                 "--mutate", String(k), "--seed", String(seed)])
+        let r = try Support.run([
+            "/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("mktree.py").path, root,
+            "--mutate", String(k), "--seed", String(seed),
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         return try JSONSerialization.jsonObject(with: r.stdout) as! [String: Int]
     }

@@ -30,10 +30,12 @@ public enum FindOracle {
             case "l": kind = "symlink"
             default: kind = "other"
             }
-            result.append(FindEntry(path: Array(fields[i]), kind: kind,
-                                    size: UInt64(String(decoding: fields[i + 2], as: UTF8.self))!,
-                                    inode: UInt64(String(decoding: fields[i + 3], as: UTF8.self))!,
-                                    mtimeNs: nanoseconds(String(decoding: fields[i + 4], as: UTF8.self))))
+            result.append(
+                FindEntry(
+                    path: Array(fields[i]), kind: kind,
+                    size: UInt64(String(decoding: fields[i + 2], as: UTF8.self))!,
+                    inode: UInt64(String(decoding: fields[i + 3], as: UTF8.self))!,
+                    mtimeNs: nanoseconds(String(decoding: fields[i + 4], as: UTF8.self))))
             i += 5
         }
         return result
@@ -101,11 +103,14 @@ extension FindOracle {
         while i + 6 <= f.count {
             let type = String(decoding: f[i + 1], as: UTF8.self)
             let kind = type == "directory" ? "dir" : type.hasPrefix("regular") ? "file" : type
-            result.append(IdentifiedEntry(path: f[i], kind: kind,
-                                          size: UInt64(String(decoding: f[i + 2], as: UTF8.self))!,
-                                          mtime: String(decoding: f[i + 4], as: UTF8.self),
-                                          identity: Identity(inode: UInt64(String(decoding: f[i + 3], as: UTF8.self))!,
-                                                             birth: String(decoding: f[i + 5], as: UTF8.self))))
+            result.append(
+                IdentifiedEntry(
+                    path: f[i], kind: kind,
+                    size: UInt64(String(decoding: f[i + 2], as: UTF8.self))!,
+                    mtime: String(decoding: f[i + 4], as: UTF8.self),
+                    identity: Identity(
+                        inode: UInt64(String(decoding: f[i + 3], as: UTF8.self))!,
+                        birth: String(decoding: f[i + 5], as: UTF8.self))))
             i += 6
         }
         return result

@@ -2,10 +2,12 @@ import Events
 
 /// One sample of every event type, with awkward values: the codec's test table.
 public enum Samples {
-    public static let metadata = EntryMetadata(kind: .file, mode: 0o100644, inode: 1 << 40, device: 65024, size: 4_000_000_000,
-                                        mtimeNs: 1_600_000_000_123_456_789, ctimeNs: -5, btimeNs: 1_500_000_000_000_000_001, dirID: 0)
-    public static let directory = EntryMetadata(kind: .directory, mode: 0o040755, inode: 7, device: 1, size: 4096,
-                                         mtimeNs: 0, ctimeNs: .max, btimeNs: .min, dirID: 42)
+    public static let metadata = EntryMetadata(
+        kind: .file, mode: 0o100644, inode: 1 << 40, device: 65024, size: 4_000_000_000,
+        mtimeNs: 1_600_000_000_123_456_789, ctimeNs: -5, btimeNs: 1_500_000_000_000_000_001, dirID: 0)
+    public static let directory = EntryMetadata(
+        kind: .directory, mode: 0o040755, inode: 7, device: 1, size: 4096,
+        mtimeNs: 0, ctimeNs: .max, btimeNs: .min, dirID: 42)
     public static let oddName: [UInt8] = Array("line\nbreak ".utf8) + [0xE9, 0xFF, 0x00, 0x80] + Array(repeating: 0x61, count: 200)
     public static var counts: RunCounts {
         var c = RunCounts()

@@ -66,8 +66,10 @@ public enum Support {
     /// Builds a tree with mktree.py; returns the summary it printed.
     @discardableResult
     public static func makeTree(_ dest: String, entries: Int, seed: Int) throws -> [String: Any] {
-        let r = try run(["/usr/bin/env", "python3", fixtures.appendingPathComponent("mktree.py").path, dest,
-                         "--entries", String(entries), "--seed", String(seed)])
+        let r = try run([
+            "/usr/bin/env", "python3", fixtures.appendingPathComponent("mktree.py").path, dest,
+            "--entries", String(entries), "--seed", String(seed),
+        ])
         #expect(r.status == 0, "mktree failed: \(r.stderr)")
         return (try? JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]) ?? [:]
     }

@@ -1,11 +1,13 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import History
+import JSONFormat
 import Projections
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct DiffCommand: ParsableCommand {
@@ -39,13 +41,16 @@ struct DiffCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("RUN_A RUN_B, or with --logs DB_A DB_B RUN_A RUN_B.", valueName: "args"))
     var arguments: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Show at most this many differences (default 20; 0: the summary only). --json shows all.", valueName: "n"))
+    @Option(
+        name: .long, help: ArgumentHelp("Show at most this many differences (default 20; 0: the summary only). --json shows all.", valueName: "n"))
     var limit: Int = 20
 
     @Option(name: .long, help: ArgumentHelp("Also compare these fields (ctime_ns, dev; comma-separated).", valueName: "fields"))
     var compare: String?
 
-    @Option(name: .long, help: ArgumentHelp("Do not compare these fields (kind, inode, mode, size, mtime_ns, btime_ns; comma-separated).", valueName: "fields"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Do not compare these fields (kind, inode, mode, size, mtime_ns, btime_ns; comma-separated).", valueName: "fields"))
     var ignore: String?
 
     @Flag(name: .long, help: "One JSON object per difference, then first_divergence and summary objects.")
@@ -139,8 +144,9 @@ struct DiffCommand: ParsableCommand {
         let fields = try fields()
         var out = Output()
         let differ = try IndexSnapshot.read([a.learned.reader(log: a.index.log), b.learned.reader(log: b.index.log)]) { snapshots in
-            try report(a, b, sideA: DiffSide(snapshots[0], facts: a.facts), sideB: DiffSide(snapshots[1], facts: b.facts),
-                       fields: fields, &out)
+            try report(
+                a, b, sideA: DiffSide(snapshots[0], facts: a.facts), sideB: DiffSide(snapshots[1], facts: b.facts),
+                fields: fields, &out)
         }
         out.flush()
         if differ { exitProcess(1) }
@@ -148,8 +154,10 @@ struct DiffCommand: ParsableCommand {
 
     // MARK: - Report
 
-    func report(_ a: Opened, _ b: Opened, sideA: DiffSide, sideB: DiffSide,
-                fields: MetadataFields, _ out: inout Output) throws -> Bool {
+    func report(
+        _ a: Opened, _ b: Opened, sideA: DiffSide, sideB: DiffSide,
+        fields: MetadataFields, _ out: inout Output
+    ) throws -> Bool {
         let optionsDiffer = a.facts.options != b.facts.options
         // Header.
         if json {
@@ -252,8 +260,10 @@ struct DiffCommand: ParsableCommand {
         if let divergence {
             var resolverA = PathResolver(), resolverB = PathResolver()
             out.line("first divergence: " + (divergence.path.isEmpty ? "./" : displayPath(divergence.path) + "/"))
-            out.line("  A: " + (try divergence.eventA.map { try eventLine($0, sideA.snapshot, &resolverA) } ?? "no event of run \(a.run.id) concerns it"))
-            out.line("  B: " + (try divergence.eventB.map { try eventLine($0, sideB.snapshot, &resolverB) } ?? "no event of run \(b.run.id) concerns it"))
+            out.line(
+                "  A: " + (try divergence.eventA.map { try eventLine($0, sideA.snapshot, &resolverA) } ?? "no event of run \(a.run.id) concerns it"))
+            out.line(
+                "  B: " + (try divergence.eventB.map { try eventLine($0, sideB.snapshot, &resolverB) } ?? "no event of run \(b.run.id) concerns it"))
         }
         for line in shown { out.line(line) }
         if hidden > 0 { out.line("… \(hidden) more differences (--limit \(limit + hidden) shows them, --json all)") }
@@ -292,7 +302,9 @@ struct DiffCommand: ParsableCommand {
     }
 
     func sideLine(_ s: Opened) -> String {
-        let upTo = s.through == s.run.lastSequence ? "events \(s.run.firstSequence)-\(s.run.lastSequence)" : "events \(s.run.firstSequence)-\(s.through) (of \(s.run.lastSequence))"
+        let upTo =
+            s.through == s.run.lastSequence
+            ? "events \(s.run.firstSequence)-\(s.run.lastSequence)" : "events \(s.run.firstSequence)-\(s.through) (of \(s.run.lastSequence))"
         let source: String
         switch s.learned.source {
         case .live: source = "the live index"
@@ -344,7 +356,8 @@ struct DiffCommand: ParsableCommand {
         case .onlyInA, .onlyInB:
             let side = d.kind == .onlyInA ? "A" : "B"
             if d.isListing, let s = d.subtree {
-                return "\(dir.isEmpty ? "." : displayPath(dir))/ (\(s.entries) entries, \(s.bytes) bytes) only in \(side): \(side == "A" ? "B" : "A") could not read it"
+                return
+                    "\(dir.isEmpty ? "." : displayPath(dir))/ (\(s.entries) entries, \(s.bytes) bytes) only in \(side): \(side == "A" ? "B" : "A") could not read it"
             }
             let m = (d.a ?? d.b)!
             if let s = d.subtree { return "\(name)/ (\(s.entries) entries, \(s.bytes) bytes) only in \(side)" }
@@ -363,7 +376,9 @@ struct DiffCommand: ParsableCommand {
                 default: return "btime \(nsTime(x.btimeNs)) -> \(nsTime(y.btimeNs))"
                 }
             }
-            var line = "\(name)\(x.kind == .directory ? "/" : ""): " + (changes.isEmpty ? "directory not entered on one side" : changes.joined(separator: ", "))
+            var line =
+                "\(name)\(x.kind == .directory ? "/" : ""): "
+                + (changes.isEmpty ? "directory not entered on one side" : changes.joined(separator: ", "))
             if let s = d.subtree { line += "; below it \(s.entries) entries, \(s.bytes) bytes on one side only" }
             return line
         }

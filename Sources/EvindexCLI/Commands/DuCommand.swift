@@ -1,7 +1,8 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import Indexing
+import JSONFormat
 import Projections
 
 struct DuCommand: ParsableCommand {
@@ -76,8 +77,10 @@ struct DuCommand: ParsableCommand {
     }
 
     /// The directory and those below it within `depth`, in tree order.
-    private func collect(_ snapshot: IndexSnapshot, _ dirID: UInt64, _ path: [UInt8], level: Int,
-                         into rows: inout [(path: [UInt8], totals: DirectoryTotals)]) throws {
+    private func collect(
+        _ snapshot: IndexSnapshot, _ dirID: UInt64, _ path: [UInt8], level: Int,
+        into rows: inout [(path: [UInt8], totals: DirectoryTotals)]
+    ) throws {
         guard let row = try snapshot.directory(dirID) else {
             throw CommandFailure(message: "\(displayPath(path)) has no row in the directory-size view", exitCode: 1)
         }

@@ -1,12 +1,14 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import History
 import Indexing
+import JSONFormat
 import Projections
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct ExportCommand: ParsableCommand {
@@ -39,27 +41,12 @@ struct ExportCommand: ParsableCommand {
         let index = try ReadOnlyIndex(database)
         let run = try index.read { try index.run($0, id: runID) }
         var out = Output()
-        var noPaths = PathResolver(enabled: false)
         do {
             try ExportedRun.read(log: index.log, live: index.views, run: run) { section in
                 switch section {
-                case let .header(r, baseEntries):
-                    var o = JSONObject()
-                    o.add("evindex_export", 1)
-                    runFields(&o, r)
-                    o.add("root_dir_id", r.rootDirID)
-                    o.add("first_index", r.isFirstIndex)
-                    o.add("base_entries", baseEntries)
-                    out.line(o.json)
-                case let .base(entry):
-                    var o = JSONObject()
-                    o.add("base", true)
-                    o.add("parent", entry.parent)
-                    o.addPath("name", entry.name)
-                    if let rule = entry.rule { o.add("rule", rule) } else { metadataFields(&o, "", entry.metadata) }
-                    out.line(o.json)
-                case let .event(record):
-                    try index.read { snapshot in out.line(try eventJSON(record, snapshot, &noPaths)) }
+                case let .header(r, baseEntries): out.line(ExportFormat.header(r, baseEntries: baseEntries))
+                case let .base(entry): out.line(ExportFormat.base(entry))
+                case let .event(record): out.line(ExportFormat.event(record))
                 }
             }
         } catch let error as DecodeError {

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Events
+import JSONFormat
 import Projections
 import Search
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct FindCommand: ParsableCommand {
@@ -58,29 +60,41 @@ struct FindCommand: ParsableCommand {
     @Flag(name: [.customShort("p"), .customLong("full-path")], help: "Match PATTERN against the whole path, not only the name.")
     var fullPath = false
 
-    @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Only entries of this kind: f (file), d (directory), l (symlink), o (other); repeatable.", valueName: "kind"))
+    @Option(
+        name: [.customShort("t"), .long],
+        help: ArgumentHelp("Only entries of this kind: f (file), d (directory), l (symlink), o (other); repeatable.", valueName: "kind"))
     var type: [String] = []
 
     @Option(name: [.customShort("e"), .customLong("ext")], help: ArgumentHelp("Only names ending in .EXT (any case); repeatable.", valueName: "ext"))
     var extensions: [String] = []
 
     // Unconditional: "-4ki" is a value here, not an option.
-    @Option(name: [.customShort("S"), .long], parsing: .unconditionalSingleValue, help: ArgumentHelp("Only files of this size: +N at least, -N at most, N exactly (e.g. +10m, -4ki).", valueName: "size"))
+    @Option(
+        name: [.customShort("S"), .long], parsing: .unconditionalSingleValue,
+        help: ArgumentHelp("Only files of this size: +N at least, -N at most, N exactly (e.g. +10m, -4ki).", valueName: "size"))
     var size: [String] = []
 
-    @Option(name: .customLong("changed-within"), help: ArgumentHelp("Only entries modified since then: a duration (2d, 12h) or a date.", valueName: "time"))
+    @Option(
+        name: .customLong("changed-within"),
+        help: ArgumentHelp("Only entries modified since then: a duration (2d, 12h) or a date.", valueName: "time"))
     var changedWithin: String?
 
-    @Option(name: .customLong("changed-before"), help: ArgumentHelp("Only entries modified before then: a duration (30d) or a date.", valueName: "time"))
+    @Option(
+        name: .customLong("changed-before"), help: ArgumentHelp("Only entries modified before then: a duration (30d) or a date.", valueName: "time"))
     var changedBefore: String?
 
-    @Option(name: [.customShort("d"), .customLong("max-depth")], help: ArgumentHelp("Descend at most N levels below each PATH (1: its children).", valueName: "n"))
+    @Option(
+        name: [.customShort("d"), .customLong("max-depth")],
+        help: ArgumentHelp("Descend at most N levels below each PATH (1: its children).", valueName: "n"))
     var maxDepth: Int?
 
     @Flag(name: [.customShort("0"), .customLong("print0")], help: "Print the exact path bytes, each followed by NUL.")
     var print0 = false
 
-    @Flag(name: .long, help: "One JSON object per entry, as `ls --json`: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns.")
+    @Flag(
+        name: .long,
+        help: "One JSON object per entry, as `ls --json`: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns."
+    )
     var json = false
 
     @Option(name: .long, help: ArgumentHelp("Stop after N entries.", valueName: "n"))

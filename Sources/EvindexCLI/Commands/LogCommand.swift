@@ -1,12 +1,14 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import History
 import Indexing
+import JSONFormat
 import Projections
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct LogCommand: ParsableCommand {
@@ -99,9 +101,10 @@ struct LogCommand: ParsableCommand {
 
     func run() throws {
         let index = try ReadOnlyIndex(database)
-        var filter = EventFilter(runID: runID, types: try parsedTypes(),
-                                 pathPrefix: pathPrefix.map { absolutePath(rawArgument($0)) },
-                                 sinceMs: since.flatMap(parseTime), untilMs: until.flatMap(parseTime))
+        var filter = EventFilter(
+            runID: runID, types: try parsedTypes(),
+            pathPrefix: pathPrefix.map { absolutePath(rawArgument($0)) },
+            sinceMs: since.flatMap(parseTime), untilMs: until.flatMap(parseTime))
         var out = Output()
         var paths = PathResolver()
         var printed = 0
@@ -152,7 +155,6 @@ struct LogCommand: ParsableCommand {
     }
 }
 
-
 /// Milliseconds since the epoch from `2026-11-30T05:00:00Z` (fraction and `Z` optional,
 /// UTC), `2026-11-30`, or a number of milliseconds.
 func parseTime(_ text: String) -> Int64? {
@@ -163,7 +165,8 @@ func parseTime(_ text: String) -> Int64? {
     guard let date = dateAndTime.first else { return nil }
     let d = date.split(separator: "-", omittingEmptySubsequences: false)
     guard d.count == 3, let year = Int32(d[0]), let month = Int32(d[1]), let day = Int32(d[2]),
-          (1...12).contains(month), (1...31).contains(day) else { return nil }
+        (1...12).contains(month), (1...31).contains(day)
+    else { return nil }
     var hour: Int32 = 0, minute: Int32 = 0, second: Int32 = 0
     var millis: Int64 = 0
     if dateAndTime.count == 2 {

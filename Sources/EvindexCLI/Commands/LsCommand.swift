@@ -1,7 +1,8 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import Indexing
+import JSONFormat
 import Projections
 
 struct LsCommand: ParsableCommand {

@@ -1,7 +1,8 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import Indexing
+import JSONFormat
 import Projections
 
 /// The log and views of a database, opened for reading, with the CLI's one-line failures.

@@ -1,10 +1,12 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import Indexing
+import JSONFormat
 import Projections
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct ReplayCommand: ParsableCommand {
@@ -82,7 +84,9 @@ struct ReplayCommand: ParsableCommand {
             out.line(o.json)
         } else {
             let origin = result.startedAfter == 0 ? "from scratch" : "from the snapshot at \(result.startedAfter)"
-            out.line("replayed \(result.events) events \(origin) (through \(result.lastSequence)) in \(format3(result.seconds)) s: \(UInt64(result.eventsPerSecond)) events/s")
+            out.line(
+                "replayed \(result.events) events \(origin) (through \(result.lastSequence)) in \(format3(result.seconds)) s: \(UInt64(result.eventsPerSecond)) events/s"
+            )
             out.line("live:     \(liveDigest)")
             out.line("replayed: \(replayDigest)")
             if verify && difference == nil { out.line("the replayed views equal the live ones") }

@@ -1,11 +1,13 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import Indexing
+import JSONFormat
 import Rules
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct RunCommand: ParsableCommand {
@@ -39,41 +41,58 @@ struct RunCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("reject"), help: ArgumentHelp(
-        "Do not index entries matching this glob (repeatable). No '/': the name; leading '/': the absolute path; else the path below the root.",
-        valueName: "glob"))
+    @Option(
+        name: .customLong("reject"),
+        help: ArgumentHelp(
+            "Do not index entries matching this glob (repeatable). No '/': the name; leading '/': the absolute path; else the path below the root.",
+            valueName: "glob"))
     var rejectGlobs: [String] = []
 
-    @Option(name: .customLong("accept"), help: ArgumentHelp(
-        "Index only files (not directories) matching one of these globs (repeatable).", valueName: "glob"))
+    @Option(
+        name: .customLong("accept"),
+        help: ArgumentHelp(
+            "Index only files (not directories) matching one of these globs (repeatable).", valueName: "glob"))
     var acceptGlobs: [String] = []
 
-    @Option(name: .customLong("require-child"), help: ArgumentHelp(
-        "Index files only inside a directory that has this child directory, or below one (repeatable: all are required).",
-        valueName: "name"))
+    @Option(
+        name: .customLong("require-child"),
+        help: ArgumentHelp(
+            "Index files only inside a directory that has this child directory, or below one (repeatable: all are required).",
+            valueName: "name"))
     var requireChildren: [String] = []
 
-    @Option(name: .customLong("reject-if-child"), help: ArgumentHelp(
-        "Do not index a directory that has this child directory (repeatable: any one rejects).", valueName: "name"))
+    @Option(
+        name: .customLong("reject-if-child"),
+        help: ArgumentHelp(
+            "Do not index a directory that has this child directory (repeatable: any one rejects).", valueName: "name"))
     var rejectIfChildren: [String] = []
 
-    @Flag(inversion: .prefixedNo, help: "Apply .gitignore files, .git/info/exclude and git's global excludes file inside git work trees, as git does (default: off).")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Apply .gitignore files, .git/info/exclude and git's global excludes file inside git work trees, as git does (default: off).")
     var gitignore: Bool?
 
     @Flag(inversion: .prefixedNo, help: "Index entries whose name starts with a dot (default: on).")
     var hidden: Bool?
 
-    @Option(name: .customLong("max-depth"), help: ArgumentHelp(
-        "Do not enter directories at this depth (the root's children are at depth 1); they are still indexed.",
-        valueName: "n"))
+    @Option(
+        name: .customLong("max-depth"),
+        help: ArgumentHelp(
+            "Do not enter directories at this depth (the root's children are at depth 1); they are still indexed.",
+            valueName: "n"))
     var maxDepth: Int?
 
-    @Option(name: .customLong("preset"), help: ArgumentHelp(
-        "A named rule set (repeatable): \(RuleSet.presets.map(\.name).joined(separator: ", ")).", valueName: "name"))
+    @Option(
+        name: .customLong("preset"),
+        help: ArgumentHelp(
+            "A named rule set (repeatable): \(RuleSet.presets.map(\.name).joined(separator: ", ")).", valueName: "name"))
     var presets: [String] = []
 
-    @Option(name: .customLong("rules"), help: ArgumentHelp("Read rules from this file (format: Docs/RULES.md; repeatable).",
-                                                         valueName: "file"))
+    @Option(
+        name: .customLong("rules"),
+        help: ArgumentHelp(
+            "Read rules from this file (format: Docs/RULES.md; repeatable).",
+            valueName: "file"))
     var rulesFiles: [String] = []
 
     @Argument(help: ArgumentHelp("The directory to index.", valueName: "path"))
@@ -84,28 +103,39 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the summary as one JSON object.")
     var json = false
 
-    @Flag(name: .long, help: ArgumentHelp(
-        "Read every directory, even one whose inode, mtime and ctime are unchanged since the last run.",
-        discussion: "By default such a directory's names are taken from the index (its entries are still stat'ed) when its ctime is more than 2 s older than the start of the last completed run of this tree."))
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Read every directory, even one whose inode, mtime and ctime are unchanged since the last run.",
+            discussion:
+                "By default such a directory's names are taken from the index (its entries are still stat'ed) when its ctime is more than 2 s older than the start of the last completed run of this tree."
+        ))
     var fullListing = false
 
     @Flag(name: .long, help: "Start a new run even if an earlier run of this path was paused, cut off or failed (by default it is resumed).")
     var restart = false
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Threads reading directories (default: the number of cores). The events written are the same for any count.",
-        valueName: "n"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Threads reading directories (default: the number of cores). The events written are the same for any count.",
+            valueName: "n"))
     var threads: Int?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "What a crash of the machine may take: commit (default: nothing committed), batch (the last commit).",
-        discussion: "evindex commits every 10,000 events or 100 ms. With commit, each commit is on disk before the next begins. With batch, a commit's meta page is flushed with the next one: a power loss or kernel crash can undo the last commit (the next run resumes from the one before), never damage the database. A crash of evindex alone loses nothing committed either way.",
-        valueName: "level"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "What a crash of the machine may take: commit (default: nothing committed), batch (the last commit).",
+            discussion:
+                "evindex commits every 10,000 events or 100 ms. With commit, each commit is on disk before the next begins. With batch, a commit's meta page is flushed with the next one: a power loss or kernel crash can undo the last commit (the next run resumes from the one before), never damage the database. A crash of evindex alone loses nothing committed either way.",
+            valueName: "level"))
     var durability: Durability = .commit
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Progress on stderr: auto (a live line on a terminal, nothing otherwise), json (one object every 0.2 s), none.",
-        valueName: "mode"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Progress on stderr: auto (a live line on a terminal, nothing otherwise), json (one object every 0.2 s), none.",
+            valueName: "mode"))
     var progress: ProgressDisplay.Mode = .auto
 
     func run() throws {
@@ -142,8 +172,12 @@ struct RunCommand: ParsableCommand {
             o.addRaw("seconds", String(format3(summary.seconds)))
             out.line(o.json)
         } else {
-            out.line("indexed \(displayPath(summary.root)): \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))")
-            out.line("run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors; events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s")
+            out.line(
+                "indexed \(displayPath(summary.root)): \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))"
+            )
+            out.line(
+                "run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors; events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s"
+            )
         }
         out.flush()
         if let abandoned = summary.abandonedForRules {
@@ -153,7 +187,9 @@ struct RunCommand: ParsableCommand {
             printError("note: the rules differ from run \(run)'s: \(describeRules(text)) before, \(describeRules(options.rules.canonicalText)) now")
         }
         if summary.status == .paused {
-            printError("paused run \(summary.run) of \(displayPath(summary.root)) after \(c.entries) entries; run `evindex run \(path)` to go on, or add --restart to start over")
+            printError(
+                "paused run \(summary.run) of \(displayPath(summary.root)) after \(c.entries) entries; run `evindex run \(path)` to go on, or add --restart to start over"
+            )
             exitProcess(130)
         }
     }
@@ -198,7 +234,6 @@ extension RunCommand {
 func describeRules(_ text: String) -> String {
     text.isEmpty ? "no rules" : "[" + text.split(separator: "\n").joined(separator: "; ") + "]"
 }
-
 
 func format3(_ v: Double) -> String {
     let ms = Int64((v * 1000).rounded())

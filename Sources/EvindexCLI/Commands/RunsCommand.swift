@@ -1,6 +1,7 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
+import JSONFormat
 import Projections
 
 struct RunsCommand: ParsableCommand {
@@ -36,9 +37,10 @@ struct RunsCommand: ParsableCommand {
                 } else {
                     func col(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(1, w - s.count)) }
                     func num(_ v: UInt64, _ w: Int) -> String { String(repeating: " ", count: max(0, w - String(v).count)) + String(v) + "  " }
-                    out.line(col(String(r.id), 5) + col(r.status.name, 11) + col("\(r.firstSequence)-\(r.lastSequence)", 15)
-                             + num(c.entries, 9) + num(c.created, 8) + num(c.updated, 8) + num(c.removed, 8) + num(c.moved, 8) + num(c.errors, 7)
-                             + col(timestamp(seconds: r.startedMs / 1000), 21) + displayPath(r.root))
+                    out.line(
+                        col(String(r.id), 5) + col(r.status.name, 11) + col("\(r.firstSequence)-\(r.lastSequence)", 15)
+                            + num(c.entries, 9) + num(c.created, 8) + num(c.updated, 8) + num(c.removed, 8) + num(c.moved, 8) + num(c.errors, 7)
+                            + col(timestamp(seconds: r.startedMs / 1000), 21) + displayPath(r.root))
                 }
             }
         }

@@ -1,7 +1,8 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import History
+import JSONFormat
 import Projections
 import Traversal
 
@@ -58,10 +59,14 @@ struct ShowCommand: ParsableCommand {
                 var o = JSONObject()
                 runFields(&o, run)
                 o.addRaw("events_by_type", "{" + types.map { "\"\($0.name)\":\(byType[$0]!)" }.joined(separator: ",") + "}")
-                o.addRaw("errors", "[" + errors.keys.sorted().map { key in
-                    let parts = key.split(separator: " ")
-                    return "{\"error\":\"\(parts[0])\",\"operation\":\"\(parts[1])\",\"count\":\(errors[key]!.count),\"first_path\":\(jsonString(errors[key]!.first))}"
-                }.joined(separator: ",") + "]")
+                o.addRaw(
+                    "errors",
+                    "["
+                        + errors.keys.sorted().map { key in
+                            let parts = key.split(separator: " ")
+                            return
+                                "{\"error\":\"\(parts[0])\",\"operation\":\"\(parts[1])\",\"count\":\(errors[key]!.count),\"first_path\":\(jsonString(errors[key]!.first))}"
+                        }.joined(separator: ",") + "]")
                 o.addRaw("pauses", "[" + pauses.map(String.init).joined(separator: ",") + "]")
                 o.addRaw("resumes", "[" + resumes.map(String.init).joined(separator: ",") + "]")
                 o.addRaw("snapshots", "[" + snapshots.map(String.init).joined(separator: ",") + "]")
@@ -75,7 +80,9 @@ struct ShowCommand: ParsableCommand {
                 out.line("  started \(timestamp(seconds: run.startedMs / 1000)) UTC, \(seconds); events \(run.firstSequence)-\(run.lastSequence)")
                 out.line("  evindex \(version.isEmpty ? "?" : version); options: \(options.isEmpty ? "(none)" : options)")
                 let c = run.counts
-                out.line("  \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))")
+                out.line(
+                    "  \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))"
+                )
                 out.line("  \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors")
                 out.line("  events: " + types.map { "\($0.name) \(byType[$0]!)" }.joined(separator: ", "))
                 for key in errors.keys.sorted() {

@@ -1,10 +1,11 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import Indexing
 import Projections
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct VerifyCommand: ParsableCommand {
@@ -43,7 +44,9 @@ struct VerifyCommand: ParsableCommand {
             throw CommandFailure(message: "the views equal a replay of the log but do not hold together: \(problem)", exitCode: 1)
         }
         var out = Output()
-        out.line("\(verification.events) events, every checksum sound; the views equal a replay of \(verification.replayed.events) events and hold together")
+        out.line(
+            "\(verification.events) events, every checksum sound; the views equal a replay of \(verification.replayed.events) events and hold together"
+        )
         out.flush()
     }
 }

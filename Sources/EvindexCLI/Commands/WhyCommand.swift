@@ -1,7 +1,8 @@
 import ArgumentParser
-import Events
 import EventStore
+import Events
 import History
+import JSONFormat
 import Projections
 
 struct WhyCommand: ParsableCommand {
@@ -78,10 +79,12 @@ struct WhyCommand: ParsableCommand {
         case .notEntered:
             return "not indexed: \(displayPath(at)) is indexed but was not entered (it is at the run's maximum depth, or on another filesystem)"
         case let .rejected(rule):
-            return at == target ? "not indexed: rejected by \(rule)"
+            return at == target
+                ? "not indexed: rejected by \(rule)"
                 : "not indexed: \(displayPath(at)) above it was rejected by \(rule); a rejected directory is not entered"
         case .listingIncomplete:
-            return "not indexed: the last listing of \(displayPath(parent)) met errors and does not have it (see `evindex log --type NonCriticalError`)"
+            return
+                "not indexed: the last listing of \(displayPath(parent)) met errors and does not have it (see `evindex log --type NonCriticalError`)"
         case .absent:
             return "not indexed: \(displayPath(parent)) had no entry \(displayPath(name)) when last listed"
         }

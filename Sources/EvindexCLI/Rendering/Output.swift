@@ -1,7 +1,9 @@
 import Events
+import JSONFormat
 import Traversal
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Buffered standard output: one `fwrite` per 64 KiB, not per line.
@@ -72,133 +74,6 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
             }
         }
     }
-}
-
-/// Path bytes for display: UTF-8 as is, control characters and invalid bytes escaped
-/// (`\n`, `\xE9`), so one entry is always one line.
-func displayPath(_ bytes: [UInt8]) -> String {
-    if let s = String(validating: bytes, as: UTF8.self), !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x5C }) {
-        return s
-    }
-    return escapedPath(bytes)
-}
-
-/// Escapes control characters, backslashes and bytes that are not UTF-8.
-func escapedPath(_ bytes: [UInt8]) -> String {
-    var out = ""
-    var i = 0
-    while i < bytes.count {
-        let b = bytes[i]
-        let length = utf8SequenceLength(bytes, at: i)
-        if length > 1 {
-            out += String(decoding: bytes[i..<i + length], as: UTF8.self)
-            i += length
-            continue
-        }
-        switch b {
-        case 0x5C: out += "\\\\"
-        case 0x0A: out += "\\n"
-        case 0x09: out += "\\t"
-        case 0x0D: out += "\\r"
-        case 0x20..<0x7F: out.unicodeScalars.append(Unicode.Scalar(b))
-        default: out += "\\x" + hex2(b)
-        }
-        i += 1
-    }
-    return out
-}
-
-/// The length of a valid multi-byte UTF-8 sequence at `i`, else 1.
-private func utf8SequenceLength(_ bytes: [UInt8], at i: Int) -> Int {
-    let b = bytes[i]
-    let n: Int
-    switch b {
-    case 0xC2...0xDF: n = 2
-    case 0xE0...0xEF: n = 3
-    case 0xF0...0xF4: n = 4
-    default: return 1
-    }
-    guard i + n <= bytes.count else { return 1 }
-    return String(validating: bytes[i..<i + n], as: UTF8.self) == nil ? 1 : n
-}
-
-private func hex2(_ b: UInt8) -> String {
-    let digits = Array("0123456789ABCDEF")
-    return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
-}
-
-/// Builds one NDJSON object, fields in the order they are added.
-struct JSONObject {
-    private var text = "{"
-    private var first = true
-
-    private mutating func key(_ k: String) {
-        if !first { text += "," }
-        first = false
-        text += "\"" + k + "\":"
-    }
-
-    mutating func add(_ k: String, _ v: String) { key(k); text += jsonString(v) }
-    mutating func add(_ k: String, _ v: UInt64) { key(k); text += String(v) }
-    mutating func add(_ k: String, _ v: Int64) { key(k); text += String(v) }
-    mutating func add(_ k: String, _ v: Int) { key(k); text += String(v) }
-    mutating func add(_ k: String, _ v: UInt32) { key(k); text += String(v) }
-    mutating func add(_ k: String, _ v: Int32) { key(k); text += String(v) }
-    mutating func add(_ k: String, _ v: Bool) { key(k); text += v ? "true" : "false" }
-    mutating func addRaw(_ k: String, _ json: String) { key(k); text += json }
-
-    /// A path: `k` holds it as text (escaped when not UTF-8), `k_b64` its exact bytes
-    /// when the text cannot carry them.
-    mutating func addPath(_ k: String, _ bytes: [UInt8]) {
-        if let s = String(validating: bytes, as: UTF8.self) {
-            add(k, s)
-        } else {
-            add(k, escapedPath(bytes))
-            add(k + "_b64", base64(bytes))
-        }
-    }
-
-    var json: String { text + "}" }
-}
-
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let h = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
-
-func base64(_ bytes: [UInt8]) -> String {
-    let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity((bytes.count + 2) / 3 * 4)
-    var i = 0
-    while i + 3 <= bytes.count {
-        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-        for shift in [18, 12, 6, 0] { out.append(table[Int((n >> UInt32(shift)) & 63)]) }
-        i += 3
-    }
-    let rest = bytes.count - i
-    if rest > 0 {
-        var n = UInt32(bytes[i]) << 16
-        if rest == 2 { n |= UInt32(bytes[i + 1]) << 8 }
-        out.append(table[Int((n >> 18) & 63)])
-        out.append(table[Int((n >> 12) & 63)])
-        out.append(rest == 2 ? table[Int((n >> 6) & 63)] : UInt8(ascii: "="))
-        out.append(UInt8(ascii: "="))
-    }
-    return String(decoding: out, as: UTF8.self)
 }
 
 /// 1.2 GB style sizes for people (powers of 1024, like `du -h`).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Indexing
+import JSONFormat
 
 /// Shows a run's progress on standard error: a live line on a terminal (none otherwise),
 /// or one JSON object per interval with `--progress json`.
@@ -69,7 +70,8 @@ final class ProgressDisplay: @unchecked Sendable {
             o.addRaw("elapsed_s", format3(elapsed))
             writeAll(2, Array((o.json + "\n").utf8))
         case .auto:
-            let line = "\(progress.phase.name)  \(progress.entries) entries  \(progress.directoriesListed) dirs (\(progress.directoriesQueued) queued)  \(UInt64(rate))/s  \(humanSize(Int64(bitPattern: progress.bytes)))  \(progress.errors) errors  \(format3(elapsed)) s"
+            let line =
+                "\(progress.phase.name)  \(progress.entries) entries  \(progress.directoriesListed) dirs (\(progress.directoriesQueued) queued)  \(UInt64(rate))/s  \(humanSize(Int64(bitPattern: progress.bytes)))  \(progress.errors) errors  \(format3(elapsed)) s"
             writeAll(2, Array(("\r\u{1B}[K" + line).utf8))
         case .none:
             break

@@ -1,6 +1,6 @@
 /// A JSON value as `import` reads it: numbers keep their text, so 64-bit integers are
 /// read exactly.
-enum JSONValue: Equatable {
+public enum JSONValue: Equatable {
     case null
     case bool(Bool)
     case number(String)
@@ -9,17 +9,17 @@ enum JSONValue: Equatable {
     case object([String: JSONValue])
 }
 
-struct JSONSyntaxError: Error, CustomStringConvertible {
-    var offset: Int
-    var description: String { "invalid JSON at byte \(offset + 1)" }
+public struct JSONSyntaxError: Error, CustomStringConvertible {
+    public var offset: Int
+    public var description: String { "invalid JSON at byte \(offset + 1)" }
 }
 
 /// Parses one JSON text (an NDJSON line).
-struct JSONReader {
+public struct JSONReader {
     private let bytes: [UInt8]
     private var i = 0
 
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         var reader = JSONReader(bytes: bytes)
         let value = try reader.value()
         reader.skipSpace()
@@ -146,14 +146,14 @@ struct JSONReader {
 }
 
 extension JSONValue {
-    subscript(_ key: String) -> JSONValue? {
+    public subscript(_ key: String) -> JSONValue? {
         if case let .object(o) = self { return o[key] }
         return nil
     }
 }
 
 /// Decodes standard base64 (with padding); nil when malformed.
-func decodeBase64(_ text: String) -> [UInt8]? {
+public func decodeBase64(_ text: String) -> [UInt8]? {
     var values: [UInt8] = []
     var padding = 0
     for c in text.utf8 {
