@@ -190,14 +190,14 @@ public final class EventLog: Sendable {
     }
 
     /// Calls `body` with each event from sequence `from` through `through`, in order, until
-    /// it returns false. Events whose type is in `building` (a mask of `1 << type`) are built,
-    /// the others only typed; names stay in the stored block, valid only inside `body`.
+    /// it returns false: its sequence, run, time and the event. Events whose type is in
+    /// `building` (a mask of `1 << type`) are built, the others handed out as `.unbuilt`; names stay in the stored block, valid only inside `body`.
     /// Reads version-1 records and blocks alike. The one way events leave the log.
     ///
     /// - Throws: `DecodeError` naming the sequence of a corrupt or newer record or block.
     package func forEach(
         _ txn: Transaction, from: UInt64 = 1, through: UInt64 = .max, building: UInt64 = .max,
-        _ body: (LoggedEvent) throws -> Bool
+        _ body: (UInt64, UInt32, Int64, LogItem) throws -> Bool
     ) throws {
         try Self.forEach(txn, log: log, from: from, through: through, building: building, body)
     }
@@ -205,7 +205,7 @@ public final class EventLog: Sendable {
     /// `forEach` for a reader that opened the `log` database itself (the views).
     package static func forEach(
         _ txn: Transaction, log: Database, from: UInt64 = 1, through: UInt64 = .max,
-        building: UInt64 = .max, _ body: (LoggedEvent) throws -> Bool
+        building: UInt64 = .max, _ body: (UInt64, UInt32, Int64, LogItem) throws -> Bool
     ) throws {
         try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
             if value.first == RecordFormat.singleRecordVersion {
@@ -213,27 +213,43 @@ public final class EventLog: Sendable {
                 let record = try RecordDecoder.decode(sequence: first, value: value)
                 let type = record.event.type
                 guard building & (1 << UInt64(type.rawValue)) != 0 else {
-                    return try body(LoggedEvent(sequence: first, run: record.run, timeMs: record.timeMs, type: type, item: nil))
+                    return try body(first, record.run, record.timeMs, .unbuilt(type))
                 }
                 if case let .entryCreated(parent, name, m) = record.event {
-                    return try name.withUnsafeBytes {
-                        try body(
-                            LoggedEvent(
-                                sequence: first, run: record.run, timeMs: record.timeMs, type: type,
-                                item: .created(parent: parent, name: $0, metadata: m)))
-                    }
+                    return try name.withUnsafeBytes { try body(first, record.run, record.timeMs, .created(parent: parent, name: $0, metadata: m)) }
                 }
-                return try body(LoggedEvent(sequence: first, run: record.run, timeMs: record.timeMs, type: type, item: .other(record.event)))
+                return try body(first, record.run, record.timeMs, .other(record.event))
             }
             var block = try BlockReader(firstSequence: first, value: value)
             while true {
                 let seq = block.sequence
                 // Stop before decoding what lies past the range.
                 if seq > through { return false }
-                guard let (type, item) = try block.next(building: building) else { return true }
+                guard let item = try block.next(building: building) else { return true }
                 if seq < from { continue }
-                if try !body(LoggedEvent(sequence: seq, run: block.run, timeMs: block.timeMs, type: type, item: item)) { return false }
+                if try !body(seq, block.run, block.timeMs, item) { return false }
             }
+        }
+    }
+
+    /// `forEach` for the listings: each `EntryCreated` from `from` through `through` (its
+    /// parent, name and metadata, the name valid only inside `body`) until it returns false;
+    /// the other events are read past, never built. The one hot-path variant of the
+    /// iterator (`BlockReader.forEachCreated` says why).
+    package static func forEachCreated(
+        _ txn: Transaction, log: Database, from: UInt64, through: UInt64,
+        _ body: (UInt64, UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+    ) throws {
+        try forEachStoredValue(txn, log: log, from: from, through: through) { first, value in
+            if value.first == RecordFormat.singleRecordVersion {
+                guard first >= from else { return true }
+                guard case let .entryCreated(parent, name, m) = try RecordDecoder.decode(sequence: first, value: value).event else {
+                    return true
+                }
+                return try name.withUnsafeBytes { try body(parent, $0, m) }
+            }
+            var block = try BlockReader(firstSequence: first, value: value)
+            return try block.forEachCreated(from: from, through: through, body)
         }
     }
 
@@ -264,8 +280,8 @@ public final class EventLog: Sendable {
     /// The options (the rules text) a run's `JobStarted` recorded; nil if it is missing.
     package func jobOptions(_ txn: Transaction, run: RunRecord) throws -> String? {
         var options: String?
-        try forEach(txn, from: run.firstSequence, through: run.firstSequence) { e in
-            if case let .jobStarted(_, _, o, _)? = e.item?.event { options = o }
+        try forEach(txn, from: run.firstSequence, through: run.firstSequence) { _, _, _, item in
+            if case let .other(.jobStarted(_, _, o, _)) = item { options = o }
             return false
         }
         return options
@@ -359,19 +375,4 @@ public final class EventLog: Sendable {
             return result
         }
     }
-}
-
-/// One event as the log hands it out: where it is, and the event itself when the reader
-/// asked for its type to be built. Its name (an `EntryCreated`'s) is valid only inside the
-/// body it is passed to.
-package struct LoggedEvent {
-    package var sequence: UInt64
-    package var run: UInt32
-    package var timeMs: Int64
-    package var type: EventType
-    /// Nil when `type` was not among the types to build.
-    package var item: LogItem?
-
-    /// The event as an owned record (its name copied); only for an event that was built.
-    package var record: EventRecord { EventRecord(sequence: sequence, run: run, timeMs: timeMs, event: item!.event) }
 }

@@ -263,6 +263,8 @@ public struct BlockEncoder: ~Copyable {
 public enum LogItem {
     case created(parent: UInt64, name: UnsafeRawBufferPointer, metadata: EntryMetadata)
     case other(Event)
+    /// An event whose type the reader did not ask to be built: only its type is known.
+    case unbuilt(EventType)
 }
 
 /// Reads a stored block's events in order, after checking its checksum and version.
@@ -295,7 +297,7 @@ public struct BlockReader {
     public var sequence: UInt64 { firstSequence &+ UInt64(index) }
 
     /// The next event, nil after the last.
-    public mutating func next() throws(DecodeError) -> LogItem? { try next(building: .max)?.1 }
+    public mutating func next() throws(DecodeError) -> LogItem? { try next(building: .max) }
 
     /// The type of the next event (counted as read), nil after the last.
     @inline(__always)
@@ -315,16 +317,18 @@ public struct BlockReader {
     /// The next event's type, and the event itself when its type is in `building` (a
     /// mask of `1 << type`; an `EntryCreated` with its name in place); the others are read
     /// past without being built. Nil after the last.
-    public mutating func next(building: UInt64) throws(DecodeError) -> (EventType, LogItem?)? {
+    public mutating func next(building: UInt64) throws(DecodeError) -> LogItem? {
         guard let type = try nextType() else { return nil }
         if building & (1 << UInt64(type.rawValue)) != 0 {
-            guard type == .entryCreated else { return (type, .other(try otherEvent(type))) }
-            return (
-                type,
-                .created(
+            let item: LogItem
+            if type == .entryCreated {
+                item = .created(
                     parent: try reader.parent(&context), name: try reader.bytesInPlace(),
                     metadata: try reader.compactMetadata(&context))
-            )
+            } else {
+                item = .other(try otherEvent(type))
+            }
+            return item
         }
         switch type {
         case .entryCreated:
@@ -340,10 +344,39 @@ public struct BlockReader {
         default:
             _ = try otherEvent(type)
         }
-        return (type, nil)
+        return .unbuilt(type)
     }
 
     static let metadataTypes = [EventType.entryCreated, .entryUpdated, .entryMoved].reduce(UInt64(0)) { $0 | 1 << UInt64($1.rawValue) }
+
+    /// Calls `body` with each `EntryCreated` from `from` through `through` (parent, name,
+    /// metadata); other events are read past. False once `body` or the range ended.
+    ///
+    /// The listings' hot path, beside `next(building:)`: a rescan reads every unchanged
+    /// directory's names this way, and handing out a `LogItem` (as large as the largest
+    /// event) per entry cost a tenth more instructions in a replay (measured).
+    public mutating func forEachCreated(
+        from: UInt64, through: UInt64,
+        _ body: (UInt64, UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+    ) throws -> Bool {
+        while true {
+            let seq = sequence
+            if seq > through && index < count { return false }
+            guard let type = try nextType() else { return true }
+            guard type == .entryCreated else {
+                if type == .directoryListed {
+                    _ = try reader.parent(&context)
+                    _ = try reader.varint()
+                } else {
+                    _ = try otherEvent(type)
+                }
+                continue
+            }
+            let parent = try reader.parent(&context), name = try reader.bytesInPlace()
+            let m = try reader.compactMetadata(&context)
+            if seq >= from, try !body(parent, name, m) { return false }
+        }
+    }
 
     private mutating func otherEvent(_ type: EventType) throws(DecodeError) -> Event {
         try reader.payload(type, &context)
@@ -351,11 +384,29 @@ public struct BlockReader {
 }
 
 extension LogItem {
+    /// The event's type, built or not.
+    public var type: EventType {
+        switch self {
+        case .created: .entryCreated
+        case let .other(e): e.type
+        case let .unbuilt(type): type
+        }
+    }
+
     /// The event, its name copied out of the block.
+    /// - Precondition: it was built (not `.unbuilt`).
     public var event: Event {
         switch self {
         case let .created(parent, name, m): .entryCreated(parent: parent, name: Array(name), m)
         case let .other(e): e
+        case let .unbuilt(type): preconditionFailure("a \(type.name) event that was not built")
         }
+    }
+}
+
+extension EventRecord {
+    /// The record of an event the log handed out (built).
+    public init(sequence: UInt64, run: UInt32, timeMs: Int64, item: LogItem) {
+        self.init(sequence: sequence, run: run, timeMs: timeMs, event: item.event)
     }
 }

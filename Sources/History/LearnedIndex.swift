@@ -98,7 +98,7 @@ public final class LearnedIndex {
             try fold.foldInChunks(
                 from: 1, through: through,
                 forEachItem: { _, from, to, body in
-                    try log.forEach(source, from: from, through: to) { try body($0.sequence, $0.run, $0.timeMs, $0.item!) }
+                    try log.forEach(source, from: from, through: to, body)
                 },
                 afterCommit: {
                     // Each chunk reads on in the log and writes new pages: what was read stays

@@ -45,11 +45,10 @@ public struct RunFacts: Sendable {
         var facts = RunFacts(run: run, through: through, root: run.root, rootDirID: run.rootDirID)
         let wanted: [EventType] = [.jobStarted, .nonCriticalError, .pathRejected, .jobPaused, .jobResumed, .snapshotTaken]
         let building = wanted.reduce(UInt64(0)) { $0 | 1 << UInt64($1.rawValue) }
-        try log.forEach(txn, from: run.firstSequence, through: through, building: building) { e in
-            guard e.run == run.id else { return true }
-            facts.eventsByType[e.type, default: 0] += 1
-            guard let event = e.item?.event else { return true }
-            let seq = e.sequence
+        try log.forEach(txn, from: run.firstSequence, through: through, building: building) { seq, r, _, item in
+            guard r == run.id else { return true }
+            facts.eventsByType[item.type, default: 0] += 1
+            guard case let .other(event) = item else { return true }
             switch event {
             case let .jobStarted(root, rootDirID, options, version):
                 facts.root = root; facts.rootDirID = rootDirID; facts.options = options; facts.version = version
@@ -73,8 +72,8 @@ public struct RunFacts: Sendable {
     public func firstEvent(_ snapshot: IndexSnapshot, dirID: UInt64?, parent: UInt64?, name: [UInt8]) throws -> EventRecord? {
         let (log, txn) = (snapshot.log, snapshot.logTransaction)
         var found: EventRecord?
-        try log.forEach(txn, from: run.firstSequence, through: through) { e in
-            let record = e.record
+        try log.forEach(txn, from: run.firstSequence, through: through) { seq, r, time, item in
+            let record = EventRecord(sequence: seq, run: r, timeMs: time, item: item)
             guard record.run == run.id else { return true }
             let inside: (UInt64) -> Bool = { id in dirID != nil && id == dirID! }
             let concerns: Bool

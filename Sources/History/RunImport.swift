@@ -64,8 +64,8 @@ public struct ExportedRun: Sendable {
         for entry in base { try visit(.base(entry)) }
         base = []
         try log.environment.read { txn in
-            try log.forEach(txn, from: run.firstSequence, through: through ?? run.lastSequence) { e in
-                if e.run == run.id { try visit(.event(e.record)) }
+            try log.forEach(txn, from: run.firstSequence, through: through ?? run.lastSequence) { seq, r, time, item in
+                if r == run.id { try visit(.event(EventRecord(sequence: seq, run: r, timeMs: time, item: item))) }
                 return true
             }
         }

@@ -34,7 +34,7 @@ public enum Replay {
         }
         fold.didCommit()
         let (events, last) = try fold.foldInChunks(from: startAfter + 1, through: through) { txn, from, to, body in
-            try log.forEach(txn, from: from, through: to) { try body($0.sequence, $0.run, $0.timeMs, $0.item!) }
+            try log.forEach(txn, from: from, through: to, body)
         }
         return Result(startedAfter: startAfter, events: events, lastSequence: last, seconds: monotonicSeconds() - started)
     }
@@ -103,7 +103,7 @@ extension Replay {
         var checked: UInt64 = 0
         try log.environment.read { txn in
             // Every event decoded, not only the checksums: a block is read as a whole.
-            try log.forEach(txn) { _ in
+            try log.forEach(txn) { _, _, _, _ in
                 checked += 1
                 return true
             }

@@ -108,8 +108,8 @@ final class Writer {
                 from = at + 1
             }
             // Only the run's own stretch after its snapshot: resume does not grow with the log.
-            try log.forEach(txn, from: from, through: unfinished.lastSequence) { e in
-                if e.run == unfinished.id { state.apply(e.record) }
+            try log.forEach(txn, from: from, through: unfinished.lastSequence) { seq, r, time, item in
+                if r == unfinished.id { state.apply(EventRecord(sequence: seq, run: r, timeMs: time, item: item)) }
                 return true
             }
             self.jobState = state

@@ -151,6 +151,6 @@ public struct IndexSnapshot {
     /// it returns false. Every block read is checked (checksum, schema version).
     /// - Throws: `DecodeError` for a corrupt record.
     public func forEachRecord(from: UInt64 = 1, through: UInt64 = .max, _ body: (EventRecord) throws -> Bool) throws {
-        try log.forEach(logTransaction, from: from, through: through) { try body($0.record) }
+        try log.forEach(logTransaction, from: from, through: through) { try body(EventRecord(sequence: $0, run: $1, timeMs: $2, item: $3)) }
     }
 }

@@ -21,8 +21,6 @@ enum ListingFormat {
     /// A listing stays "in the log" while its events are at most this far apart: a
     /// reader scans from the first to the last.
     static let maxGap: UInt64 = 256
-    /// What a listing stored as a stretch of the log reads of it: its `EntryCreated`s.
-    static let createdOnly: UInt64 = 1 << UInt64(EventType.entryCreated.rawValue)
 }
 
 /// Byte order of names, the order of a directory's children (memcmp, shorter first).
@@ -54,8 +52,8 @@ extension Views {
             var seen: UInt64 = 0
             var stopped = false
             func scan(_ logTxn: Transaction, _ log: Database) throws {
-                try EventLog.forEach(logTxn, log: log, from: first, through: last, building: ListingFormat.createdOnly) { e in
-                    guard case let .created(parent, name, m)? = e.item, parent == dirID else { return true }
+                try EventLog.forEachCreated(logTxn, log: log, from: first, through: last) { parent, name, m in
+                    guard parent == dirID else { return true }
                     seen += 1
                     if try !body(name, m) { stopped = true; return false }
                     return seen < count

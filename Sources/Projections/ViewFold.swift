@@ -1,3 +1,4 @@
+import EventStore
 import Events
 package import LMDB
 
@@ -133,8 +134,8 @@ public final class ViewFold {
     /// events (so the dirty pages of a transaction stay bounded), committing each.
     ///
     /// - Parameters:
-    ///   - forEachItem: calls its body with each event from a sequence through another
-    ///     (sequence, run, time, event), in order, until the body returns false; it gets
+    ///   - forEachItem: calls its body with each event from a sequence through another,
+    ///     built (`EventLog.forEach` with every type in its mask), in order, until the body returns false; it gets
     ///     the write transaction (for a log in the same environment) and may read elsewhere.
     ///   - afterCommit: called after each chunk's commit.
     /// - Returns: how many records were folded, and the last one's sequence (`first - 1`
@@ -162,6 +163,8 @@ public final class ViewFold {
                         try applyCreated(txn, sequence: sequence, parent: parent, name: name, metadata: m)
                     case let .other(event):
                         try apply(txn, EventRecord(sequence: sequence, run: run, timeMs: time, event: event))
+                    case .unbuilt:
+                        break  // every type is built: the fold asks the log for all
                     }
                     last = sequence
                     count += 1

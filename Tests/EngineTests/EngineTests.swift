@@ -15,7 +15,7 @@ struct EngineTests {
         var records: [EventRecord] = []
         try log.environment.read { txn in
             try log.forEach(txn) {
-                records.append($0.record); return true
+                records.append(EventRecord(sequence: $0, run: $1, timeMs: $2, item: $3)); return true
             }
         }
         return records

@@ -168,7 +168,7 @@ struct StorageTests {
             let (records, runs, nextDirID) = try source.environment.read { txn in
                 var records: [EventRecord] = []
                 try source.forEach(txn) {
-                    records.append($0.record); return true
+                    records.append(EventRecord(sequence: $0, run: $1, timeMs: $2, item: $3)); return true
                 }
                 return (records, try source.allRuns(txn), try source.metaValue(txn, "nextDirID"))
             }

@@ -1,4 +1,5 @@
 import EventStore
+import Events
 import Foundation
 import Testing
 
@@ -60,8 +61,8 @@ public enum Checks {
         var keys = Set<[UInt8]>()
         var duplicates = 0
         try log.environment.read { txn in
-            try log.forEach(txn) { e in
-                let r = e.record
+            try log.forEach(txn) { seq, run, time, item in
+                let r = EventRecord(sequence: seq, run: run, timeMs: time, item: item)
                 if case let .entryCreated(parent, name, _) = r.event, r.run == 1 {
                     var key = withUnsafeBytes(of: parent) { Array($0) }
                     key += name
