@@ -7,15 +7,18 @@ import Traversal
 /// The fields of an entry's metadata; `dir_id` (the view's own key, which differs from one
 /// database to another) only where events name directories by it.
 public func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMetadata, withDirID: Bool = true) {
-    o.add(prefix + "kind", m.kind.name)
-    o.add(prefix + "size", m.size)
-    o.add(prefix + "inode", m.inode)
-    o.add(prefix + "dev", m.device)
-    o.add(prefix + "mode", m.mode)
-    o.add(prefix + "mtime_ns", m.mtimeNs)
-    o.add(prefix + "ctime_ns", m.ctimeNs)
-    o.add(prefix + "btime_ns", m.btimeNs)
-    if withDirID && m.kind == .directory { o.add(prefix + "dir_id", m.dirID) }
+    let outer = o.keyPrefix
+    o.keyPrefix = prefix
+    defer { o.keyPrefix = outer }
+    o.add("kind", m.kind.name)
+    o.add("size", m.size)
+    o.add("inode", m.inode)
+    o.add("dev", m.device)
+    o.add("mode", m.mode)
+    o.add("mtime_ns", m.mtimeNs)
+    o.add("ctime_ns", m.ctimeNs)
+    o.add("btime_ns", m.btimeNs)
+    if withDirID && m.kind == .directory { o.add("dir_id", m.dirID) }
 }
 
 /// A run's row as JSON fields (`runs --json`, `show --json`).
@@ -58,6 +61,12 @@ private func entryFields(
 /// one: an export's records must not depend on today's index).
 public func eventJSON(_ r: EventRecord, _ snapshot: IndexSnapshot?, _ paths: inout PathResolver) throws -> String {
     var o = JSONObject()
+    try eventFields(&o, r, snapshot, &paths)
+    return o.json
+}
+
+/// `eventJSON`'s fields, added to `o` (a writer's reused object).
+public func eventFields(_ o: inout JSONObject, _ r: EventRecord, _ snapshot: IndexSnapshot?, _ paths: inout PathResolver) throws {
     o.add("seq", r.sequence)
     o.add("run", r.run)
     o.add("time_ms", r.timeMs)
@@ -96,7 +105,6 @@ public func eventJSON(_ r: EventRecord, _ snapshot: IndexSnapshot?, _ paths: ino
         try entryFields(&o, "path", parent, name, snapshot, &paths)
         o.add("errno", errno); o.add("error", Errno(rawValue: errno).name); o.add("operation", operation.name)
     }
-    return o.json
 }
 
 /// The names of the fields an update changed, in a fixed order.

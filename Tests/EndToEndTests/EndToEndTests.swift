@@ -182,4 +182,35 @@ struct EndToEndTests {
             #expect(!FileManager.default.fileExists(atPath: tmp + "/none"))
         }
     }
+
+    /// `ls`'s human lines, built as bytes: each one's size column and UTC time equal what
+    /// `stat` and GNU `date` print for the file, before 1970 and after 2038 too (after 2262,
+    /// where nanoseconds no longer fit 64 bits, the latest time the index holds, not a
+    /// wrapped one in the past).
+    @Test func lsLinesAgreeWithStatAndDate() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            let mtimes: [Int64] = [0, -1, -86_401, 951_782_400, 1_600_000_000, 2_147_483_648, 4_102_444_800, 10_000_000_000]
+            for (i, t) in mtimes.enumerated() {
+                let file = root + "/f\(i)"
+                #expect(FileManager.default.createFile(atPath: file, contents: Data(count: i * 1000)))
+                #expect(try Support.run(["/usr/bin/touch", "-d", "@\(t)", file]).status == 0)
+            }
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let lines = try Support.evindex(["ls", root, "--db", db]).text.split(separator: "\n")
+            #expect(lines.count == mtimes.count)
+            for i in mtimes.indices {
+                // The time the filesystem kept (ext4 keeps 34 bits of seconds), as date prints it.
+                // Beyond 2262 nanoseconds overflow 64 bits: the index holds the latest time it can.
+                let kept = try Support.run(["/usr/bin/stat", "-c", "%Y", root + "/f\(i)"]).text.trimmingCharacters(in: .newlines)
+                let t = Int64(kept)! > Int64.max / 1_000_000_000 ? String(Int64.max / 1_000_000_000) : kept
+                let date = try Support.run(["/usr/bin/date", "-u", "-d", "@\(t)", "+%Y-%m-%d %H:%M:%S"]).text
+                    .trimmingCharacters(in: .newlines)
+                let size = String(i * 1000)
+                let want = "- " + String(repeating: " ", count: 14 - size.count) + size + "  " + date + "  " + root + "/f\(i)"
+                #expect(lines.contains { $0 == want }, "no line \(want) in \(lines)")
+            }
+        }
+    }
 }

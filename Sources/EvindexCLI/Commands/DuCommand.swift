@@ -62,12 +62,12 @@ struct DuCommand: ParsableCommand {
             try collect(snapshot, dirID, path, level: 0, into: &rows)
             if json {
                 for row in rows {
-                    var o = JSONObject()
-                    o.addPath("path", row.path)
-                    o.add("size", row.totals.size)
-                    o.add("files", row.totals.files)
-                    o.add("dirs", row.totals.directories)
-                    out.line(o.json)
+                    out.object { o in
+                        o.addPath("path", row.path)
+                        o.add("size", row.totals.size)
+                        o.add("files", row.totals.files)
+                        o.add("dirs", row.totals.directories)
+                    }
                 }
             } else {
                 chart(rows, &out)

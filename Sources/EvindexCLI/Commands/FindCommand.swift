@@ -140,10 +140,10 @@ struct FindCommand: ParsableCommand {
                 } else if print0 {
                     out.write(path, terminator: 0)
                 } else if json {
-                    var o = JSONObject()
-                    o.addPath("path", Array(path))
-                    metadataFields(&o, "", m, withDirID: false)
-                    out.line(o.json)
+                    out.object { o in
+                        o.addPath("path", path)
+                        metadataFields(&o, "", m, withDirID: false)
+                    }
                 } else {
                     out.pathLine(path)
                 }

@@ -122,7 +122,11 @@ struct LogCommand: ParsableCommand {
                     next = record.sequence + 1
                     guard try filter.matches(record, snapshot, &paths) else { return true }
                     printed += 1
-                    out.line(json ? try eventJSON(record, snapshot, &paths) : try eventLine(record, snapshot, &paths))
+                    if json {
+                        try out.object { try eventFields(&$0, record, snapshot, &paths) }
+                    } else {
+                        out.line(try eventLine(record, snapshot, &paths))
+                    }
                     return true
                 }
             } catch let error as DecodeError {

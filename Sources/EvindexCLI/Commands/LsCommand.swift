@@ -4,6 +4,7 @@ import Events
 import Indexing
 import JSONFormat
 import Projections
+import Search
 
 struct LsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,42 +41,29 @@ struct LsCommand: ParsableCommand {
             let (path, location) = try index.locate(snapshot, path)
             switch location {
             case let .entry(_, _, m):
-                print(path, m, &out)
+                path.withUnsafeBytes { print($0, m, &out) }
             case let .directory(dirID, _):
-                try list(snapshot, dirID, path, &out)
+                // `find` with no question: the same walk, in the same order.
+                var query = FindQuery()
+                if !recursive { query.maxDepth = 1 }
+                var finder = Finder(query: query)
+                _ = try finder.find(snapshot, below: dirID, at: path) { entryPath, m in
+                    print(entryPath, m, &out)
+                    return true
+                }
             }
         }
         out.flush()
     }
 
-    private func list(_ snapshot: IndexSnapshot, _ dirID: UInt64, _ dirPath: [UInt8], _ out: inout Output) throws {
-        var subdirectories: [([UInt8], UInt64)] = []
-        try snapshot.forEachChild(of: dirID) { name, m in
-            let path = joinPath(dirPath, name)
-            print(path, m, &out)
-            if recursive && m.kind == .directory && m.dirID != 0 { subdirectories.append((path, m.dirID)) }
-            return true
-        }
-        for (path, id) in subdirectories { try list(snapshot, id, path, &out) }
-    }
-
-    private func print(_ path: [UInt8], _ m: EntryMetadata, _ out: inout Output) {
+    private func print(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata, _ out: inout Output) {
         if json {
-            var o = JSONObject()
-            o.addPath("path", path)
-            metadataFields(&o, "", m, withDirID: false)
-            out.line(o.json)
-        } else {
-            let kind: String
-            switch m.kind {
-            case .file: kind = "-"
-            case .directory: kind = "d"
-            case .symlink: kind = "l"
-            case .other: kind = "?"
+            out.object { o in
+                o.addPath("path", path)
+                metadataFields(&o, "", m, withDirID: false)
             }
-            let size = String(m.size)
-            let pad = String(repeating: " ", count: max(0, 14 - size.count))
-            out.line("\(kind) \(pad)\(size)  \(timestamp(seconds: m.mtimeNs / 1_000_000_000))  \(displayPath(path))")
+        } else {
+            out.entryLine(path, m)
         }
     }
 }

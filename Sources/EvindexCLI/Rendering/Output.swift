@@ -6,9 +6,12 @@ import Traversal
     import Glibc
 #endif
 
-/// Buffered standard output: one `fwrite` per 64 KiB, not per line.
+/// Buffered standard output: one `write` per 64 KiB, not per line; the lines a command
+/// prints by the million (`ls -R`, `find`, `--json`) are built in its buffer, without a
+/// `String` or an allocation per line.
 struct Output {
     private var buffer: [UInt8] = []
+    private var scratch = JSONObject()
 
     init() { buffer.reserveCapacity(1 << 16) }
 
@@ -24,6 +27,68 @@ struct Output {
     }
 
     mutating func line(_ s: String) { write(s); buffer.append(10) }
+
+    /// One JSON object and a newline, built in place.
+    mutating func object(_ build: (inout JSONObject) throws -> Void) rethrows {
+        scratch.reset()
+        try build(&scratch)
+        buffer.append(contentsOf: scratch.bytes)
+        buffer.append(UInt8(ascii: "}"))
+        buffer.append(10)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    /// `ls`'s line for an entry: a kind letter (`-` file, `d` dir, `l` symlink, `?` other),
+    /// the size right-aligned in 14 columns, the mtime (UTC) and the path.
+    mutating func entryLine(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata) {
+        let kind: UInt8
+        switch m.kind {
+        case .file: kind = UInt8(ascii: "-")
+        case .directory: kind = UInt8(ascii: "d")
+        case .symlink: kind = UInt8(ascii: "l")
+        case .other: kind = UInt8(ascii: "?")
+        }
+        buffer.append(kind)
+        buffer.append(UInt8(ascii: " "))
+        var digits = 1
+        var n = m.size
+        while n >= 10 { n /= 10; digits += 1 }
+        for _ in 0..<max(0, 14 - digits) { buffer.append(UInt8(ascii: " ")) }
+        appendDecimal(m.size, to: &buffer)
+        buffer.append(UInt8(ascii: " "))
+        buffer.append(UInt8(ascii: " "))
+        appendTimestamp(seconds: m.mtimeNs / 1_000_000_000)  // as `timestamp(seconds:)` is given it
+        buffer.append(UInt8(ascii: " "))
+        buffer.append(UInt8(ascii: " "))
+        pathLine(path)
+    }
+
+    /// `timestamp(seconds:)`'s text, `2025-01-31 12:00:00`, appended as bytes.
+    private mutating func appendTimestamp(seconds: Int64) {
+        let days = floorDivide(seconds, 86_400), rest = seconds - days * 86_400
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468
+        let era = floorDivide(z, 146_097)
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        if year < 0 { buffer.append(UInt8(ascii: "-")) }
+        appendDecimal(year.magnitude, to: &buffer)
+        func two(_ separator: UInt8, _ value: Int64) {
+            buffer.append(separator)
+            buffer.append(UInt8(truncatingIfNeeded: value / 10) &+ 48)
+            buffer.append(UInt8(truncatingIfNeeded: value % 10) &+ 48)
+        }
+        two(UInt8(ascii: "-"), month)
+        two(UInt8(ascii: "-"), day)
+        two(UInt8(ascii: " "), rest / 3600)
+        two(UInt8(ascii: ":"), rest / 60 % 60)
+        two(UInt8(ascii: ":"), rest % 60)
+    }
 
     /// Exact bytes, then `terminator` (`-0`'s NUL, or a newline).
     mutating func write(_ bytes: UnsafeRawBufferPointer, terminator: UInt8) {
@@ -94,4 +159,10 @@ func timestamp(seconds: Int64) -> String {
     gmtime_r(&t, &parts)
     func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
     return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+}
+
+/// Division rounding toward minus infinity (times before 1970 are negative).
+func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
 }
