@@ -125,27 +125,41 @@ public enum TimeFilter {
         return nowNs - seconds * 1_000_000_000
     }
 
-    /// Milliseconds since the epoch from `2026-11-30`, `2026-11-30T05:00:00Z` (seconds and
-    /// `Z` optional, UTC); nil for anything else.
+    /// Milliseconds since the epoch from `2026-11-30` or `2026-11-30T05:00:00.250Z` (seconds,
+    /// fraction and `Z` or `+00:00` optional; UTC); nil for anything else. The one date
+    /// parser: `find`'s times and `log --since/--until`.
     public static func parseDate(_ text: String) -> Int64? {
         var s = Substring(text)
-        if s.hasSuffix("Z") || s.hasSuffix("z") { s = s.dropLast() }
+        if s.hasSuffix("Z") || s.hasSuffix("z") {
+            s = s.dropLast()
+        } else if s.hasSuffix("+00:00") {
+            s = s.dropLast(6)
+        }
         let parts = s.split(maxSplits: 1, whereSeparator: { $0 == "T" || $0 == "t" || $0 == " " })
         guard let date = parts.first else { return nil }
         let d = date.split(separator: "-", omittingEmptySubsequences: false)
-        guard d.count == 3, d[0].count == 4, let year = Int64(d[0]), let month = Int64(d[1]), let day = Int64(d[2]),
+        guard d.count == 3, let year = Int64(d[0]), let month = Int64(d[1]), let day = Int64(d[2]),
             (1...12).contains(month), (1...31).contains(day)
         else { return nil }
-        var secondsOfDay: Int64 = 0
+        var secondsOfDay: Int64 = 0, millis: Int64 = 0
         if parts.count == 2 {
             let t = parts[1].split(separator: ":", omittingEmptySubsequences: false)
             guard t.count == 2 || t.count == 3, let h = Int64(t[0]), let m = Int64(t[1]), (0...23).contains(h), (0...59).contains(m)
             else { return nil }
             var sec: Int64 = 0
-            if t.count == 3 { guard let v = Int64(t[2]), (0...60).contains(v) else { return nil }; sec = v }
+            if t.count == 3 {
+                let whole = t[2].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+                guard let v = Int64(whole[0]), (0...60).contains(v) else { return nil }
+                sec = v
+                if whole.count == 2 {
+                    guard whole[1].allSatisfy({ $0.isASCII && $0.isNumber }), let ms = Int64(String((whole[1] + "000").prefix(3)))
+                    else { return nil }
+                    millis = ms
+                }
+            }
             secondsOfDay = h * 3600 + m * 60 + sec
         }
-        return (daysFromCivil(year, month, day) * 86_400 + secondsOfDay) * 1000
+        return (daysFromCivil(year, month, day) * 86_400 + secondsOfDay) * 1000 + millis
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

@@ -136,15 +136,14 @@ struct FindCommand: ParsableCommand {
             }
             let emit: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool = { path, m in
                 matched += 1
-                if count {
-                } else if print0 {
+                if print0 {
                     out.write(path, terminator: 0)
                 } else if json {
                     out.object { o in
                         o.addPath("path", path)
                         metadataFields(&o, "", m, withDirID: false)
                     }
-                } else {
+                } else if !count {
                     out.pathLine(path)
                 }
                 return limit.map { matched < $0 } ?? true

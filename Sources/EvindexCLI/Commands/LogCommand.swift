@@ -5,6 +5,7 @@ import History
 import Indexing
 import JSONFormat
 import Projections
+import Search
 import Traversal
 
 #if canImport(Glibc)
@@ -159,39 +160,10 @@ struct LogCommand: ParsableCommand {
     }
 }
 
-/// Milliseconds since the epoch from `2026-11-30T05:00:00Z` (fraction and `Z` optional,
-/// UTC), `2026-11-30`, or a number of milliseconds.
+/// Milliseconds since the epoch: a number of milliseconds, or a date `TimeFilter` reads.
 func parseTime(_ text: String) -> Int64? {
     if !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }) { return Int64(text) }
-    var s = Substring(text)
-    if s.hasSuffix("Z") || s.hasSuffix("z") { s = s.dropLast() } else if s.hasSuffix("+00:00") { s = s.dropLast(6) }
-    let dateAndTime = s.split(maxSplits: 1, whereSeparator: { $0 == "T" || $0 == "t" || $0 == " " })
-    guard let date = dateAndTime.first else { return nil }
-    let d = date.split(separator: "-", omittingEmptySubsequences: false)
-    guard d.count == 3, let year = Int32(d[0]), let month = Int32(d[1]), let day = Int32(d[2]),
-        (1...12).contains(month), (1...31).contains(day)
-    else { return nil }
-    var hour: Int32 = 0, minute: Int32 = 0, second: Int32 = 0
-    var millis: Int64 = 0
-    if dateAndTime.count == 2 {
-        let t = dateAndTime[1].split(separator: ":", omittingEmptySubsequences: false)
-        guard t.count == 2 || t.count == 3, let h = Int32(t[0]), let m = Int32(t[1]), (0...23).contains(h), (0...59).contains(m) else { return nil }
-        hour = h; minute = m
-        if t.count == 3 {
-            let sec = t[2].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let sv = Int32(sec[0]), (0...60).contains(sv) else { return nil }
-            second = sv
-            if sec.count == 2 {
-                let digits = String((sec[1] + "000").prefix(3))
-                guard sec[1].allSatisfy({ $0.isASCII && $0.isNumber }), let ms = Int64(digits) else { return nil }
-                millis = ms
-            }
-        }
-    }
-    var parts = tm()
-    parts.tm_year = year - 1900; parts.tm_mon = month - 1; parts.tm_mday = day
-    parts.tm_hour = hour; parts.tm_min = minute; parts.tm_sec = second
-    return Int64(timegm(&parts)) * 1000 + millis
+    return TimeFilter.parseDate(text)
 }
 
 extension StringProtocol {
