@@ -193,8 +193,10 @@ struct FindTests {
     /// The one date parser (`find`'s times, `log --since/--until`) against GNU date, and
     /// what it refuses.
     @Test func datesAgreeWithGNUDate() throws {
-        for text in ["2026-11-30", "2026-11-30T05:00:00Z", "2026-11-30T05:00", "2026-11-30 05:00:00.250+00:00",
-                     "1969-12-31T23:59:59Z", "2000-02-29T12:34:56.7Z", "1900-03-01", "2262-04-11T23:47:16Z"] {
+        for text in [
+            "2026-11-30", "2026-11-30T05:00:00Z", "2026-11-30T05:00", "2026-11-30 05:00:00.250+00:00",
+            "1969-12-31T23:59:59Z", "2000-02-29T12:34:56.7Z", "1900-03-01", "2262-04-11T23:47:16Z",
+        ] {
             let gnu = try Support.run(["/usr/bin/date", "-u", "-d", text.replacingOccurrences(of: "T", with: " "), "+%s%3N"])
             #expect(gnu.status == 0, "\(text): \(gnu.stderr)")
             #expect(TimeFilter.parseDate(text) == Int64(gnu.text.trimmingCharacters(in: .newlines)), "\(text)")
@@ -204,4 +206,3 @@ struct FindTests {
         }
     }
 }
-
