@@ -330,6 +330,10 @@ struct StorageTests {
                 var r = try BlockReader(firstSequence: 40, value: v)
                 while try r.next(building: 1 << UInt64(EventType.entryCreated.rawValue)) != nil {}
             }
+            _ = try? bytes.withUnsafeBytes { v in
+                var r = try BlockReader(firstSequence: 40, value: v)
+                _ = try r.forEachCreated(from: 0, through: .max) { _, _, _ in true }
+            }
         }
     }
 

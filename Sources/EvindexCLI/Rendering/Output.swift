@@ -21,11 +21,6 @@ struct Output {
         if buffer.count >= 1 << 16 { flush() }
     }
 
-    mutating func write(bytes: [UInt8]) {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 16 { flush() }
-    }
-
     mutating func line(_ s: String) { write(s); buffer.append(10) }
 
     /// One JSON object and a newline, built in place.
