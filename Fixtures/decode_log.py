@@ -2,9 +2,10 @@
 """An independent decoder of evindex's log, from Docs/EVENTS.md alone.
 
 Reads the stored values of a log, framed as [u32 LE length][8-byte BE key][value]
-(schema 1 records or schema 2 blocks), checks every CRC-32C, decodes every event, and
-prints each EntryCreated as NUL-separated fields: path, kind, size, inode, mtime_ns,
-ctime_ns, btime_ns. Paths are rebuilt from JobStarted's root and the dir ids.
+(schema 1 records or schema 2 and 3 blocks), checks every CRC-32C, decodes every event,
+and prints each EntryCreated as NUL-separated fields: path, kind, size, inode, mtime_ns,
+ctime_ns, btime_ns, blocks, nlink, uid, gid (the last four 0 before schema 3). Paths are
+rebuilt from JobStarted's root and the dir ids.
 
     decode_log.py DUMP > entries
 """
@@ -73,10 +74,12 @@ KINDS = {1: "file", 2: "dir", 3: "symlink", 4: "other"}
 class Context:
     """What a block's delta coding refers to (all zero at the start of a block)."""
 
-    def __init__(self):
+    def __init__(self, version):
+        self.version = version
         self.parent = 0
         self.dir_id = 0
-        self.meta = dict(kind=1, mode=0, inode=0, dev=0, size=0, mtime=0, ctime=0, btime=0)
+        self.meta = dict(kind=1, mode=0, inode=0, dev=0, size=0, mtime=0, ctime=0, btime=0,
+                         blocks=0, nlink=0, uid=0, gid=0)
 
     def read_parent(self, r):
         self.parent = (self.parent + r.zigzag()) & MASK64
@@ -101,13 +104,22 @@ class Context:
         if m["kind"] == 2:
             self.dir_id = (self.dir_id + r.zigzag()) & MASK64
             m["dir_id"] = self.dir_id
+        if self.version >= 3:
+            own = r.byte()
+            m["nlink"] = r.varint() if own & 0x1F == 31 else own & 0x1F
+            if own & 0x20:
+                m["uid"] = r.varint()
+            if own & 0x40:
+                m["gid"] = r.varint()
+            expected = (m["size"] + 4095) // 4096 * 8 if m["kind"] in (1, 2) else 0
+            m["blocks"] = (expected + (r.zigzag() if own & 0x80 else 0)) & MASK64
         self.meta = m
         return m
 
 
 def v1_metadata(r):
     m = dict(kind=r.byte(), mode=r.varint(), inode=r.varint(), dev=r.varint(), size=r.varint(),
-             mtime=r.zigzag(), ctime=r.zigzag(), btime=r.zigzag(), dir_id=0)
+             mtime=r.zigzag(), ctime=r.zigzag(), btime=r.zigzag(), dir_id=0, blocks=0, nlink=0, uid=0, gid=0)
     if m["kind"] == 2:
         m["dir_id"] = r.varint()
     return m
@@ -126,13 +138,13 @@ def events(key, value):
         if r.i != len(r.data):
             raise SystemExit("trailing bytes in a record")
         return
-    if version != 2:
+    if version not in (2, 3):
         raise SystemExit(f"unknown version {version}")
     count = int.from_bytes(value[-8:-4], "little")
     r = Reader(value[:-8])
     r.i = 1
     r.varint(), r.varint()  # run, time_ms
-    ctx = Context()
+    ctx = Context(version)
     for _ in range(count):
         t = r.byte()
         yield one_event(t, r, ctx)
@@ -144,7 +156,14 @@ def one_event(t, r, ctx):
     parent = (lambda: ctx.read_parent(r)) if ctx else r.varint
     meta = (lambda: ctx.read_metadata(r)) if ctx else (lambda: v1_metadata(r))
     if t == 1:
-        return t, dict(root=r.raw(), root_dir=r.varint(), options=r.raw(), version=r.raw())
+        e = dict(root=r.raw(), root_dir=r.varint(), options=r.raw(), version=r.raw())
+        if ctx and ctx.version >= 3:
+            flag = r.byte()
+            if flag > 1:
+                raise SystemExit("invalid root metadata flag")
+            if flag == 1:
+                e["root_meta"] = meta()
+        return t, e
     if t == 2 or t == 5:
         return t, dict(text=r.raw())
     if t == 3:
@@ -187,7 +206,8 @@ def main():
                 path = paths[e["parent"]] + b"/" + e["name"]
                 if m["kind"] == 2 and m["dir_id"]:
                     paths[m["dir_id"]] = path
-                fields = [path, KINDS[m["kind"]].encode()] + [str(m[k]).encode() for k in ("size", "inode", "mtime", "ctime", "btime")]
+                fields = [path, KINDS[m["kind"]].encode()] + [
+                    str(m[k]).encode() for k in ("size", "inode", "mtime", "ctime", "btime", "blocks", "nlink", "uid", "gid")]
                 out.write(b"\0".join(fields) + b"\0")
 
 

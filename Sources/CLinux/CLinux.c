@@ -28,6 +28,10 @@ int evindex_stat(int dirfd, const char *name, struct evindex_stat *out) {
     out->mtime_ns = nanoseconds(sx.stx_mtime);
     out->ctime_ns = nanoseconds(sx.stx_ctime);
     out->btime_ns = (sx.stx_mask & STATX_BTIME) ? nanoseconds(sx.stx_btime) : 0;
+    out->blocks = sx.stx_blocks;
     out->mode = sx.stx_mode;
+    out->nlink = sx.stx_nlink;
+    out->uid = sx.stx_uid;
+    out->gid = sx.stx_gid;
     return 0;
 }

@@ -34,10 +34,12 @@ public final class EventLog: Sendable {
     let snapshots: Database
 
     /// The schema version of a database this build creates and the newest it reads.
-    /// 2: the log in blocks, the file-path view one listing per directory. A database of
-    /// schema 1 keeps its log (its records are read as they are); its views are rebuilt
-    /// from the log before it is used (`SchemaUpgrade` in Indexing).
-    public static let schemaVersion: UInt64 = 2
+    /// 2: the log in blocks, the file-path view one listing per directory. 3: metadata
+    /// with blocks, links, owner and group; the directory-size view with du's disk and
+    /// apparent bytes, and the `links` view. A database of an older schema keeps its log
+    /// (its records are read as they are); its views are rebuilt from the log before it is
+    /// used (`SchemaUpgrade` in Indexing), and its next rescan fills in what old events lack.
+    public static let schemaVersion: UInt64 = 3
     /// The schema version stored in the database when it was opened.
     public let storedSchema: UInt64
 
@@ -176,7 +178,7 @@ public final class EventLog: Sendable {
             let first = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
             // The next sequence is taken from here: a damaged count must not be believed.
             try RecordDecoder.verify(sequence: first, value: value)
-            guard value.first == BlockFormat.version, let count = BlockFormat.count(value), count > 0 else { return first }
+            guard let count = BlockFormat.count(value), count > 0 else { return first }
             return first &+ UInt64(count) &- 1
         }
     }
@@ -281,7 +283,7 @@ public final class EventLog: Sendable {
     package func jobOptions(_ txn: Transaction, run: RunRecord) throws -> String? {
         var options: String?
         try forEach(txn, from: run.firstSequence, through: run.firstSequence) { _, _, _, item in
-            if case let .other(.jobStarted(_, _, o, _)) = item { options = o }
+            if case let .other(.jobStarted(_, _, o, _, _)) = item { options = o }
             return false
         }
         return options

@@ -9,14 +9,27 @@
 /// checksum, and three 9-byte times. In a block those are paid once, and each metadata is
 /// written as the difference from the one before it (entries of one directory were made
 /// close together: nearby inodes, nearby times), which brings an entry to about a third.
+///
+/// Version 3 adds to each metadata what du and `--owner` need (blocks, links, owner,
+/// group) in one byte for the common entry; version-2 blocks are still read, their
+/// metadata without those fields (`EntryMetadata.hasOwnership` false).
 public enum BlockFormat {
-    public static let version: UInt8 = 2
+    /// The version this build writes.
+    public static let version: UInt8 = 3
+    /// The first version of blocks; every version from it to `version` is read.
+    public static let firstVersion: UInt8 = 2
     /// Count and checksum.
     public static let trailerSize = 8
 
+    /// Whether a stored value is a block of a version this build reads.
+    @inline(__always)
+    public static func isBlock(_ value: UnsafeRawBufferPointer) -> Bool {
+        value.count > 0 && value[0] >= firstVersion && value[0] <= version
+    }
+
     /// The number of events in a stored block (from its trailer), nil when too short.
     public static func count(_ value: UnsafeRawBufferPointer) -> UInt32? {
-        guard value.count >= 1 + trailerSize, value[0] == version else { return nil }
+        guard value.count >= 1 + trailerSize, isBlock(value) else { return nil }
         return value.loadUnaligned(fromByteOffset: value.count - trailerSize, as: UInt32.self).littleEndian
     }
 }
@@ -27,8 +40,19 @@ public struct BlockContext {
     var previous = EntryMetadata(kind: .file, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0)
     var previousDirID: UInt64 = 0
     var previousParent: UInt64 = 0
+    /// Whether metadata carries the ownership byte (version 3 and later).
+    let hasOwnership: Bool
 
-    public init() {}
+    /// - Parameter version: the block's (or listing's) format version.
+    public init(version: UInt8 = BlockFormat.version) { hasOwnership = version >= 3 }
+}
+
+/// The blocks du would expect of an entry of this size: whole 4 KiB blocks for files and
+/// directories, none for symlinks and others. Blocks are written as the difference from
+/// it, which is nothing for most entries.
+@inline(__always)
+func expectedBlocks(_ kind: EntryKind, _ size: UInt64) -> UInt64 {
+    kind == .file || kind == .directory ? (size &+ 4095) / 4096 &* 8 : 0
 }
 
 @inline(__always)
@@ -44,6 +68,7 @@ extension BlockContext: FieldCoding {
     mutating func readParent(_ r: inout ByteReader) throws(DecodeError) -> UInt64 { try r.parent(&self) }
     @inline(__always)
     mutating func readMetadata(_ r: inout ByteReader) throws(DecodeError) -> EntryMetadata { try r.compactMetadata(&self) }
+    var carriesRootMetadata: Bool { hasOwnership }
 }
 
 extension ByteWriter {
@@ -61,6 +86,10 @@ extension ByteWriter {
     ///               7 btime from own ctime (else from the previous btime)
     ///     [varint mode] [varint device] zigzag Δinode | varint size | zigzag Δmtime
     ///     | zigzag Δctime | zigzag Δbtime | [zigzag Δdir_id, directories only]
+    ///     | version 3: u8 ownership: bits 0-4 nlink (31: a varint nlink follows), 5 uid
+    ///               follows, 6 gid follows (else the previous ones), 7 blocks differ from
+    ///               `expectedBlocks` (a zigzag of the difference follows)
+    ///       [varint nlink] [varint uid] [varint gid] [zigzag Δblocks]
     @inline(__always)
     public mutating func compactMetadata(_ m: EntryMetadata, _ c: inout BlockContext) {
         let p = c.previous
@@ -77,9 +106,9 @@ extension ByteWriter {
         let bOwn = m.btimeNs &- m.ctimeNs, bPrevious = m.btimeNs &- p.btimeNs
         let bFromOwn = magnitude(bOwn) < magnitude(bPrevious)
         if bFromOwn { flags |= 0x80 }
-        // At most a flags byte and eight varints of 10 bytes: one capacity check, then
+        // At most two flags bytes and twelve varints of 10 bytes: one capacity check, then
         // plain stores through a local cursor.
-        reserve(81)
+        reserve(122)
         var out = base + count
         out.storeBytes(of: flags, as: UInt8.self)
         out += 1
@@ -93,6 +122,19 @@ extension ByteWriter {
         if m.kind == .directory {
             Self.zigzag(Int64(bitPattern: m.dirID &- c.previousDirID), at: &out)
             c.previousDirID = m.dirID
+        }
+        if c.hasOwnership {
+            let blocksDelta = Int64(bitPattern: m.blocks &- expectedBlocks(m.kind, m.size))
+            var ownership: UInt8 = m.nlink < 31 ? UInt8(m.nlink) : 31
+            if m.uid != p.uid { ownership |= 0x20 }
+            if m.gid != p.gid { ownership |= 0x40 }
+            if blocksDelta != 0 { ownership |= 0x80 }
+            out.storeBytes(of: ownership, as: UInt8.self)
+            out += 1
+            if m.nlink >= 31 { Self.varint(UInt64(m.nlink), at: &out) }
+            if m.uid != p.uid { Self.varint(UInt64(m.uid), at: &out) }
+            if m.gid != p.gid { Self.varint(UInt64(m.gid), at: &out) }
+            if blocksDelta != 0 { Self.zigzag(blocksDelta, at: &out) }
         }
         count = out - base
         c.previous = m
@@ -148,16 +190,31 @@ extension ByteReader {
             m.dirID = c.previousDirID &+ UInt64(bitPattern: try zigzag())
             c.previousDirID = m.dirID
         }
+        if c.hasOwnership {
+            let ownership = try byte()
+            m.nlink = ownership & 0x1F == 31 ? try uint32() : UInt32(ownership & 0x1F)
+            if ownership & 0x20 != 0 { m.uid = try uint32() }
+            if ownership & 0x40 != 0 { m.gid = try uint32() }
+            m.blocks = expectedBlocks(kind, m.size) &+ (ownership & 0x80 != 0 ? UInt64(bitPattern: try zigzag()) : 0)
+        }
         c.previous = m
         return m
     }
 
     /// Reads past a compact metadata without computing its fields (the context is left
     /// behind: only for a reader that builds no later metadata of the block).
-    mutating func skipCompactMetadata() throws(DecodeError) {
+    mutating func skipCompactMetadata(_ c: BlockContext) throws(DecodeError) {
         let flags = try byte()
         guard let kind = EntryKind(rawValue: flags & 0x07) else { throw DecodeError(sequence: sequence, reason: .invalidValue("kind")) }
         var fields = 5 + (flags & 0x08 != 0 ? 1 : 0) + (flags & 0x10 != 0 ? 1 : 0) + (kind == .directory ? 1 : 0)
+        while fields > 0 {
+            while try byte() & 0x80 != 0 {}
+            fields -= 1
+        }
+        guard c.hasOwnership else { return }
+        let ownership = try byte()
+        fields =
+            (ownership & 0x1F == 31 ? 1 : 0) + (ownership & 0x20 != 0 ? 1 : 0) + (ownership & 0x40 != 0 ? 1 : 0) + (ownership & 0x80 != 0 ? 1 : 0)
         while fields > 0 {
             while try byte() & 0x80 != 0 {}
             fields -= 1
@@ -182,8 +239,13 @@ public struct BlockEncoder: ~Copyable {
     public private(set) var count: UInt32 = 0
     public private(set) var run: UInt32 = 0
     public private(set) var timeMs: Int64 = 0
+    /// The version written: this build's, or an older one for tests of what older builds wrote.
+    let version: UInt8
 
-    public init() {}
+    public init(version: UInt8 = BlockFormat.version) {
+        precondition(version >= BlockFormat.firstVersion && version <= BlockFormat.version)
+        self.version = version
+    }
 
     public var isEmpty: Bool { count == 0 }
     /// Bytes so far, without the trailer.
@@ -200,11 +262,11 @@ public struct BlockEncoder: ~Copyable {
     mutating func begin(_ sequence: UInt64, _ run: UInt32, _ timeMs: Int64) {
         guard count == 0 else { return }
         writer.reset()
-        context = BlockContext()
+        context = BlockContext(version: version)
         firstSequence = sequence
         self.run = run
         self.timeMs = timeMs
-        writer.byte(BlockFormat.version)
+        writer.byte(version)
         writer.varint(UInt64(run))
         writer.varint(UInt64(bitPattern: timeMs))
     }
@@ -251,8 +313,8 @@ public struct BlockEncoder: ~Copyable {
     }
 
     /// One block of `records` (consecutive, same run and time) as a fresh array: tests.
-    public static func encoded(_ records: [EventRecord]) -> [UInt8] {
-        var e = BlockEncoder()
+    public static func encoded(_ records: [EventRecord], version: UInt8 = BlockFormat.version) -> [UInt8] {
+        var e = BlockEncoder(version: version)
         for r in records { e.add(r) }
         return e.finish { _, v in Array(v) } ?? []
     }
@@ -280,9 +342,10 @@ public struct BlockReader {
     /// - Throws: `DecodeError` naming the block's first sequence.
     public init(firstSequence: UInt64, value: UnsafeRawBufferPointer) throws(DecodeError) {
         try RecordDecoder.verify(sequence: firstSequence, value: value)
-        guard value[0] == BlockFormat.version, let count = BlockFormat.count(value), count > 0 else {
+        guard BlockFormat.isBlock(value), let count = BlockFormat.count(value), count > 0 else {
             throw DecodeError(sequence: firstSequence, reason: .invalidValue("block"))
         }
+        context = BlockContext(version: value[0])
         self.firstSequence = firstSequence
         self.count = count
         reader = ByteReader(
@@ -335,7 +398,7 @@ public struct BlockReader {
             _ = try reader.parent(&context); _ = try reader.bytesInPlace()
             // No event built later in the block holds metadata: its fields need not be known.
             if building & Self.metadataTypes == 0 {
-                try reader.skipCompactMetadata()
+                try reader.skipCompactMetadata(context)
             } else {
                 _ = try reader.compactMetadata(&context)
             }

@@ -32,14 +32,36 @@ public struct EntryMetadata: Sendable, Hashable {
     public var btimeNs: Int64
     /// For a directory, the id its children are keyed under; 0 otherwise.
     public var dirID: UInt64
+    /// 512-byte blocks allocated (`st_blocks`): what the entry takes on disk.
+    public var blocks: UInt64
+    /// Hard links to the inode; 0 when not recorded (an event of schema 1 or 2, written
+    /// before evindex kept it): then `blocks`, `uid` and `gid` are not known either.
+    public var nlink: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
 
     public init(
         kind: EntryKind, mode: UInt32, inode: UInt64, device: UInt64, size: UInt64,
-        mtimeNs: Int64, ctimeNs: Int64, btimeNs: Int64 = 0, dirID: UInt64 = 0
+        mtimeNs: Int64, ctimeNs: Int64, btimeNs: Int64 = 0, dirID: UInt64 = 0,
+        blocks: UInt64 = 0, nlink: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
     ) {
         self.kind = kind; self.mode = mode; self.inode = inode; self.device = device
         self.size = size; self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs; self.btimeNs = btimeNs; self.dirID = dirID
+        self.blocks = blocks; self.nlink = nlink; self.uid = uid; self.gid = gid
     }
+
+    /// Whether `blocks`, `nlink`, `uid` and `gid` were recorded (schema 3 and later).
+    @inline(__always)
+    public var hasOwnership: Bool { nlink != 0 }
+
+    /// What du counts for the entry: `st_blocks` × 512; 0 when not recorded.
+    @inline(__always)
+    public var diskBytes: UInt64 { blocks &* 512 }
+
+    /// Whether du counts this entry once per inode rather than once per name: a
+    /// non-directory with more than one link.
+    @inline(__always)
+    public var isSharedInode: Bool { nlink > 1 && kind != .directory }
 }
 
 /// The operation a non-critical error happened in.
@@ -91,7 +113,9 @@ public struct RunCounts: Sendable, Hashable {
 /// from an earlier `entryCreated`) and their raw name bytes; the root directory's id is
 /// given by `jobStarted`.
 public enum Event: Sendable, Hashable {
-    case jobStarted(root: [UInt8], rootDirID: UInt64, options: String, version: String)
+    /// `rootMetadata`: the root directory's own stat (what du counts for the root itself);
+    /// nil in runs written before schema 3.
+    case jobStarted(root: [UInt8], rootDirID: UInt64, options: String, version: String, rootMetadata: EntryMetadata? = nil)
     case jobPaused(reason: String)
     case jobResumed
     case jobCompleted(RunCounts)

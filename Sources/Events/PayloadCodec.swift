@@ -6,6 +6,8 @@ protocol FieldCoding {
     mutating func write(_ m: EntryMetadata, to w: inout ByteWriter)
     mutating func readParent(_ r: inout ByteReader) throws(DecodeError) -> UInt64
     mutating func readMetadata(_ r: inout ByteReader) throws(DecodeError) -> EntryMetadata
+    /// Whether `JobStarted` carries the root's metadata (schema 3 and later).
+    var carriesRootMetadata: Bool { get }
 }
 
 /// Schema 1: dir ids as varints, metadata in full.
@@ -14,14 +16,19 @@ struct PlainFields: FieldCoding {
     mutating func write(_ m: EntryMetadata, to w: inout ByteWriter) { w.metadata(m) }
     mutating func readParent(_ r: inout ByteReader) throws(DecodeError) -> UInt64 { try r.varint() }
     mutating func readMetadata(_ r: inout ByteReader) throws(DecodeError) -> EntryMetadata { try r.metadata() }
+    var carriesRootMetadata: Bool { false }
 }
 
 extension ByteWriter {
     /// An event's payload (after its type byte), in the layout of Docs/EVENTS.md.
     mutating func payload<F: FieldCoding>(_ event: Event, _ f: inout F) {
         switch event {
-        case let .jobStarted(root, rootDirID, options, version):
+        case let .jobStarted(root, rootDirID, options, version, rootMetadata):
             bytes(root); varint(rootDirID); string(options); string(version)
+            if f.carriesRootMetadata {
+                byte(rootMetadata == nil ? 0 : 1)
+                if let rootMetadata { f.write(rootMetadata, to: &self) }
+            }
         case let .jobPaused(reason):
             string(reason)
         case .jobResumed:
@@ -59,7 +66,16 @@ extension ByteReader {
     mutating func payload<F: FieldCoding>(_ type: EventType, _ f: inout F) throws(DecodeError) -> Event {
         switch type {
         case .jobStarted:
-            return .jobStarted(root: try bytes(), rootDirID: try varint(), options: try string(), version: try string())
+            let root = try bytes(), rootDirID = try varint(), options = try string(), version = try string()
+            var rootMetadata: EntryMetadata?
+            if f.carriesRootMetadata {
+                switch try byte() {
+                case 0: break
+                case 1: rootMetadata = try f.readMetadata(&self)
+                default: throw DecodeError(sequence: sequence, reason: .invalidValue("root metadata"))
+                }
+            }
+            return .jobStarted(root: root, rootDirID: rootDirID, options: options, version: version, rootMetadata: rootMetadata)
         case .jobPaused:
             return .jobPaused(reason: try string())
         case .jobResumed:

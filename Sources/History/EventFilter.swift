@@ -33,7 +33,7 @@ public struct EventFilter {
             return under(source) || under(destination)
         case let .directoryListed(dirID, _):
             return under(try paths.directory(snapshot, dirID))
-        case let .jobStarted(root, _, _, _):
+        case let .jobStarted(root, _, _, _, _):
             runRoots[r.run] = root
             return PathBytes.isSameOrBelow(root, prefix) || PathBytes.isSameOrBelow(prefix, root)
         case .jobPaused, .jobResumed, .jobCompleted, .jobFailed, .snapshotTaken:

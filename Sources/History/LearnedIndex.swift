@@ -93,7 +93,7 @@ public final class LearnedIndex {
     /// events per write transaction. Returns how many events were folded.
     static func fold(log: EventLog, into target: Views, through: UInt64) throws -> UInt64 {
         // Scratch views are read by path, never rescanned: no inode index to keep.
-        let fold = ViewFold(views: target, keepsDirectoryInodes: false)
+        let fold = ViewFold(views: target, keepsDirectoryInodes: false, keepsHistory: false)
         return try log.environment.read { source in
             try fold.foldInChunks(
                 from: 1, through: through,

@@ -50,7 +50,7 @@ public struct RunFacts: Sendable {
             facts.eventsByType[item.type, default: 0] += 1
             guard case let .other(event) = item else { return true }
             switch event {
-            case let .jobStarted(root, rootDirID, options, version):
+            case let .jobStarted(root, rootDirID, options, version, _):
                 facts.root = root; facts.rootDirID = rootDirID; facts.options = options; facts.version = version
             case let .nonCriticalError(parent, name, errno, operation):
                 facts.errors.append(Failure(sequence: seq, parent: parent, name: name, errno: errno, operation: operation))

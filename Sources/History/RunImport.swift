@@ -177,9 +177,10 @@ public enum RunImport {
             for record in exported.events {
                 let event: Event
                 switch record.event {
-                case let .jobStarted(r, rootDirID, options, version):
+                case let .jobStarted(r, rootDirID, options, version, rootMetadata):
                     sawStart = true
-                    event = .jobStarted(root: r, rootDirID: map(rootDirID), options: options, version: version)
+                    event = .jobStarted(
+                        root: r, rootDirID: map(rootDirID), options: options, version: version, rootMetadata: rootMetadata)
                 case let .directoryListed(dirID, children):
                     event = .directoryListed(dirID: map(dirID), children: children)
                 case let .pathRejected(parent, name, rule):

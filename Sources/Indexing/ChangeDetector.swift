@@ -140,7 +140,8 @@ struct ChangeDetector: WalkDelegate {
                     stats.append(
                         EntryStat(
                             mode: m.mode, inode: m.inode, device: m.device, size: m.size,
-                            mtimeNs: m.mtimeNs, ctimeNs: m.ctimeNs, btimeNs: m.btimeNs))
+                            mtimeNs: m.mtimeNs, ctimeNs: m.ctimeNs, btimeNs: m.btimeNs,
+                            blocks: m.blocks, nlink: m.nlink, uid: m.uid, gid: m.gid))
                     ids.append(m.dirID)
                 }
                 return true

@@ -139,7 +139,13 @@ public enum IndexJob {
                         : "abandoned: a new run was started with --restart")
                 if rulesDiffer { abandonedForRules = unfinished.id }
             }
-            (rootDirID, rootIsNew) = try writer.start(root: root, rules: rulesText)
+            // The root's own blocks are part of what du counts for it; a root that cannot be
+            // stat'ed is the walk's error to report.
+            let rootStat = (root + [0]).withUnsafeBufferPointer { p -> EntryStat? in
+                try? fileSystem.stat(atPath: UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self))
+            }
+            (rootDirID, rootIsNew) = try writer.start(
+                root: root, rules: rulesText, rootMetadata: rootStat.map { EntryMetadata($0, dirID: 0) })
             isRescan = !rootIsNew
         }
 

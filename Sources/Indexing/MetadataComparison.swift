@@ -10,7 +10,8 @@ extension EntryMetadata {
         let kind = EntryKind(mode: st.mode)
         self.init(
             kind: kind, mode: st.mode, inode: st.inode, device: st.device, size: st.size,
-            mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, btimeNs: st.btimeNs, dirID: kind == .directory ? dirID : 0)
+            mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, btimeNs: st.btimeNs, dirID: kind == .directory ? dirID : 0,
+            blocks: st.blocks, nlink: max(st.nlink, 1), uid: st.uid, gid: st.gid)
     }
 
     /// Whether `other` is this same directory: inode and device, and birth time when both
@@ -29,11 +30,13 @@ extension EntryMetadata {
     }
 
     /// Whether a rescan must record a change: any of (inode, dev, mode, size, mtime, ctime,
-    /// birth time) differs, or the directory id (a directory replaced by a new one).
+    /// birth time, blocks, links, owner, group) differs, or the directory id (a directory
+    /// replaced by a new one). A row of an older schema, without blocks and links, always
+    /// differs: the rescan fills them from its stat.
     func differs(from new: EntryMetadata) -> Bool {
         kind != new.kind || inode != new.inode || device != new.device || mode != new.mode
             || size != new.size || mtimeNs != new.mtimeNs || ctimeNs != new.ctimeNs || btimeNs != new.btimeNs
-            || dirID != new.dirID
+            || dirID != new.dirID || blocks != new.blocks || nlink != new.nlink || uid != new.uid || gid != new.gid
     }
 }
 

@@ -41,7 +41,7 @@ final class Writer {
     private(set) var previousRunStartMs: Int64 = 0
 
     /// Appends JobStarted and the run's row; returns the root's dir id and whether it is new.
-    func start(root: [UInt8], rules: String) throws -> (UInt64, Bool) {
+    func start(root: [UInt8], rules: String, rootMetadata: EntryMetadata?) throws -> (UInt64, Bool) {
         let now = wallClockMs()
         return try write { txn in
             self.runID = try log.nextRunID(txn)
@@ -64,7 +64,9 @@ final class Writer {
                 firstSequence: sequence, lastSequence: sequence, startedMs: now)
             self.run.isFirstIndex = isNew
             self.lastSnapshotSequence = sequence
-            try appendRare(txn, .jobStarted(root: root, rootDirID: rootDirID, options: rules, version: IndexJob.version), timeMs: now)
+            try appendRare(
+                txn, .jobStarted(root: root, rootDirID: rootDirID, options: rules, version: IndexJob.version, rootMetadata: rootMetadata),
+                timeMs: now)
             try log.setMetaValue(txn, "nextDirID", nextDirID)
             try log.putRun(txn, run)
             return (rootDirID, isNew)

@@ -153,7 +153,12 @@ private func metadata(_ v: JSONValue, _ prefix: String) throws -> EntryMetadata 
         device: try uint(v, prefix + "dev"), size: try uint(v, prefix + "size"),
         mtimeNs: try int(v, prefix + "mtime_ns"), ctimeNs: try int(v, prefix + "ctime_ns"),
         btimeNs: try int(v, prefix + "btime_ns"),
-        dirID: kind == .directory ? try uint(v, prefix + "dir_id") : 0)
+        dirID: kind == .directory && !prefix.hasPrefix("root") ? try uint(v, prefix + "dir_id") : 0,
+        // Written since schema 3: an older export has none, as an older log.
+        blocks: v[prefix + "nlink"] == nil ? 0 : try uint(v, prefix + "blocks"),
+        nlink: v[prefix + "nlink"] == nil ? 0 : try uint32(v, prefix + "nlink"),
+        uid: v[prefix + "nlink"] == nil ? 0 : try uint32(v, prefix + "uid"),
+        gid: v[prefix + "nlink"] == nil ? 0 : try uint32(v, prefix + "gid"))
 }
 
 private func counts(_ v: JSONValue) throws -> RunCounts {
@@ -186,7 +191,7 @@ private func eventRecord(_ v: JSONValue) throws -> EventRecord {
     case .jobStarted:
         event = .jobStarted(
             root: try path(v, "root"), rootDirID: try uint(v, "root_dir_id"), options: try string(v, "options"),
-            version: try string(v, "version"))
+            version: try string(v, "version"), rootMetadata: v["root_kind"] == nil ? nil : try metadata(v, "root_"))
     case .jobPaused: event = .jobPaused(reason: try string(v, "reason"))
     case .jobResumed: event = .jobResumed
     case .jobCompleted: event = .jobCompleted(try counts(v))

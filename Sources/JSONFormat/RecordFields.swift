@@ -18,6 +18,12 @@ public func metadataFields(_ o: inout JSONObject, _ prefix: String, _ m: EntryMe
     o.add("mtime_ns", m.mtimeNs)
     o.add("ctime_ns", m.ctimeNs)
     o.add("btime_ns", m.btimeNs)
+    if m.hasOwnership {
+        o.add("blocks", m.blocks)
+        o.add("nlink", m.nlink)
+        o.add("uid", m.uid)
+        o.add("gid", m.gid)
+    }
     if withDirID && m.kind == .directory { o.add("dir_id", m.dirID) }
 }
 
@@ -72,8 +78,9 @@ public func eventFields(_ o: inout JSONObject, _ r: EventRecord, _ snapshot: Ind
     o.add("time_ms", r.timeMs)
     o.add("type", r.event.type.name)
     switch r.event {
-    case let .jobStarted(root, rootDirID, options, version):
+    case let .jobStarted(root, rootDirID, options, version, rootMetadata):
         o.addPath("root", root); o.add("root_dir_id", rootDirID); o.add("options", options); o.add("version", version)
+        if let rootMetadata { metadataFields(&o, "root_", rootMetadata, withDirID: false) }
     case let .jobPaused(reason):
         o.add("reason", reason)
     case .jobResumed:
@@ -118,5 +125,9 @@ public func changedFields(_ old: EntryMetadata, _ new: EntryMetadata) -> [String
     if old.mtimeNs != new.mtimeNs { f.append("mtime_ns") }
     if old.ctimeNs != new.ctimeNs { f.append("ctime_ns") }
     if old.btimeNs != new.btimeNs { f.append("btime_ns") }
+    if old.blocks != new.blocks { f.append("blocks") }
+    if old.nlink != new.nlink { f.append("nlink") }
+    if old.uid != new.uid { f.append("uid") }
+    if old.gid != new.gid { f.append("gid") }
     return f
 }

@@ -120,6 +120,15 @@ public struct IndexSnapshot {
     /// The last sequence folded into the views.
     public func foldedThrough() throws -> UInt64 { try views.lastSequence(transaction) }
 
+    /// The stop of a run at `sequence` (`JobPaused`, `JobCompleted`, `JobFailed`) as the
+    /// directory-size history records it; nil when no run stopped there.
+    public func sizeEpoch(at sequence: UInt64) throws -> SizeEpoch? { try views.sizeEpoch(transaction, at: sequence) }
+
+    /// Directory `dirID`'s row as it was at `epoch`'s stop; nil when it did not exist then.
+    public func directory(_ dirID: UInt64, asOf epoch: SizeEpoch) throws -> DirectoryRecord? {
+        try views.directory(transaction, dirID, asOf: epoch)
+    }
+
     // MARK: - Checks
 
     /// The digests of the views (their entries and directories).
@@ -146,6 +155,12 @@ public struct IndexSnapshot {
 
     /// The options a run started with (its `JobStarted`).
     public func options(of run: RunRecord) throws -> String? { try log.jobOptions(logTransaction, run: run) }
+
+    /// Calls `body` with each event's sequence and time (the events are read past, not
+    /// built), in order, until it returns false.
+    public func forEachEventTime(from: UInt64 = 1, through: UInt64 = .max, _ body: (UInt64, Int64) throws -> Bool) throws {
+        try log.forEach(logTransaction, from: from, through: through, building: 0) { seq, _, time, _ in try body(seq, time) }
+    }
 
     /// Calls `body` with each event from sequence `from` through `through`, in order, until
     /// it returns false. Every block read is checked (checksum, schema version).

@@ -13,11 +13,14 @@ package import LMDB
 ///         the children are the `count` EntryCreated events of this directory between
 ///         the two sequences, in name order: a first listing costs the view a few bytes,
 ///         since the log already holds every name and metadata.
-///     tag 2, packed: varint count | count × (bytes name | metadata, delta-coded as in a
-///         block of the log): a listing that changed after it was first written.
+///     tag 3, packed: varint count | count × (bytes name | metadata, delta-coded as in a
+///         block of the log, version 3): a listing that changed after it was first
+///         written. Tag 2 is the same with version-2 metadata (no blocks, links, owner),
+///         read but no longer written.
 enum ListingFormat {
     static let inLog: UInt8 = 1
-    static let packed: UInt8 = 2
+    static let packedWithoutOwnership: UInt8 = 2
+    static let packed: UInt8 = 3
     /// A listing stays "in the log" while its events are at most this far apart: a
     /// reader scans from the first to the last.
     static let maxGap: UInt64 = 256
@@ -64,9 +67,9 @@ extension Views {
                 throw ViewError.corrupt(
                     "the listing of directory \(dirID) names \(count) entries at sequences \(first)–\(last); the log holds \(seen)")
             }
-        case ListingFormat.packed:
+        case ListingFormat.packed, ListingFormat.packedWithoutOwnership:
             let count = try r.varint()
-            var context = BlockContext()
+            var context = BlockContext(version: r.buffer[0] == ListingFormat.packed ? 3 : 2)
             for _ in 0..<count {
                 let name = try r.bytesInPlace()
                 let m = try r.compactMetadata(&context)

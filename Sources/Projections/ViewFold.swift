@@ -14,7 +14,7 @@ public final class ViewFold {
     /// Rows as committed.
     private var committed: [DirectoryKey: DirectoryRecord] = [:]
     /// Rows changed in the open transaction; `nil` marks a deleted row.
-    private var dirty: [DirectoryKey: DirectoryRecord?] = [:]
+    var dirty: [DirectoryKey: DirectoryRecord?] = [:]
     /// No directory row has a higher id (the `dirs` view's last key, raised as this fold
     /// writes rows): a new directory's id is past it, and its row is not looked for.
     /// Nil until first needed, and after a rollback.
@@ -47,14 +47,29 @@ public final class ViewFold {
     /// Whether the `incomplete` view may hold rows: only then does a `DirectoryListed`
     /// delete one. Nil until first asked; true is always safe.
     private var mayHaveIncomplete: Bool?
+    /// Whether the `links` view may hold rows: only then are the shared inodes below a
+    /// directory that moves or goes looked for. Nil until first asked; true is always safe.
+    var mayHaveLinks: Bool?
+
+    /// The directory-size history (`SizeHistory.swift`): the epoch the fold is in (nil
+    /// before the log's first stop, and until read from the view), the rows it has
+    /// imaged in it, and what the open transaction has yet to write.
+    var epoch: SizeEpoch?
+    var epochKnown = false
+    var imaged: Set<DirectoryKey> = []
+    var pendingImages: [(id: UInt64, epoch: UInt64, row: DirectoryRecord)] = []
+    var pendingEpochs: [SizeEpoch] = []
 
     /// Whether the fold keeps `dirInodes`, which only a rescan reads (to recognize a moved
     /// directory): views folded to be read and thrown away (a diff's) do without.
     let keepsDirectoryInodes: Bool
+    /// Whether the fold keeps the directory-size history, which only `du --since` reads.
+    let keepsHistory: Bool
 
-    public init(views: Views, keepsDirectoryInodes: Bool = true) {
+    public init(views: Views, keepsDirectoryInodes: Bool = true, keepsHistory: Bool = true) {
         self.views = views
         self.keepsDirectoryInodes = keepsDirectoryInodes
+        self.keepsHistory = keepsHistory
     }
 
     private func rejectionsPossible(_ txn: Transaction) throws -> Bool {
@@ -103,6 +118,7 @@ public final class ViewFold {
                 }
             }
         }
+        try writeHistory(txn)
         try views.setLastSequence(txn, lastSequence)
     }
 
@@ -112,10 +128,13 @@ public final class ViewFold {
         for (id, record) in dirty { committed[id] = record }
         dirty.removeAll(keepingCapacity: true)
         freshInTransaction.removeAll(keepingCapacity: true)
+        pendingImages.removeAll(keepingCapacity: true)
+        pendingEpochs.removeAll()
     }
 
     /// The transaction aborted: forget everything it changed.
     public func rollBack() {
+        forgetHistory()
         recycleListings()
         highestStoredDirectory = nil
         dirty.removeAll(keepingCapacity: true)
@@ -195,7 +214,7 @@ public final class ViewFold {
 
     /// The children of directory `id` as the open transaction sees them.
     @inline(__always)
-    private func listing(_ txn: Transaction, _ id: UInt64) throws -> PendingListing {
+    func listing(_ txn: Transaction, _ id: UInt64) throws -> PendingListing {
         // A directory's events come together: most look-ups are the one before.
         if id == lastListingID, let last = lastListing { return last.takeUnretainedValue() }
         if let listing = listings[DirectoryKey(id)] {
@@ -222,7 +241,7 @@ public final class ViewFold {
 
     // MARK: - Directory rows
 
-    private func record(_ txn: Transaction, _ id: UInt64) throws -> DirectoryRecord? {
+    func record(_ txn: Transaction, _ id: UInt64) throws -> DirectoryRecord? {
         let key = DirectoryKey(id)
         if let row = dirty[key] { return row }
         if let row = committed[key] { return row }
@@ -233,7 +252,7 @@ public final class ViewFold {
     }
 
     /// No directory row has a higher id than this (read once per transaction at most).
-    private func highestStored(_ txn: Transaction) throws -> UInt64 {
+    func highestStored(_ txn: Transaction) throws -> UInt64 {
         if let known = highestStoredDirectory { return known }
         let last = try lastKey(txn, views.dirs)
         highestStoredDirectory = last
@@ -252,7 +271,7 @@ public final class ViewFold {
     /// first (highest id first, which is deepest first within a walk), its delta added to
     /// its parent's before the parent's turn comes. A parent with a higher id than its
     /// child (after a move) is only visited once more.
-    private func carryDeltas(_ txn: Transaction) throws {
+    func carryDeltas(_ txn: Transaction) throws {
         settleRunningDelta()
         guard !pendingDeltas.isEmpty else { return }
         var heap = IDHeap(pendingDeltas.keys.lazy.map(\.id))
@@ -271,6 +290,7 @@ public final class ViewFold {
             guard var row = try record(txn, id) else {
                 throw ViewError.corrupt("directory \(id) is missing from the directory-size view")
             }
+            try willChange(txn, id)
             row.totals += delta
             dirty[DirectoryKey(id)] = row
             guard row.parent != 0 else { continue }
@@ -287,7 +307,7 @@ public final class ViewFold {
     }
 
     @inline(__always)
-    private func addDelta(_ parent: UInt64, _ delta: DirectoryTotals) {
+    func addDelta(_ parent: UInt64, _ delta: DirectoryTotals) {
         if parent == runningDeltaParent {
             runningDelta += delta
             return
@@ -303,13 +323,25 @@ public final class ViewFold {
         runningDeltaParent = nil
     }
 
-    /// What an entry adds to its ancestors' totals (its own subtree excluded).
+    /// What du counts for an entry itself: its blocks and its size. Nothing for an entry
+    /// whose blocks were not recorded (an older schema's: the next rescan fills them in),
+    /// nor for a directory not entered (another filesystem, which `du -x` skips).
     @inline(__always)
-    private static func ownContribution(_ m: EntryMetadata) -> DirectoryTotals {
+    static func ownSizes(_ m: EntryMetadata) -> (disk: Int64, apparent: Int64) {
+        guard m.hasOwnership, m.kind != .directory || m.dirID != 0 else { return (0, 0) }
+        return (Int64(bitPattern: m.diskBytes), Int64(bitPattern: m.size))
+    }
+
+    /// What an entry adds to its ancestors' totals (its own subtree excluded). A shared
+    /// inode's disk and apparent bytes are added once per directory by `addLink` instead.
+    @inline(__always)
+    static func ownContribution(_ m: EntryMetadata) -> DirectoryTotals {
+        let own = m.isSharedInode ? (disk: 0, apparent: 0) : ownSizes(m)
         switch m.kind {
-        case .file: DirectoryTotals(size: Int64(bitPattern: m.size), files: 1, directories: 0)
-        case .directory: DirectoryTotals(size: 0, files: 0, directories: 1)
-        case .symlink, .other: DirectoryTotals()
+        case .file:
+            return DirectoryTotals(size: Int64(bitPattern: m.size), files: 1, diskBytes: own.disk, apparentBytes: own.apparent)
+        case .directory: return DirectoryTotals(directories: 1, diskBytes: own.disk, apparentBytes: own.apparent)
+        case .symlink, .other: return DirectoryTotals(diskBytes: own.disk, apparentBytes: own.apparent)
         }
     }
 
@@ -318,8 +350,8 @@ public final class ViewFold {
     /// Folds any record (replay, rare live events).
     package func apply(_ txn: Transaction, _ record: EventRecord) throws {
         switch record.event {
-        case let .jobStarted(root, rootDirID, _, _):
-            try applyJobStarted(txn, root: root, rootDirID: rootDirID)
+        case let .jobStarted(root, rootDirID, _, _, rootMetadata):
+            try applyJobStarted(txn, root: root, rootDirID: rootDirID, rootMetadata: rootMetadata)
         case let .entryCreated(parent, name, m):
             try name.withUnsafeBytes { try applyCreated(txn, sequence: record.sequence, parent: parent, name: $0, metadata: m) }
         case let .entryUpdated(parent, name, _, new):
@@ -344,23 +376,39 @@ public final class ViewFold {
             // The resumed writer starts with no fresh directories; a replay must not
             // remember them either, or the two skip different lookups.
             fresh.removeAll(keepingCapacity: true)
-        case .jobPaused, .jobCompleted, .jobFailed, .snapshotTaken:
+        case .jobPaused, .jobCompleted, .jobFailed:
+            try beginEpoch(txn, at: record.sequence)
+        case .snapshotTaken:
             break
         }
     }
 
     /// A run starts at `root`: the first run of a root creates its row. Roots indexed
     /// before inside it are dropped: this root's walk indexes them again as its own.
-    package func applyJobStarted(_ txn: Transaction, root: [UInt8], rootDirID: UInt64) throws {
+    package func applyJobStarted(_ txn: Transaction, root: [UInt8], rootDirID: UInt64, rootMetadata: EntryMetadata?) throws {
         fresh.removeAll(keepingCapacity: true)
         unwritten.removeAll(keepingCapacity: true)
-        guard try record(txn, rootDirID) == nil else { return }
+        var rootMetadata = rootMetadata
+        rootMetadata?.dirID = rootDirID
+        if var row = try record(txn, rootDirID) {
+            // A root's own sizes come with each run that starts at it; nothing is above it.
+            if rootMetadata != nil {
+                try willChange(txn, rootDirID)
+                row.setOwn(rootMetadata)
+                dirty[DirectoryKey(rootDirID)] = row
+            }
+            return
+        }
         for nested in try views.roots(txn) where PathBytes.isBelow(nested.path, root) {
+            try carryDeltas(txn)
+            try unlinkBelow(txn, nested.dirID)
             try carryDeltas(txn)
             try removeSubtree(txn, nested.dirID)
             try nested.path.withUnsafeBytes { k in _ = try txn.delete(views.roots, key: k) }
         }
-        dirty[DirectoryKey(rootDirID)] = DirectoryRecord(parent: 0, name: root)
+        var row = DirectoryRecord(parent: 0, name: root)
+        row.setOwn(rootMetadata)
+        dirty[DirectoryKey(rootDirID)] = row
         markFresh(rootDirID)
         var id = rootDirID.bigEndian
         try root.withUnsafeBytes { k in try withUnsafeBytes(of: &id) { try txn.put(views.roots, key: k, value: $0) } }
@@ -393,7 +441,7 @@ public final class ViewFold {
     ) throws {
         // A first listing's next file, the most common event: no reference counting, no
         // table looked up.
-        if !replacing, m.kind != .directory, parent == lastListingID, mayHaveRejections == false, let last = lastListing,
+        if !replacing, m.kind != .directory, m.nlink < 2, parent == lastListingID, mayHaveRejections == false, let last = lastListing,
             last._withUnsafeGuaranteedRef({ $0.appendInOrder(sequence: sequence, name: name, metadata: m) })
         {
             addDelta(parent, Self.ownContribution(m))
@@ -403,7 +451,8 @@ public final class ViewFold {
         // The first listing of a directory: a new name past the last, nothing to retract.
         let appended = !replacing && listing.appendInOrder(sequence: sequence, name: name, metadata: m)
         if !appended, let old = listing.lookUp(name) {
-            try retract(txn, parent: parent, old, keepingDirectory: old.kind == .directory && m.kind == .directory && old.dirID == m.dirID)
+            try retract(
+                txn, parent: parent, name: name, old, keepingDirectory: old.kind == .directory && m.kind == .directory && old.dirID == m.dirID)
         }
         if try rejectionsPossible(txn), !fresh.contains(DirectoryKey(parent)) {
             try Views.withEntryKey(parent, name) { key in try dropRejection(txn, key: key) }
@@ -414,13 +463,23 @@ public final class ViewFold {
             listing.create(sequence: sequence, name: name, metadata: m)
         }
         if m.kind == .directory, m.dirID != 0 {
-            if try record(txn, m.dirID) == nil {
-                dirty[DirectoryKey(m.dirID)] = DirectoryRecord(parent: parent, name: Array(name))
+            if var row = try record(txn, m.dirID) {
+                let own = Self.ownSizes(m)
+                if own.disk != row.ownDiskBytes || own.apparent != row.ownApparentBytes {
+                    try willChange(txn, m.dirID)
+                    row.setOwn(m)
+                    dirty[DirectoryKey(m.dirID)] = row
+                }
+            } else {
+                var row = DirectoryRecord(parent: parent, name: Array(name))
+                row.setOwn(m)
+                dirty[DirectoryKey(m.dirID)] = row
                 markFresh(m.dirID)
             }
             try setDirectoryInode(txn, m)
         }
         addDelta(parent, Self.ownContribution(m))
+        if m.isSharedInode { try addLink(txn, parent: parent, name: name, m) }
     }
 
     private func setDirectoryInode(_ txn: Transaction, _ m: EntryMetadata) throws {
@@ -442,11 +501,17 @@ public final class ViewFold {
 
     /// Takes an old row's contribution out of its ancestors; drops its subtree unless the
     /// same directory stays (a metadata update of a directory).
-    private func retract(_ txn: Transaction, parent: UInt64, _ old: EntryMetadata, keepingDirectory: Bool) throws {
+    private func retract(
+        _ txn: Transaction, parent: UInt64, name: UnsafeRawBufferPointer, _ old: EntryMetadata, keepingDirectory: Bool
+    ) throws {
         addDelta(parent, DirectoryTotals() - Self.ownContribution(old))
+        if old.isSharedInode { try removeLink(txn, parent: parent, name: name, old) }
         if old.kind == .directory && old.dirID != 0 { try clearDirectoryInode(txn, old) }
         if old.kind == .directory && !keepingDirectory {
             try carryDeltas(txn)
+            // Each shared inode below leaves as its own names would, so that a directory
+            // above that holds another of its names keeps counting it.
+            if try unlinkBelow(txn, old.dirID) { try carryDeltas(txn) }
             if let row = try record(txn, old.dirID) {
                 addDelta(parent, DirectoryTotals() - row.totals)
             }
@@ -462,7 +527,7 @@ public final class ViewFold {
             try Views.withEntryKey(parent, name) { key in try dropRejection(txn, key: key) }
             return
         }
-        try retract(txn, parent: parent, old, keepingDirectory: false)
+        try retract(txn, parent: parent, name: name, old, keepingDirectory: false)
         listing.remove(name)
     }
 
@@ -474,6 +539,12 @@ public final class ViewFold {
         let source = try listing(txn, fromParent)
         guard let old = fromName.withUnsafeBytes({ source.lookUp($0) }) else { return }
         try carryDeltas(txn)
+        // Shared inodes leave with the old place and are counted again at the new one:
+        // which directories hold one of their names changes.
+        let sharedBelow = old.kind == .directory && old.dirID != 0 ? try sharedInodes(txn, below: old.dirID) : []
+        for link in sharedBelow { try link.name.withUnsafeBytes { try removeLink(txn, parent: link.parent, name: $0, link.metadata) } }
+        if old.isSharedInode { try fromName.withUnsafeBytes { try removeLink(txn, parent: fromParent, name: $0, old) } }
+        try carryDeltas(txn)
         var moved = Self.ownContribution(old)
         if old.kind == .directory, let row = try record(txn, old.dirID) { moved += row.totals }
         fromName.withUnsafeBytes { source.remove($0) }
@@ -483,19 +554,23 @@ public final class ViewFold {
         let destination = try listing(txn, toParent)
         try toName.withUnsafeBytes { n in
             if let existing = destination.lookUp(n) {
-                try retract(txn, parent: toParent, existing, keepingDirectory: false)
+                try retract(txn, parent: toParent, name: n, existing, keepingDirectory: false)
             }
             try Views.withEntryKey(toParent, n) { key in try dropRejection(txn, key: key) }
             destination.set(n, m)
         }
         var added = Self.ownContribution(m)
         if m.kind == .directory, var row = try record(txn, m.dirID) {
+            try willChange(txn, m.dirID)
             added += row.totals
             row.parent = toParent
             row.name = toName
+            row.setOwn(m)
             dirty[DirectoryKey(m.dirID)] = row
         }
         addDelta(toParent, added)
+        if m.isSharedInode { try toName.withUnsafeBytes { try addLink(txn, parent: toParent, name: $0, m) } }
+        for link in sharedBelow { try link.name.withUnsafeBytes { try addLink(txn, parent: link.parent, name: $0, link.metadata) } }
     }
 
     /// Deletes every row below directory `id`, and its own directory row.
@@ -519,6 +594,7 @@ public final class ViewFold {
         }
         settleRunningDelta()
         pendingDeltas[DirectoryKey(id)] = nil
+        try willChange(txn, id)
         dirty[DirectoryKey(id)] = .some(nil)
         fresh.remove(DirectoryKey(id))
         try clearIncomplete(txn, id)

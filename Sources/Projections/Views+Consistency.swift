@@ -32,6 +32,22 @@ extension Views {
         // What each directory's listing adds up to, and the directories below each.
         var direct: [DirectoryKey: DirectoryTotals] = [:]
         var subdirectories: [DirectoryKey: [UInt64]] = [:]
+        // The shared inodes (counted once per directory) each listing holds, and the bytes
+        // the links view counts for each.
+        var directShared: [DirectoryKey: Set<InodeKey>] = [:]
+        var counted: [InodeKey: (disk: Int64, apparent: Int64)] = [:]
+        if let links {
+            try txn.withCursor(links) { cursor in
+                var row = try cursor.first()
+                while let (key, value) = row {
+                    if key.count == 16 {
+                        var r = ByteReader(buffer: value)
+                        counted[InodeKey(key)] = (try r.zigzag(), try r.zigzag())
+                    }
+                    row = try cursor.next()
+                }
+            }
+        }
         var problem: String?
         try forEachListing(txn) { id, value in
             guard problem == nil else { return }
@@ -41,10 +57,19 @@ extension Views {
             }
             var totals = DirectoryTotals()
             try forEachStoredChild(txn, of: id, value: value) { name, m in
+                totals += ViewFold.ownContribution(m)
+                if m.isSharedInode {
+                    let key = InodeKey(device: m.device, inode: m.inode)
+                    guard counted[key] != nil else {
+                        problem =
+                            "\(named(id)) holds \"\(String(decoding: name, as: UTF8.self))\", of \(m.nlink) links, which the links view does not count"
+                        return false
+                    }
+                    directShared[DirectoryKey(id), default: []].insert(key)
+                }
                 switch m.kind {
-                case .file: totals += DirectoryTotals(size: Int64(bitPattern: m.size), files: 1)
+                case .file, .symlink, .other: break
                 case .directory:
-                    totals += DirectoryTotals(directories: 1)
                     guard m.dirID != 0 else { return true }
                     guard let row = rows[DirectoryKey(m.dirID)] else {
                         problem =
@@ -56,8 +81,13 @@ extension Views {
                             "\(named(id)) holds \"\(String(decoding: name, as: UTF8.self))\" as directory \(m.dirID), whose row says it is \"\(String(decoding: row.name, as: UTF8.self))\" in directory \(row.parent)"
                         return false
                     }
+                    let own = ViewFold.ownSizes(m)
+                    guard row.ownDiskBytes == own.disk && row.ownApparentBytes == own.apparent else {
+                        problem =
+                            "\(named(m.dirID)) records its own size as \(row.ownDiskBytes) disk and \(row.ownApparentBytes) apparent bytes; its entry says \(own.disk) and \(own.apparent)"
+                        return false
+                    }
                     subdirectories[DirectoryKey(id), default: []].append(m.dirID)
-                case .symlink, .other: break
                 }
                 return true
             }
@@ -78,6 +108,7 @@ extension Views {
         for root in rootIDs {
             var stack: [(id: UInt64, expanded: Bool)] = [(root, false)]
             var sums: [DirectoryKey: DirectoryTotals] = [:]
+            var sharedBelow: [DirectoryKey: Set<InodeKey>] = [:]
             while let (id, expanded) = stack.popLast() {
                 let key = DirectoryKey(id)
                 let children = subdirectories[key] ?? []
@@ -88,16 +119,42 @@ extension Views {
                     continue
                 }
                 var total = direct[key] ?? DirectoryTotals()
-                for child in children { total += sums.removeValue(forKey: DirectoryKey(child)) ?? DirectoryTotals() }
+                var shared = directShared[key] ?? []
+                for child in children {
+                    let childKey = DirectoryKey(child)
+                    var childTotal = sums.removeValue(forKey: childKey) ?? DirectoryTotals()
+                    // Shared inodes are summed once at each level, not carried.
+                    if let below = sharedBelow.removeValue(forKey: childKey) {
+                        for inode in below { childTotal -= DirectoryTotals(diskBytes: counted[inode]!.disk, apparentBytes: counted[inode]!.apparent) }
+                        shared.formUnion(below)
+                    }
+                    total += childTotal
+                }
+                for inode in shared { total += DirectoryTotals(diskBytes: counted[inode]!.disk, apparentBytes: counted[inode]!.apparent) }
                 guard rows[key]!.totals == total else {
                     let stored = rows[key]!.totals
                     return
-                        "\(named(id)) totals \(stored.size) bytes, \(stored.files) files, \(stored.directories) dirs; what is below it adds up to \(total.size), \(total.files), \(total.directories)"
+                        "\(named(id)) totals \(stored.size) bytes, \(stored.files) files, \(stored.directories) dirs, \(stored.diskBytes) disk and \(stored.apparentBytes) apparent bytes; what is below it adds up to \(total.size), \(total.files), \(total.directories), \(total.diskBytes), \(total.apparentBytes)"
                 }
                 sums[key] = total
+                if !shared.isEmpty { sharedBelow[key] = shared }
             }
         }
         if reached != rows.count { return "\(rows.count - reached) directories are not reached from any root" }
         return nil
+    }
+}
+
+/// A device and inode: what du counts once.
+struct InodeKey: Hashable {
+    var device: UInt64
+    var inode: UInt64
+
+    init(device: UInt64, inode: UInt64) { self.device = device; self.inode = inode }
+
+    /// From the first 16 bytes of a `links` key.
+    init(_ key: UnsafeRawBufferPointer) {
+        device = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+        inode = UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
     }
 }

@@ -63,7 +63,12 @@ extension Views {
     /// The digest of both views as of `txn`.
     package func digest(_ txn: Transaction) throws -> ViewDigest {
         let e = try entriesDigest(txn), d = try digest(txn, dirs)
-        return ViewDigest(entries: e.0, directories: d.0, entryCount: e.1, directoryCount: d.1)
+        // The shared inodes are part of what the sizes are made of.
+        let l = try links.map { try digest(txn, $0) } ?? (0, 0)
+        let h = try dirHistory.map { try digest(txn, $0) } ?? (0, 0)
+        var directories = l.1 == 0 ? d.0 : (d.0 ^ l.0) &* 0x0000_0100_0000_01B3
+        if h.1 > 0 { directories = (directories ^ h.0) &* 0x0000_0100_0000_01B3 }
+        return ViewDigest(entries: e.0, directories: directories, entryCount: e.1, directoryCount: d.1)
     }
 
     /// Where two sets of views first differ, as a sentence naming the entry; nil when equal.
@@ -73,6 +78,8 @@ extension Views {
             ("roots", roots, other.roots),
         ]
         if let a = rejected, let b = other.rejected { pairs.append(("rejections", a, b)) }
+        if let a = links, let b = other.links { pairs.append(("shared inodes", a, b)) }
+        if let a = dirHistory, let b = other.dirHistory { pairs.append(("directory-size history", a, b)) }
         for (name, a, b) in pairs {
             let difference: String? = try txn.withCursor(a) { ca in
                 try txn.withCursor(b) { cb in
@@ -156,6 +163,10 @@ extension Views {
 
     /// Empties both views (before a replay into them).
     package func clear(_ txn: Transaction) throws {
-        for db in [entries, dirs, roots, state, dirInodes, incomplete] + (rejected.map { [$0] } ?? []) { try txn.clear(db) }
+        for db in [entries, dirs, roots, state, dirInodes, incomplete] + (rejected.map { [$0] } ?? []) + (links.map { [$0] } ?? [])
+            + (dirHistory.map { [$0] } ?? [])
+        {
+            try txn.clear(db)
+        }
     }
 }

@@ -9,18 +9,27 @@ public struct DirectoryTotals: Sendable, Hashable {
     public var files: Int64 = 0
     /// Directories below, at any depth (the directory itself not counted).
     public var directories: Int64 = 0
+    /// `st_blocks` × 512 of every entry below (directories and symlinks too), each inode
+    /// once: du's count without the directory's own blocks (`DirectoryRecord.ownDiskBytes`).
+    public var diskBytes: Int64 = 0
+    /// `st_size` of every entry below, each inode once: `du --apparent-size` without the
+    /// directory's own size.
+    public var apparentBytes: Int64 = 0
 
-    public init(size: Int64 = 0, files: Int64 = 0, directories: Int64 = 0) {
+    public init(size: Int64 = 0, files: Int64 = 0, directories: Int64 = 0, diskBytes: Int64 = 0, apparentBytes: Int64 = 0) {
         self.size = size; self.files = files; self.directories = directories
+        self.diskBytes = diskBytes; self.apparentBytes = apparentBytes
     }
 
     public static func += (a: inout DirectoryTotals, b: DirectoryTotals) {
         a.size &+= b.size; a.files &+= b.files; a.directories &+= b.directories
+        a.diskBytes &+= b.diskBytes; a.apparentBytes &+= b.apparentBytes
     }
     public static func -= (a: inout DirectoryTotals, b: DirectoryTotals) {
         a.size &-= b.size; a.files &-= b.files; a.directories &-= b.directories
+        a.diskBytes &-= b.diskBytes; a.apparentBytes &-= b.apparentBytes
     }
-    public var isZero: Bool { size == 0 && files == 0 && directories == 0 }
+    public var isZero: Bool { size == 0 && files == 0 && directories == 0 && diskBytes == 0 && apparentBytes == 0 }
 }
 
 /// A directory's row in the directory-size view: where it sits and what is below it.
@@ -30,11 +39,28 @@ public struct DirectoryRecord: Sendable, Hashable {
     /// Its name in the parent; for a root, its absolute path.
     public var name: [UInt8]
     public var totals: DirectoryTotals
+    /// The directory's own `st_blocks` × 512 and `st_size` (0 when not recorded): du's
+    /// figure for it is these plus its totals.
+    public var ownDiskBytes: Int64 = 0
+    public var ownApparentBytes: Int64 = 0
 
     public init(parent: UInt64, name: [UInt8], totals: DirectoryTotals = DirectoryTotals()) {
         self.parent = parent; self.name = name; self.totals = totals
     }
 
+    /// What `du -sx -B1` prints for the directory.
+    public var duDiskBytes: Int64 { totals.diskBytes &+ ownDiskBytes }
+    /// What `du -sx --apparent-size -B1` prints for the directory.
+    public var duApparentBytes: Int64 { totals.apparentBytes &+ ownApparentBytes }
+
+    /// Sets the directory's own sizes from its metadata.
+    mutating func setOwn(_ m: EntryMetadata?) {
+        let own = m.map(ViewFold.ownSizes) ?? (disk: 0, apparent: 0)
+        ownDiskBytes = own.disk
+        ownApparentBytes = own.apparent
+    }
+
+    /// Schema 3 added the last four fields; a row without them reads them as 0.
     func encoded(into w: inout ByteWriter) {
         w.reset()
         w.varint(parent)
@@ -42,6 +68,10 @@ public struct DirectoryRecord: Sendable, Hashable {
         w.zigzag(totals.size)
         w.zigzag(totals.files)
         w.zigzag(totals.directories)
+        w.zigzag(totals.diskBytes)
+        w.zigzag(totals.apparentBytes)
+        w.zigzag(ownDiskBytes)
+        w.zigzag(ownApparentBytes)
     }
 
     init(decoding bytes: UnsafeRawBufferPointer) throws {
@@ -49,6 +79,12 @@ public struct DirectoryRecord: Sendable, Hashable {
         self.init(
             parent: try r.varint(), name: try r.bytes(),
             totals: DirectoryTotals(size: try r.zigzag(), files: try r.zigzag(), directories: try r.zigzag()))
+        if !r.isAtEnd {
+            totals.diskBytes = try r.zigzag()
+            totals.apparentBytes = try r.zigzag()
+            ownDiskBytes = try r.zigzag()
+            ownApparentBytes = try r.zigzag()
+        }
     }
 }
 
@@ -67,6 +103,13 @@ public struct DirectoryRecord: Sendable, Hashable {
 ///   (`PathRejected`), for names the rules kept out of the index: `evindex why`, and how a
 ///   rescan knows which rejections are new
 /// - `state`:   "lastSequence" → the last sequence folded into the views
+/// - `links`: device + inode (8 + 8 bytes big-endian) → the disk and apparent bytes
+///   counted for that inode; device + inode + parent dir id + name → empty, for every name
+///   of it: the non-directories with more than one link, which du counts once per
+///   directory however many of their names are below it (`SharedInodes.swift`)
+/// - `dirHistory`: dir id + sequence (8 + 8 bytes big-endian) → the directory's row as
+///   it was at that stop of a run; 0 + sequence → the highest dir id then
+///   (`SizeHistory.swift`)
 ///
 /// A `prefix` gives a second, independent set of views in the same environment (replay
 /// builds into one and compares).
@@ -85,6 +128,10 @@ public final class Views: Sendable {
     let incomplete: Database
     /// Nil only for a reader of a database written before rejections were recorded.
     let rejected: Database?
+    /// Nil only for a reader of a database written before schema 3.
+    let links: Database?
+    /// Nil only for a reader of a database written before schema 3.
+    let dirHistory: Database?
 
     /// Opens the views; `create` (the writer) creates them, readers never write.
     ///
@@ -113,6 +160,14 @@ public final class Views: Sendable {
             create
             ? try environment.write { try $0.openDatabase(prefix + "rejected", create: true) }
             : try? environment.read { try $0.openDatabase(prefix + "rejected", create: false) }
+        links =
+            create
+            ? try environment.write { try $0.openDatabase(prefix + "links", create: true) }
+            : try? environment.read { try $0.openDatabase(prefix + "links", create: false) }
+        dirHistory =
+            create
+            ? try environment.write { try $0.openDatabase(prefix + "dirHistory", create: true) }
+            : try? environment.read { try $0.openDatabase(prefix + "dirHistory", create: false) }
     }
 
     /// The prefix of the views a replay builds (`replay.entries`, `replay.dirs`, …).

@@ -1,5 +1,9 @@
 import Events
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Why a `find` could not be asked: one line for the user.
 public enum FindError: Error, CustomStringConvertible, Sendable {
     case badPattern(String)
@@ -100,6 +104,13 @@ public enum SizeFilter {
 /// A point in time given as a duration before now (`30d`, `2h`, `90min`, `1w`, `45s`, units
 /// combined as `1d12h`) or as a date (`2026-11-01`, `2026-11-01T08:00:00Z`, UTC).
 public enum TimeFilter {
+    /// The wall clock, in nanoseconds since the epoch: what durations count back from.
+    public static func nowNs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
     /// Nanoseconds since the epoch.
     public static func parse(_ text: String, nowNs: Int64) throws(FindError) -> Int64 {
         if let ms = parseDate(text) { return ms * 1_000_000 }

@@ -53,16 +53,26 @@ public struct EntryStat: Sendable, Hashable {
     /// Birth time; 0 when the filesystem does not keep one. Tells a renamed file (same
     /// inode, same birth) from a new file that was given a freed inode back.
     public var btimeNs: Int64
+    /// 512-byte blocks allocated (`st_blocks`).
+    public var blocks: UInt64
+    public var nlink: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
 
-    public init(mode: UInt32, inode: UInt64, device: UInt64, size: UInt64, mtimeNs: Int64, ctimeNs: Int64, btimeNs: Int64 = 0) {
+    public init(
+        mode: UInt32, inode: UInt64, device: UInt64, size: UInt64, mtimeNs: Int64, ctimeNs: Int64, btimeNs: Int64 = 0,
+        blocks: UInt64 = 0, nlink: UInt32 = 1, uid: UInt32 = 0, gid: UInt32 = 0
+    ) {
         self.mode = mode; self.inode = inode; self.device = device; self.size = size
         self.mtimeNs = mtimeNs; self.ctimeNs = ctimeNs; self.btimeNs = btimeNs
+        self.blocks = blocks; self.nlink = nlink; self.uid = uid; self.gid = gid
     }
 
     init(_ st: evindex_stat) {
         self.init(
             mode: st.mode, inode: st.inode, device: st.device, size: st.size,
-            mtimeNs: st.mtime_ns, ctimeNs: st.ctime_ns, btimeNs: st.btime_ns)
+            mtimeNs: st.mtime_ns, ctimeNs: st.ctime_ns, btimeNs: st.btime_ns,
+            blocks: st.blocks, nlink: st.nlink, uid: st.uid, gid: st.gid)
     }
 
     public var isDirectory: Bool { mode & S_IFMT == S_IFDIR }

@@ -148,24 +148,35 @@ struct EndToEndTests {
         }
     }
 
-    /// The terminal `du` is a chart of the biggest directories: the path first, then at
-    /// most --top rows by size, exact with --bytes (the same numbers as --json).
+    /// The terminal `du` is a chart of the biggest directories by disk usage (or apparent
+    /// size): the path first, then at most --top rows, exact with --bytes, each figure the
+    /// one GNU du prints for that directory.
     @Test func duChartsTheBiggestDirectories() throws {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", db = tmp + "/db"
-            for (dir, size) in [("a", 500), ("b", 300), ("c", 100), ("c/d", 50)] {
+            for (dir, size) in [("a", 500_000), ("b", 300_000), ("c", 100_000), ("c/d", 50_000)] {
                 try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
                 try Data(count: size).write(to: URL(fileURLWithPath: root + "/" + dir + "/f"))
             }
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            let chart = try Support.evindex(["du", root, "--depth", "2", "--top", "2", "--bytes", "--db", db])
-            #expect(chart.status == 0)
-            let lines = chart.text.split(separator: "\n").map(String.init)
-            #expect(lines.count == 4, "\(lines)")
-            #expect(lines[0].hasPrefix("950 ") && lines[0].hasSuffix(root))
-            #expect(lines[1].contains("500 ") && lines[1].hasSuffix("/a") && lines[1].contains("53%"))
-            #expect(lines[2].contains("300 ") && lines[2].hasSuffix("/b"))
-            #expect(lines[3].contains("2 smaller directories not shown"))
+            for apparent in [false, true] {
+                func du(_ dir: String) throws -> Int64 {
+                    let r = try Support.run(["/usr/bin/du", "-sx", "-B1"] + (apparent ? ["--apparent-size"] : []) + [dir])
+                    return Int64(r.text.split(separator: "\t")[0])!
+                }
+                let chart = try Support.evindex(
+                    ["du", root, "--depth", "2", "--top", "2", "--bytes", "--db", db] + (apparent ? ["--apparent-size"] : []))
+                #expect(chart.status == 0)
+                let lines = chart.text.split(separator: "\n").map(String.init)
+                #expect(lines.count == 4, "\(lines)")
+                guard lines.count == 4 else { continue }
+                let whole = try du(root), a = try du(root + "/a"), b = try du(root + "/b")
+                let percent = Int((Double(a) / Double(whole) * 100).rounded())
+                #expect(lines[0].hasPrefix("\(whole) ") && lines[0].hasSuffix(root), "\(lines[0])")
+                #expect(lines[1].contains("\(a) ") && lines[1].hasSuffix("/a") && lines[1].contains("\(percent)%"), "\(lines[1])")
+                #expect(lines[2].contains("\(b) ") && lines[2].hasSuffix("/b"), "\(lines[2])")
+                #expect(lines[3].contains("2 smaller directories not shown"))
+            }
             let rows = try Support.objects(try Support.evindex(["du", root, "--depth", "2", "--json", "--db", db]).stdout)
             #expect(rows.count == 5)
         }

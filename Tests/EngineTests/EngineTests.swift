@@ -75,7 +75,8 @@ struct EngineTests {
                 guard case let .directory(brokenID, _)? = try views.locate(txn, path: Array((root + "/broken").utf8)) else {
                     Issue.record("broken/ is not in the index"); return
                 }
-                #expect(try views.directory(txn, brokenID)?.totals == DirectoryTotals(size: 100, files: 1, directories: 0))
+                let broken = try views.directory(txn, brokenID)?.totals
+                #expect(broken.map { [$0.size, $0.files, $0.directories] } == [100, 1, 0])
             }
 
             // A rescan with the faults gone picks up what was missed, and removes nothing.
@@ -83,7 +84,7 @@ struct EngineTests {
             #expect(second.counts.errors == 0)
             #expect(second.counts.removed == 0)
             let totals = try log.environment.read { txn in try views.directory(txn, 1)?.totals }
-            #expect(totals == DirectoryTotals(size: 316, files: 6, directories: 5))
+            #expect(totals.map { [$0.size, $0.files, $0.directories] } == [316, 6, 5])
             // No view disagrees with a replay of the log, faults and all.
             let verified = try Support.evindex(["verify", "--db", db])
             #expect(verified.status == 0, "\(verified.stderr)")

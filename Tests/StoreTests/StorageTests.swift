@@ -9,7 +9,7 @@ import Traversal
 
 @testable import Events
 
-/// Schema 2: the log in blocks and the file-path view one listing per directory, checked
+/// Schemas 2 and 3: the log in blocks and the file-path view one listing per directory, checked
 /// against oracles that do not go through evindex's own decoder (a Python decoder written
 /// from Docs/EVENTS.md, `find`, a replay).
 @Suite(.serialized)
@@ -43,15 +43,26 @@ struct StorageTests {
             #expect(decoded.status == 0, "\(decoded.stderr)")
             let fields = decoded.stdout.split(separator: 0, omittingEmptySubsequences: false)
             var entries: [FindEntry] = []
+            var ownership: [[UInt8]: [String]] = [:]
             var i = 0
-            while i + 7 <= fields.count {
+            while i + 11 <= fields.count {
                 func number<T: FixedWidthInteger>(_ k: Int) -> T { T(String(decoding: fields[i + k], as: UTF8.self))! }
                 entries.append(
                     FindEntry(
                         path: Array(fields[i]), kind: String(decoding: fields[i + 1], as: UTF8.self),
                         size: number(2), inode: number(3), mtimeNs: number(4)))
-                i += 7
+                ownership[Array(fields[i])] = (7..<11).map { String(decoding: fields[i + $0], as: UTF8.self) }
+                i += 11
             }
+            // Blocks, links, owner and group as find prints them (%b: 512-byte blocks).
+            let printed = try Support.run(["/usr/bin/find", root, "-mindepth", "1", "-printf", "%p\\0%b %n %U %G\\0"])
+            let parts = printed.stdout.split(separator: 0, omittingEmptySubsequences: false)
+            var differing: [String] = []
+            for k in stride(from: 0, to: parts.count - 1, by: 2) {
+                let want = String(decoding: parts[k + 1], as: UTF8.self).split(separator: " ").map(String.init)
+                if ownership[Array(parts[k])] != want { differing.append(String(decoding: parts[k], as: UTF8.self)) }
+            }
+            #expect(parts.count > 2 && differing.isEmpty, "blocks, links or owner differ from find at \(differing.prefix(3))")
             let found = try FindOracle.entries(root)
             #expect(found.count >= 5000)
             #expect(entries.count == found.count)
@@ -64,21 +75,25 @@ struct StorageTests {
     }
 
     /// The Python decoder reads the golden blocks' awkward values (a negative ctime, the
-    /// Int64 extremes, a 2^40 inode) as the Swift decoder does.
-    @Test func independentDecoderReadsTheGoldenBlocks() throws {
+    /// Int64 extremes, a 2^40 inode; in version 3 sparse blocks, 1,000 links, the largest
+    /// uid) as the Swift decoder does.
+    @Test(arguments: [(UInt8(2), "golden-v2.log"), (UInt8(3), "golden-v3.log")])
+    func independentDecoderReadsTheGoldenBlocks(_ version: UInt8, _ fixture: String) throws {
         let decoded = try Support.run([
             "/usr/bin/env", "python3", Support.fixtures.appendingPathComponent("decode_log.py").path,
-            Support.fixtures.appendingPathComponent("golden-v2.log").path,
+            Support.fixtures.appendingPathComponent(fixture).path,
         ])
         #expect(decoded.status == 0, "\(decoded.stderr)")
         let fields = decoded.stdout.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         func row(_ m: EntryMetadata, _ kind: String) -> [String] {
             [kind, String(m.size), String(m.inode), String(m.mtimeNs), String(m.ctimeNs), String(m.btimeNs)]
+                + [String(m.blocks), String(m.nlink), String(m.uid), String(m.gid)]
         }
-        #expect(fields.count == 15)
-        if fields.count == 15 {
-            #expect(Array(fields[1..<7]) == row(Samples.metadata, "file"))
-            #expect(Array(fields[8..<14]) == row(Samples.directory, "dir"))
+        let (file, directory) = version == 2 ? (Samples.metadata, Samples.directory) : (Samples.ownedMetadata, Samples.ownedDirectory)
+        #expect(fields.count == 23)
+        if fields.count == 23 {
+            #expect(Array(fields[1..<11]) == row(file, "file"))
+            #expect(Array(fields[12..<22]) == row(directory, "dir"))
         }
     }
 
@@ -131,7 +146,7 @@ struct StorageTests {
             try Checks.write(root + "/a/zz", bytes: 1)
             try Checks.write(root + "/z/zz", bytes: 1)
             #expect(try Support.evindex(["run", root, "--full-listing", "--db", db]).status == 0)
-            #expect(try Self.listingForm(db, root + "/a") == 2)
+            #expect(try Self.listingForm(db, root + "/a") == 3, "packed (tag 3)")
             #expect(try Self.listingForm(db, root + "/z") == 1)
             try Checks.expectViewsMatchDisk(root, db)
             try Checks.expectReplayMatches(db)
@@ -187,12 +202,18 @@ struct StorageTests {
             #expect(
                 refused.stderr.contains("older evindex (schema 1)") && refused.stderr.split(separator: "\n").count == 1,
                 "\(refused.stderr)")
-            let rescan = try Support.evindex(["run", root, "--db", old, "--json"])
-            #expect(rescan.status == 0, "\(rescan.stderr)")
-            let summary = try Support.objects(rescan.stdout).first ?? [:]
-            #expect(
-                summary["created"] as? Int == 0 && summary["updated"] as? Int == 0 && summary["removed"] as? Int == 0,
-                "\(summary)")
+            // Schema-1 events hold no blocks, links or owner: the first run records them for
+            // every entry from its own stats (an update each), the next finds nothing.
+            let entries = try FindOracle.entries(root).count
+            for expectedUpdates in [entries, 0] {
+                let rescan = try Support.evindex(["run", root, "--db", old, "--json"])
+                #expect(rescan.status == 0, "\(rescan.stderr)")
+                let summary = try Support.objects(rescan.stdout).first ?? [:]
+                #expect(
+                    summary["created"] as? Int == 0 && summary["updated"] as? Int == expectedUpdates && summary["removed"] as? Int == 0,
+                    "\(summary)")
+            }
+            try Checks.expectSizesMatchDu(root, old)
             try Checks.expectViewsMatchDisk(root, old)
             try Checks.expectReplayMatches(old)
             // The old records are still there, read as they are.
@@ -351,23 +372,25 @@ struct StorageTests {
         }
     }
 
-    /// A log written by schema version 2 stays readable forever: two blocks of the sample
-    /// events, framed as the golden version-1 fixture is.
-    @Test func schemaVersion2LogIsReadForever() throws {
-        let path = Support.fixtures.appendingPathComponent("golden-v2.log").path
-        let expected = Samples.events.enumerated().map { i, e in
+    /// Logs written by schema versions 2 and 3 stay readable forever: two blocks of the
+    /// sample events each, framed as the golden version-1 fixture is.
+    @Test(arguments: [(UInt8(2), "golden-v2.log"), (UInt8(3), "golden-v3.log")])
+    func blockLogIsReadForever(_ version: UInt8, _ fixture: String) throws {
+        let path = Support.fixtures.appendingPathComponent(fixture).path
+        let events = version == 2 ? Samples.events : Samples.schema3Events
+        let expected = events.enumerated().map { i, e in
             EventRecord(sequence: UInt64(i + 1), run: 1, timeMs: 1_796_000_000_000 + Int64(i / 7), event: e)
         }
         let blocks = [Array(expected[0..<7]), Array(expected[7...])]
-        if ProcessInfo.processInfo.environment["EVINDEX_RECORD_GOLDEN"] == "1" {
-            var out: [UInt8] = []
-            for block in blocks {
-                let value = BlockEncoder.encoded(block)
-                withUnsafeBytes(of: UInt32(value.count).littleEndian) { out.append(contentsOf: $0) }
-                withUnsafeBytes(of: block[0].sequence.bigEndian) { out.append(contentsOf: $0) }
-                out.append(contentsOf: value)
+        func framed() -> [UInt8] {
+            blocks.flatMap { block in
+                let value = BlockEncoder.encoded(block, version: version)
+                return withUnsafeBytes(of: UInt32(value.count).littleEndian, Array.init)
+                    + withUnsafeBytes(of: block[0].sequence.bigEndian, Array.init) + value
             }
-            try Data(out).write(to: URL(fileURLWithPath: path))
+        }
+        if ProcessInfo.processInfo.environment["EVINDEX_RECORD_GOLDEN"] == "1" {
+            try Data(framed()).write(to: URL(fileURLWithPath: path))
         }
         let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         var decoded: [EventRecord] = []
@@ -386,14 +409,7 @@ struct StorageTests {
             i += 12 + length
         }
         #expect(decoded == expected)
-        // This build still writes version 2 byte for byte; a format change must bump the version.
-        if RecordFormat.schemaVersion == 2 {
-            #expect(
-                blocks.flatMap { block in
-                    let value = BlockEncoder.encoded(block)
-                    return withUnsafeBytes(of: UInt32(value.count).littleEndian, Array.init)
-                        + withUnsafeBytes(of: block[0].sequence.bigEndian, Array.init) + value
-                } == bytes)
-        }
+        // This build still writes each version byte for byte; a format change must bump the version.
+        #expect(framed() == bytes)
     }
 }

@@ -33,6 +33,35 @@ public enum Samples {
         .nonCriticalError(parent: 6, name: Array("locked".utf8), errno: 13, operation: .openDirectory),
     ]
 
+    /// Metadata with what schema 3 added, at awkward values: fewer blocks than the size
+    /// needs (sparse), links past what the ownership byte holds, the largest uid.
+    public static let ownedMetadata: EntryMetadata = {
+        var m = metadata
+        m.blocks = 3; m.nlink = 1_000; m.uid = .max; m.gid = 7
+        return m
+    }()
+    public static let ownedDirectory: EntryMetadata = {
+        var m = directory
+        m.blocks = 8; m.nlink = 30; m.uid = 0; m.gid = 7
+        return m
+    }()
+
+    /// `events` as schema 3 writes them: metadata with blocks, links and owner, and the
+    /// root's metadata in JobStarted (the schema-1 form has no room for either).
+    public static let schema3Events: [Event] = events.map { e in
+        switch e {
+        case let .jobStarted(root, rootDirID, options, version, _):
+            var rootMetadata = ownedDirectory
+            rootMetadata.dirID = 0
+            return .jobStarted(root: root, rootDirID: rootDirID, options: options, version: version, rootMetadata: rootMetadata)
+        case let .entryCreated(parent, name, m): return .entryCreated(parent: parent, name: name, m == metadata ? ownedMetadata : ownedDirectory)
+        case let .entryUpdated(parent, name, _, _): return .entryUpdated(parent: parent, name: name, old: ownedMetadata, new: ownedDirectory)
+        case let .entryMoved(fromParent, fromName, toParent, toName, _):
+            return .entryMoved(fromParent: fromParent, fromName: fromName, toParent: toParent, toName: toName, ownedDirectory)
+        default: return e
+        }
+    }
+
     /// Re-computes a record's checksum after a deliberate edit.
     public static func resealed(_ record: [UInt8], sequence: UInt64) -> [UInt8] {
         var bytes = Array(record.dropLast(4))

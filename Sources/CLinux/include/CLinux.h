@@ -18,7 +18,12 @@ struct evindex_stat {
     int64_t ctime_ns;
     /// 0 when the filesystem does not report a birth time.
     int64_t btime_ns;
+    /// 512-byte blocks allocated (st_blocks): what the entry takes on disk.
+    uint64_t blocks;
     uint32_t mode;
+    uint32_t nlink;
+    uint32_t uid;
+    uint32_t gid;
 };
 
 /// statx(2) of `name` relative to `dirfd`, not following a final symlink; with an empty

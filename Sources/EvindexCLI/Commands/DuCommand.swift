@@ -1,26 +1,44 @@
 import ArgumentParser
 import EventStore
 import Events
+import History
 import Indexing
 import JSONFormat
 import Projections
+import Search
 
 struct DuCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "du",
         abstract: "Directory sizes from the index, biggest first, as a bar chart.",
         discussion: """
-            For each directory: size (the sum of st_size of the regular files below it, at
-            any depth), files (regular files below it) and dirs (directories below it, itself
-            not counted). Read from the directory-size view: no walk of the disk.
+            For each directory, what du counts: its disk usage (st_blocks × 512 of the
+            directory and every entry below it, directories and symlinks included, each
+            inode once however many hard links it has), the same as `du -sx -B1 DIR`; with
+            --apparent-size, st_size summed by the same rule, as `du -sx --apparent-size
+            -B1 DIR`. Beside it: files (regular files below it) and dirs (directories below
+            it, itself not counted). Read from the directory-size view: no walk of the disk.
 
             On the terminal: the path, then the --top biggest directories within --depth
             levels below it, each with a bar scaled to the path's size. With --json: every
-            directory within --depth, in tree order, unsorted and unlimited.
+            directory within --depth, in tree order, unsorted and unlimited, each with
+            disk_bytes and apparent_bytes (du's two figures) and size (st_size of the
+            regular files below it, each name counted: what earlier versions showed).
+
+            With --since RUN|DATE|DURATION: what changed since the end of that run (a date or
+            a duration like 7d: since the end of the last run that ended by then), from the
+            history the index keeps, not from a second fold: each directory's growth (now
+            minus then; a directory new since then grew from 0), biggest changes first,
+            growth before shrinkage, and the names created and removed below it since. With
+            --json, every directory within --depth adds disk_delta, apparent_delta,
+            created and removed.
 
             Examples:
               evindex du ~/Photos
               evindex du ~/Photos --depth 3 --top 10 --bytes
+              evindex du ~/Photos --apparent-size
+              evindex du ~/Photos --since 7d
+              evindex du ~/Photos --since 3 --depth 2 --json
               evindex du ~/Photos --depth 3 --json
             """
     )
@@ -37,11 +55,23 @@ struct DuCommand: ParsableCommand {
     @Flag(name: .long, help: "Exact sizes in bytes instead of 1.2G-style sizes.")
     var bytes = false
 
-    @Flag(name: .long, help: "One JSON object per directory: path, size, files, dirs.")
+    @Flag(name: .long, help: "Apparent sizes (st_size, each inode once) instead of disk usage, as du's --apparent-size.")
+    var apparentSize = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Show what changed since the end of run N, or of the last run that ended by a date (2026-11-01) or a duration ago (7d, 12h).",
+            valueName: "run|date|duration"))
+    var since: String?
+
+    @Flag(name: .long, help: "One JSON object per directory: path, disk_bytes, apparent_bytes, size, files, dirs.")
     var json = false
 
     @Flag(name: .long, help: "Read the views rebuilt by the last `evindex replay` (e.g. `replay --to SEQ`: the index as it was just after SEQ).")
     var replayed = false
+
+    @OptionGroup var past: PastOption
 
     @OptionGroup var database: DatabaseOption
 
@@ -51,22 +81,42 @@ struct DuCommand: ParsableCommand {
     }
 
     func run() throws {
-        let index = try ReadOnlyIndex(database, replayed: replayed)
+        if replayed && past.at != nil { throw CommandFailure(message: "--at and --replayed cannot be combined") }
+        if since != nil && (past.at != nil || replayed) {
+            throw CommandFailure(message: "--since compares with the live index: it cannot be combined with --at or --replayed")
+        }
+        let index = try ReadOnlyIndex(database, replayed: replayed, at: try past.point())
         var out = Output()
         try index.read { snapshot in
             let (path, location) = try index.locate(snapshot, path)
             guard case let .directory(dirID, _) = location else {
                 throw CommandFailure(message: "\(displayPath(path)) is not a directory")
             }
-            var rows: [(path: [UInt8], totals: DirectoryTotals)] = []
+            var rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)] = []
             try collect(snapshot, dirID, path, level: 0, into: &rows)
-            if json {
+            if let since {
+                let (_, epoch) = try stop(snapshot, since)
+                let growth = try Growth.growth(snapshot, since: epoch, of: rows.map { ($0.dirID, $0.record) })
+                let changed = zip(rows, growth).map { (path: $0.path, growth: $1) }
+                if json {
+                    for row in changed {
+                        out.object { o in
+                            o.addPath("path", row.path)
+                            fields(&o, row.growth.now)
+                            o.add("disk_delta", row.growth.diskDelta)
+                            o.add("apparent_delta", row.growth.apparentDelta)
+                            o.add("created", row.growth.created)
+                            o.add("removed", row.growth.removed)
+                        }
+                    }
+                } else {
+                    growthChart(changed, &out)
+                }
+            } else if json {
                 for row in rows {
                     out.object { o in
                         o.addPath("path", row.path)
-                        o.add("size", row.totals.size)
-                        o.add("files", row.totals.files)
-                        o.add("dirs", row.totals.directories)
+                        fields(&o, row.record)
                     }
                 }
             } else {
@@ -79,12 +129,12 @@ struct DuCommand: ParsableCommand {
     /// The directory and those below it within `depth`, in tree order.
     private func collect(
         _ snapshot: IndexSnapshot, _ dirID: UInt64, _ path: [UInt8], level: Int,
-        into rows: inout [(path: [UInt8], totals: DirectoryTotals)]
+        into rows: inout [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)]
     ) throws {
         guard let row = try snapshot.directory(dirID) else {
             throw CommandFailure(message: "\(displayPath(path)) has no row in the directory-size view", exitCode: 1)
         }
-        rows.append((path, row.totals))
+        rows.append((path, dirID, row))
         guard level < depth else { return }
         var children: [([UInt8], UInt64)] = []
         try snapshot.forEachChild(of: dirID) { name, m in
@@ -95,22 +145,75 @@ struct DuCommand: ParsableCommand {
     }
 
     /// The path's line, then the biggest directories with bars relative to the path's size.
-    private func chart(_ rows: [(path: [UInt8], totals: DirectoryTotals)], _ out: inout Output) {
+    private func fields(_ o: inout JSONObject, _ r: DirectoryRecord) {
+        o.add("disk_bytes", r.duDiskBytes)
+        o.add("apparent_bytes", r.duApparentBytes)
+        o.add("size", r.totals.size)
+        o.add("files", r.totals.files)
+        o.add("dirs", r.totals.directories)
+    }
+
+    /// The stop `--since` names: a run id, a date, or a duration before now.
+    private func stop(_ snapshot: IndexSnapshot, _ text: String) throws -> (RunRecord, SizeEpoch) {
+        do {
+            if let id = UInt32(text) { return try Growth.stop(snapshot, run: id) }
+            let ns: Int64
+            do { ns = try TimeFilter.parse(text, nowNs: TimeFilter.nowNs()) } catch {
+                throw CommandFailure(message: "--since \(text): want a run number, a date like 2026-11-01 or a duration like 7d", exitCode: 2)
+            }
+            return try Growth.stop(snapshot, atOrBefore: ns / 1_000_000, named: text)
+        } catch let error as HistoryError {
+            throw CommandFailure(message: error.message)
+        }
+    }
+
+    /// The path's change, then the biggest changes below it (growth first), bars scaled to
+    /// the largest change shown: █ growth, ▒ shrinkage.
+    private func growthChart(_ rows: [(path: [UInt8], growth: DirectoryGrowth)], _ out: inout Output) {
         guard let first = rows.first else { return }
-        let whole = max(first.totals.size, 1)
+        func delta(_ g: DirectoryGrowth) -> Int64 { apparentSize ? g.apparentDelta : g.diskDelta }
+        func size(_ v: Int64) -> String {
+            (v > 0 ? "+" : v < 0 ? "-" : " ") + (bytes ? String(v.magnitude) : humanSize(Int64(v.magnitude)))
+        }
+        let changed = rows.dropFirst().filter { delta($0.growth) != 0 || $0.growth.created != 0 || $0.growth.removed != 0 }
+        let biggest = changed.sorted { abs(delta($0.growth)) > abs(delta($1.growth)) }.prefix(top).sorted { delta($0.growth) > delta($1.growth) }
+        let scale = max(([first] + biggest).map { abs(delta($0.growth)) }.max() ?? 1, 1)
+        let width = 30
+        let sizeWidth = ([first] + biggest).map { size(delta($0.growth)).count }.max() ?? 0
+        func line(_ row: (path: [UInt8], growth: DirectoryGrowth)) -> String {
+            let d = delta(row.growth)
+            let s = size(d)
+            let filled = Int((Double(abs(d)) / Double(scale) * Double(width)).rounded())
+            let bar = String(repeating: d >= 0 ? "█" : "▒", count: min(width, filled)) + String(repeating: "░", count: max(0, width - filled))
+            let new = row.growth.then == nil ? " (new)" : ""
+            return String(repeating: " ", count: sizeWidth - s.count) + s + " " + bar + "  "
+                + "+\(row.growth.created) -\(row.growth.removed) names  \(displayPath(row.path))\(new)"
+        }
+        out.line(line(first))
+        for row in biggest { out.line(line(row)) }
+        let hidden = changed.count - biggest.count
+        if hidden > 0 { out.line("(\(hidden) smaller changes not shown; --top \(changed.count) shows all)") }
+        if changed.isEmpty && delta(first.growth) == 0 { out.line("(nothing changed below it)") }
+    }
+
+    private func chart(_ rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)], _ out: inout Output) {
+        guard let first = rows.first else { return }
+        func measure(_ r: DirectoryRecord) -> Int64 { apparentSize ? r.duApparentBytes : r.duDiskBytes }
+        let whole = max(measure(first.record), 1)
         let width = 30
         func size(_ v: Int64) -> String { bytes ? String(v) : humanSize(v) }
-        let biggest = rows.dropFirst().sorted { $0.totals.size > $1.totals.size }.prefix(top)
-        let sizeWidth = ([first] + biggest).map { size($0.totals.size).count }.max() ?? 0
-        func line(_ row: (path: [UInt8], totals: DirectoryTotals)) -> String {
-            let s = size(row.totals.size)
-            let filled = Int((Double(row.totals.size) / Double(whole) * Double(width)).rounded())
+        let biggest = rows.dropFirst().sorted { measure($0.record) > measure($1.record) }.prefix(top)
+        let sizeWidth = ([first] + biggest).map { size(measure($0.record)).count }.max() ?? 0
+        func line(_ row: (path: [UInt8], dirID: UInt64, record: DirectoryRecord)) -> String {
+            let v = measure(row.record)
+            let s = size(v)
+            let filled = Int((Double(v) / Double(whole) * Double(width)).rounded())
             let bar = String(repeating: "█", count: min(width, filled)) + String(repeating: "░", count: max(0, width - filled))
-            let percent = Int((Double(row.totals.size) / Double(whole) * 100).rounded())
+            let percent = Int((Double(v) / Double(whole) * 100).rounded())
             let p = String(percent)
             return String(repeating: " ", count: sizeWidth - s.count) + s + " " + bar + " "
                 + String(repeating: " ", count: max(0, 3 - p.count)) + p + "%  "
-                + "\(row.totals.files) files, \(row.totals.directories) dirs  \(displayPath(row.path))"
+                + "\(row.record.totals.files) files, \(row.record.totals.directories) dirs  \(displayPath(row.path))"
         }
         out.line(line(first))
         for row in biggest { out.line(line(row)) }

@@ -103,6 +103,11 @@ struct FindCommand: ParsableCommand {
     @Flag(name: [.customShort("c"), .long], help: "Print only the number of matching entries.")
     var count = false
 
+    @Flag(name: .long, help: "Read the views rebuilt by the last `evindex replay` (e.g. `replay --to SEQ`: the index as it was just after SEQ).")
+    var replayed = false
+
+    @OptionGroup var past: PastOption
+
     @OptionGroup var database: DatabaseOption
 
     func run() throws {
@@ -119,7 +124,8 @@ struct FindCommand: ParsableCommand {
             pattern = nil
         }
         let query = try makeQuery(pattern)
-        let index = try ReadOnlyIndex(database)
+        if replayed && past.at != nil { throw CommandFailure(message: "--at and --replayed cannot be combined") }
+        let index = try ReadOnlyIndex(database, replayed: replayed, at: try past.point())
         var out = Output()
         var matched = 0
         var finder = Finder(query: query)
@@ -189,9 +195,7 @@ struct FindCommand: ParsableCommand {
                 case let .exactly(n): query.minSize = n; query.maxSize = n
                 }
             }
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            let nowNs = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+            let nowNs = TimeFilter.nowNs()
             if let changedWithin { query.changedAfterNs = try TimeFilter.parse(changedWithin, nowNs: nowNs) }
             if let changedBefore { query.changedBeforeNs = try TimeFilter.parse(changedBefore, nowNs: nowNs) }
             query.maxDepth = maxDepth

@@ -46,7 +46,7 @@ struct ImportCommand: ParsableCommand {
         let log = try EventLog(directory: database.directory, create: true)
         try SchemaUpgrade.upgradeIfNeeded(log)
         var version = "0.1.0"
-        for r in exported.events { if case let .jobStarted(_, _, _, v) = r.event { version = v; break } }
+        for r in exported.events { if case let .jobStarted(_, _, _, v, _) = r.event { version = v; break } }
         let result: RunImport.Result
         do {
             result = try RunImport.append(exported, log: log, version: version)

@@ -14,8 +14,13 @@ struct LsCommand: ParsableCommand {
             Lists the children of an indexed directory in name (byte) order, from the index,
             not from the disk. With -R, everything below it, depth first.
 
+            Each line: the kind (- file, d dir, l symlink, ? other), the size in bytes
+            (st_size), the modification time (UTC) and the path; with -s, first the bytes
+            the entry itself takes on disk (st_blocks × 512, as `ls -s --block-size=1`).
+
             Examples:
               evindex ls ~/Photos
+              evindex ls ~/Photos -s
               evindex ls ~/Photos -R --json | jq -r .path
             """
     )
@@ -26,16 +31,26 @@ struct LsCommand: ParsableCommand {
     @Flag(name: [.customShort("R"), .customLong("recursive")], help: "List every entry below the path.")
     var recursive = false
 
-    @Flag(name: .long, help: "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns.")
+    @Flag(name: [.customShort("s"), .customLong("disk-usage")], help: "Show the bytes each entry takes on disk (st_blocks × 512) first.")
+    var diskUsage = false
+
+    @Flag(
+        name: .long,
+        help:
+            "One JSON object per entry: path (path_b64 when not UTF-8), kind, size, inode, dev, mode, mtime_ns, ctime_ns, btime_ns, blocks, nlink, uid, gid (the last four when recorded)."
+    )
     var json = false
 
     @Flag(name: .long, help: "Read the views rebuilt by the last `evindex replay` (e.g. `replay --to SEQ`: the index as it was just after SEQ).")
     var replayed = false
 
+    @OptionGroup var past: PastOption
+
     @OptionGroup var database: DatabaseOption
 
     func run() throws {
-        let index = try ReadOnlyIndex(database, replayed: replayed)
+        if replayed && past.at != nil { throw CommandFailure(message: "--at and --replayed cannot be combined") }
+        let index = try ReadOnlyIndex(database, replayed: replayed, at: try past.point())
         var out = Output()
         try index.read { snapshot in
             let (path, location) = try index.locate(snapshot, path)
@@ -63,7 +78,7 @@ struct LsCommand: ParsableCommand {
                 metadataFields(&o, "", m, withDirID: false)
             }
         } else {
-            out.entryLine(path, m)
+            out.entryLine(path, m, diskUsage: diskUsage)
         }
     }
 }

@@ -13,7 +13,7 @@ func eventLine(_ r: EventRecord, _ snapshot: IndexSnapshot, _ paths: inout PathR
     }
     let detail: String
     switch r.event {
-    case let .jobStarted(root, _, options, version):
+    case let .jobStarted(root, _, options, version, _):
         detail = "\(displayPath(root)) (evindex \(version))" + (options.isEmpty ? "" : " rules \(describeRules(options))")
     case let .jobPaused(reason): detail = reason
     case .jobResumed: detail = ""

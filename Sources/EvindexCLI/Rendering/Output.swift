@@ -33,9 +33,14 @@ struct Output {
         if buffer.count >= 1 << 16 { flush() }
     }
 
-    /// `ls`'s line for an entry: a kind letter (`-` file, `d` dir, `l` symlink, `?` other),
-    /// the size right-aligned in 14 columns, the mtime (UTC) and the path.
-    mutating func entryLine(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata) {
+    /// `ls`'s line for an entry: with `diskUsage`, the bytes it takes on disk (st_blocks ×
+    /// 512) right-aligned in 14 columns; a kind letter (`-` file, `d` dir, `l` symlink,
+    /// `?` other), the size right-aligned in 14 columns, the mtime (UTC) and the path.
+    mutating func entryLine(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata, diskUsage: Bool = false) {
+        if diskUsage {
+            rightAligned(m.diskBytes, width: 14)
+            buffer.append(UInt8(ascii: " "))
+        }
         let kind: UInt8
         switch m.kind {
         case .file: kind = UInt8(ascii: "-")
@@ -45,17 +50,21 @@ struct Output {
         }
         buffer.append(kind)
         buffer.append(UInt8(ascii: " "))
-        var digits = 1
-        var n = m.size
-        while n >= 10 { n /= 10; digits += 1 }
-        for _ in 0..<max(0, 14 - digits) { buffer.append(UInt8(ascii: " ")) }
-        appendDecimal(m.size, to: &buffer)
+        rightAligned(m.size, width: 14)
         buffer.append(UInt8(ascii: " "))
         buffer.append(UInt8(ascii: " "))
         appendTimestamp(seconds: m.mtimeNs / 1_000_000_000)  // as `timestamp(seconds:)` is given it
         buffer.append(UInt8(ascii: " "))
         buffer.append(UInt8(ascii: " "))
         pathLine(path)
+    }
+
+    private mutating func rightAligned(_ value: UInt64, width: Int) {
+        var digits = 1
+        var n = value
+        while n >= 10 { n /= 10; digits += 1 }
+        for _ in 0..<max(0, width - digits) { buffer.append(UInt8(ascii: " ")) }
+        appendDecimal(value, to: &buffer)
     }
 
     /// `timestamp(seconds:)`'s text, `2025-01-31 12:00:00`, appended as bytes.

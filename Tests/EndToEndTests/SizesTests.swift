@@ -1,0 +1,220 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Sizes as du counts them: every directory's disk and apparent bytes against GNU du run
+/// on that directory alone, on trees with hard links, sparse files and awkward names, after
+/// rescans that move links around, and after a kill -9 and resume.
+@Suite(.serialized)
+struct SizesTests {
+    /// Adds what du counts in its own way to a generated tree: hard links in one directory,
+    /// across directories and across depths (one under a name that is not UTF-8 and holds a
+    /// newline), a hard-linked symlink, sparse files with some data, and files of sizes on
+    /// either side of block boundaries.
+    static let addLinks = #"""
+        import os, sys
+        root = os.fsencode(sys.argv[1]) + b'/links'
+        def p(*parts): return os.path.join(root, *parts)
+        def write(path, n, seed):
+            with open(path, 'wb') as f: f.write(bytes((i * seed + 1) & 255 for i in range(n)))
+        for d in [(b'deep', b'a', b'b', b'c'), (b'other',), (b'caf\xe9 \n dir',)]: os.makedirs(p(*d), exist_ok=True)
+        for n in [0, 1, 511, 512, 4095, 4096, 4097, 8191, 8192, 8193, 65537]: write(p(b'size-%d' % n), n, 7)
+        shared = p(b'deep', b'a', b'b', b'c', b'shared')
+        write(shared, 10000, 3)
+        for name in [(b'deep', b'a', b'b', b'c', b'shared-again'), (b'other', b'shared'), (b'deep', b'a', b'shared-up'),
+                     (b'caf\xe9 \n dir', b'\xff\n')]:
+            os.link(shared, p(*name))
+        write(p(b'other', b'pair'), 5000, 5)
+        os.link(p(b'other', b'pair'), p(b'pair'))
+        with open(p(b'sparse'), 'wb') as f:
+            f.truncate(50 << 20); f.seek(20 << 20); f.write(b'x' * 12288)
+        os.symlink(b'other/pair', p(b'sym'))
+        os.link(p(b'sym'), p(b'deep', b'sym-again'), follow_symlinks=False)
+        """#
+
+    /// Moves the links around: one name removed, one added in a directory that holds none,
+    /// the shared file grown, a directory holding names moved next to another name of the
+    /// same inode, a directory holding one removed, a sparse file given data.
+    static let moveLinks = #"""
+        import os, shutil, sys
+        root = os.fsencode(sys.argv[1]) + b'/links'
+        def p(*parts): return os.path.join(root, *parts)
+        os.unlink(p(b'deep', b'a', b'shared-up'))
+        os.link(p(b'other', b'pair'), p(b'deep', b'a', b'b', b'pair-3'))
+        with open(p(b'other', b'shared'), 'ab') as f: f.write(b'y' * 30000)
+        os.rename(p(b'deep', b'a', b'b'), p(b'other', b'b'))
+        shutil.rmtree(p(b'caf\xe9 \n dir'))
+        with open(p(b'sparse'), 'r+b') as f: f.seek(40 << 20); f.write(b'z' * 5000)
+        os.link(p(b'size-4097'), p(b'size-4097-again'))
+        """#
+
+    static func python(_ script: String, _ root: String) throws {
+        let r = try Support.run(["/usr/bin/env", "python3", "-c", script, root])
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    @Test func everyDirectoryMatchesDuThroughRescans() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 1500, seed: 16)
+            try Self.python(Self.addLinks, root)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Checks.expectSizesMatchDu(root, db)
+
+            try Self.python(Self.moveLinks, root)
+            _ = try Checks.mutate(root, 40, seed: 16)
+            let rescan = try Support.evindex(["run", root, "--db", db])
+            #expect(rescan.status == 0, "\(rescan.stderr)")
+            try Checks.expectSizesMatchDu(root, db)
+            try Checks.expectViewsMatchDisk(root, db)
+            try Checks.expectReplayMatches(db)
+            let verify = try Support.evindex(["verify", "--db", db])
+            #expect(verify.status == 0, "\(verify.stderr)")
+        }
+    }
+
+    /// A first index killed part-way and resumed counts exactly what du counts.
+    @Test func sizesSurviveKillAndResume() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree"
+            try Support.makeTree(root, entries: 30_000, seed: 17)
+            try Self.python(Self.addLinks, root)
+            for (i, delay) in [0.05, 0.2, 0.5].enumerated() {
+                let db = tmp + "/db\(i)"
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: Support.evindex)
+                process.arguments = ["run", root, "--db", db]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                Thread.sleep(forTimeInterval: delay)
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                let resumed = try Support.evindex(["run", root, "--db", db])
+                #expect(resumed.status == 0, "\(resumed.stderr)")
+                try Checks.expectSizesMatchDu(root, db)
+                try Checks.expectReplayMatches(db)
+            }
+        }
+    }
+
+    /// `du --since 1`: each directory's deltas are du's figures now minus du's figures at
+    /// the end of run 1, for the same directory (its inode: a directory moved since is the
+    /// same directory, and its growth is what happened inside it), 0 for one unchanged, all
+    /// of it for one new since. Checked after a rescan that moves links and directories,
+    /// and after a third run killed and resumed (the history is folded as the views are).
+    @Test func growthSinceARunIsDuNowMinusDuThen() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 8000, seed: 18)
+            try Self.python(Self.addLinks, root)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            var then: [UInt64: (disk: Int64, apparent: Int64)] = [:]
+            for (_, f) in try Checks.duFigures(root) { then[f.inode] = (f.disk, f.apparent) }
+
+            func expectGrowth(_ label: String) throws {
+                let now = try Checks.duFigures(root)
+                let r = try Support.evindex(["du", root, "--since", "1", "--depth", "100000", "--json", "--db", db])
+                #expect(r.status == 0, "\(r.stderr)")
+                let rows = try Support.objects(r.stdout)
+                #expect(rows.count == now.count, "\(label): \(rows.count) rows, \(now.count) directories")
+                var wrong: [String] = []
+                var grew = 0
+                for row in rows {
+                    let path = Support.pathBytes(row)
+                    guard let n = now[path] else {
+                        wrong.append("\(String(decoding: path, as: UTF8.self)) is not a directory now")
+                        continue
+                    }
+                    let before = then[n.inode] ?? (0, 0)
+                    let disk = (row["disk_delta"] as! NSNumber).int64Value, apparent = (row["apparent_delta"] as! NSNumber).int64Value
+                    if disk != n.disk - before.disk || apparent != n.apparent - before.apparent {
+                        wrong.append(
+                            "\(String(decoding: path, as: UTF8.self)): du \(n.disk - before.disk)/\(n.apparent - before.apparent), evindex \(disk)/\(apparent)"
+                        )
+                    }
+                    if disk != 0 { grew += 1 }
+                }
+                #expect(wrong.isEmpty, "\(label): \(wrong.count) directories' growth differs from du's: \(wrong.prefix(4))")
+                #expect(grew > 10, "\(label): only \(grew) directories changed: the test would not see a wrong history")
+            }
+
+            try Self.python(Self.moveLinks, root)
+            _ = try Checks.mutate(root, 60, seed: 18)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try expectGrowth("after run 2")
+
+            _ = try Checks.mutate(root, 60, seed: 19)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Support.evindex)
+            process.arguments = ["run", root, "--db", db]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: 0.1)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try expectGrowth("after a killed and resumed run 3")
+            try Checks.expectReplayMatches(db)
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+
+            // What is refused, in one line: a run that does not exist, a date before any run ended.
+            let missing = try Support.evindex(["du", root, "--since", "99", "--db", db])
+            #expect(missing.status == 2 && missing.stderr.contains("no run 99"), "\(missing.stderr)")
+            let early = try Support.evindex(["du", root, "--since", "2000-01-01", "--db", db])
+            #expect(early.status == 2 && early.stderr.contains("no run had ended by 2000-01-01"), "\(early.stderr)")
+            let bad = try Support.evindex(["du", root, "--since", "yesterday", "--db", db])
+            #expect(bad.status == 2 && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+        }
+    }
+
+    /// `--at`: ls, du and find of the index as it was just after a run (or a sequence, or
+    /// a time) print exactly what `replay --to SEQ` then `--replayed` prints, and `du --at`
+    /// of an earlier run prints the figures GNU du printed then.
+    @Test func pastInOneStepEqualsAReplay() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 3000, seed: 20)
+            try Self.python(Self.addLinks, root)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let duThen = try Checks.duFigures(root)
+            try Self.python(Self.moveLinks, root)
+            _ = try Checks.mutate(root, 80, seed: 20)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            // Run 3 begins over a second after run 2 ended: a time in between names run 2.
+            Thread.sleep(forTimeInterval: 1.5)
+            _ = try Checks.mutate(root, 80, seed: 21)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+
+            let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
+            let last = { (run: Int) -> Int in (runs[run - 1]["last_seq"] as! NSNumber).intValue }
+            let queries = [["ls", root, "-R", "--json"], ["du", root, "--depth", "1000", "--json"], ["find", "-e", "txt", root, "--json"]]
+            for (point, through) in [("1", last(1)), ("2", last(2)), ("seq:\(last(1) + 37)", last(1) + 37)] {
+                #expect(try Support.evindex(["replay", "--to", String(through), "--db", db]).status == 0)
+                for query in queries {
+                    let past = try Support.evindex(query + ["--at", point, "--db", db])
+                    let replayed = try Support.evindex(query + ["--replayed", "--db", db])
+                    #expect(past.status == 0 && replayed.status == 0, "\(past.stderr) \(replayed.stderr)")
+                    #expect(past.stdout == replayed.stdout && !past.stdout.isEmpty, "\(query[0]) --at \(point) differs from the replay to \(through)")
+                }
+            }
+            // Run 1 as du saw it then.
+            let rows = try Support.objects(try Support.evindex(["du", root, "--depth", "1000", "--json", "--at", "1", "--db", db]).stdout)
+            #expect(rows.count == duThen.count)
+            let wrong = rows.filter { row in
+                guard let want = duThen[Support.pathBytes(row)] else { return true }
+                return want.disk != (row["disk_bytes"] as! NSNumber).int64Value || want.apparent != (row["apparent_bytes"] as! NSNumber).int64Value
+            }
+            #expect(wrong.isEmpty, "\(wrong.count) directories differ from du at the end of run 1")
+            // A time: just after the run that had ended by then.
+            let ended = (runs[1]["ended_ms"] as! NSNumber).int64Value
+            let date = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(ended / 1000 + 1)))
+            let byTime = try Support.evindex(["du", root, "--depth", "1000", "--json", "--at", date, "--db", db])
+            let byRun = try Support.evindex(["du", root, "--depth", "1000", "--json", "--at", "2", "--db", db])
+            #expect(byTime.status == 0 && byTime.stdout == byRun.stdout, "\(byTime.stderr)")
+            let bad = try Support.evindex(["ls", root, "--at", "seq:999999999", "--db", db])
+            #expect(bad.status == 2 && bad.stderr.contains("no sequence 999999999"), "\(bad.stderr)")
+        }
+    }
+}
