@@ -106,13 +106,14 @@ class Context:
             m["dir_id"] = self.dir_id
         if self.version >= 3:
             own = r.byte()
-            m["nlink"] = r.varint() if own & 0x1F == 31 else own & 0x1F
+            m["nlink"] = r.varint() if own & 0x0F == 15 else own & 0x0F
             if own & 0x20:
                 m["uid"] = r.varint()
             if own & 0x40:
                 m["gid"] = r.varint()
             expected = (m["size"] + 4095) // 4096 * 8 if m["kind"] in (1, 2) else 0
-            m["blocks"] = (expected + (r.zigzag() if own & 0x80 else 0)) & MASK64
+            reference = p["blocks"] if own & 0x10 else expected
+            m["blocks"] = (reference + (r.zigzag() if own & 0x80 else 0)) & MASK64
         self.meta = m
         return m
 

@@ -49,10 +49,10 @@ public struct BlockContext {
 
 /// The blocks du would expect of an entry of this size: whole 4 KiB blocks for files and
 /// directories, none for symlinks and others. Blocks are written as the difference from
-/// it, which is nothing for most entries.
+/// it (or from the entry before), which is nothing for most entries.
 @inline(__always)
 func expectedBlocks(_ kind: EntryKind, _ size: UInt64) -> UInt64 {
-    kind == .file || kind == .directory ? (size &+ 4095) / 4096 &* 8 : 0
+    kind == .file || kind == .directory ? ((size &+ 4095) >> 12) &<< 3 : 0
 }
 
 @inline(__always)
@@ -86,9 +86,11 @@ extension ByteWriter {
     ///               7 btime from own ctime (else from the previous btime)
     ///     [varint mode] [varint device] zigzag Δinode | varint size | zigzag Δmtime
     ///     | zigzag Δctime | zigzag Δbtime | [zigzag Δdir_id, directories only]
-    ///     | version 3: u8 ownership: bits 0-4 nlink (31: a varint nlink follows), 5 uid
-    ///               follows, 6 gid follows (else the previous ones), 7 blocks differ from
-    ///               `expectedBlocks` (a zigzag of the difference follows)
+    ///     | version 3: u8 ownership: bits 0-3 nlink (15: a varint nlink follows), 4 blocks
+    ///               are relative to the previous metadata's blocks (else to
+    ///               `expectedBlocks`), 5 uid follows, 6 gid follows (else the previous
+    ///               ones), 7 a zigzag of blocks minus that reference follows (else none:
+    ///               they are equal)
     ///       [varint nlink] [varint uid] [varint gid] [zigzag Δblocks]
     @inline(__always)
     public mutating func compactMetadata(_ m: EntryMetadata, _ c: inout BlockContext) {
@@ -124,17 +126,32 @@ extension ByteWriter {
             c.previousDirID = m.dirID
         }
         if c.hasOwnership {
-            let blocksDelta = Int64(bitPattern: m.blocks &- expectedBlocks(m.kind, m.size))
-            var ownership: UInt8 = m.nlink < 31 ? UInt8(m.nlink) : 31
+            // Most files hold whole blocks of their size; a tree of sparse files (or of
+            // inline data) repeats the previous entry's: either costs no byte.
+            let expected = expectedBlocks(m.kind, m.size)
+            var ownership: UInt8 = m.nlink < 15 ? UInt8(truncatingIfNeeded: m.nlink) : 15
+            var blocksDelta: Int64 = 0
+            if m.blocks != expected {
+                ownership |= 0x10
+                if m.blocks != p.blocks {
+                    let fromExpected = Int64(bitPattern: m.blocks &- expected), fromPrevious = Int64(bitPattern: m.blocks &- p.blocks)
+                    ownership |= 0x80
+                    if magnitude(fromExpected) <= magnitude(fromPrevious) {
+                        ownership &= ~0x10
+                        blocksDelta = fromExpected
+                    } else {
+                        blocksDelta = fromPrevious
+                    }
+                }
+            }
             if m.uid != p.uid { ownership |= 0x20 }
             if m.gid != p.gid { ownership |= 0x40 }
-            if blocksDelta != 0 { ownership |= 0x80 }
             out.storeBytes(of: ownership, as: UInt8.self)
             out += 1
-            if m.nlink >= 31 { Self.varint(UInt64(m.nlink), at: &out) }
+            if m.nlink >= 15 { Self.varint(UInt64(m.nlink), at: &out) }
             if m.uid != p.uid { Self.varint(UInt64(m.uid), at: &out) }
             if m.gid != p.gid { Self.varint(UInt64(m.gid), at: &out) }
-            if blocksDelta != 0 { Self.zigzag(blocksDelta, at: &out) }
+            if ownership & 0x80 != 0 { Self.zigzag(blocksDelta, at: &out) }
         }
         count = out - base
         c.previous = m
@@ -192,10 +209,11 @@ extension ByteReader {
         }
         if c.hasOwnership {
             let ownership = try byte()
-            m.nlink = ownership & 0x1F == 31 ? try uint32() : UInt32(ownership & 0x1F)
+            m.nlink = ownership & 0x0F == 15 ? try uint32() : UInt32(ownership & 0x0F)
             if ownership & 0x20 != 0 { m.uid = try uint32() }
             if ownership & 0x40 != 0 { m.gid = try uint32() }
-            m.blocks = expectedBlocks(kind, m.size) &+ (ownership & 0x80 != 0 ? UInt64(bitPattern: try zigzag()) : 0)
+            let reference = ownership & 0x10 != 0 ? p.blocks : expectedBlocks(kind, m.size)
+            m.blocks = reference &+ (ownership & 0x80 != 0 ? UInt64(bitPattern: try zigzag()) : 0)
         }
         c.previous = m
         return m
@@ -214,7 +232,7 @@ extension ByteReader {
         guard c.hasOwnership else { return }
         let ownership = try byte()
         fields =
-            (ownership & 0x1F == 31 ? 1 : 0) + (ownership & 0x20 != 0 ? 1 : 0) + (ownership & 0x40 != 0 ? 1 : 0) + (ownership & 0x80 != 0 ? 1 : 0)
+            (ownership & 0x0F == 15 ? 1 : 0) + (ownership & 0x20 != 0 ? 1 : 0) + (ownership & 0x40 != 0 ? 1 : 0) + (ownership & 0x80 != 0 ? 1 : 0)
         while fields > 0 {
             while try byte() & 0x80 != 0 {}
             fields -= 1
