@@ -41,8 +41,13 @@ run: build
 	$(EVINDEX) run "$(DIR)"
 	$(EVINDEX) du "$(DIR)" --depth 1
 
+# Peers the tests use as oracles (ncdu writes exports evindex imports, gdu reads the ones it writes).
+TEST_TOOLS = ncdu gdu
+
 test: deps
 	@command -v python3 >/dev/null || { echo "python3 is needed by the tests (mktree.py)" >&2; exit 2; }
+	@for t in $(TEST_TOOLS); do command -v $$t >/dev/null 2>&1 || { echo "installing $$t (a test oracle)"; \
+		$(SUDO) $(APT_GET) install -y $$t || { $(SUDO) $(APT_GET) update && $(SUDO) $(APT_GET) install -y $$t; }; }; done
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -124,6 +124,12 @@ public struct IndexSnapshot {
     /// directory-size history records it; nil when no run stopped there.
     public func sizeEpoch(at sequence: UInt64) throws -> SizeEpoch? { try views.sizeEpoch(transaction, at: sequence) }
 
+    /// Every directory's row as it was at `epoch`'s stop, by id (no fold: the history and
+    /// the rows now).
+    public func directories(asOf epoch: SizeEpoch) throws -> [UInt64: DirectoryRecord] {
+        try views.directories(transaction, asOf: epoch)
+    }
+
     /// Directory `dirID`'s row as it was at `epoch`'s stop; nil when it did not exist then.
     public func directory(_ dirID: UInt64, asOf epoch: SizeEpoch) throws -> DirectoryRecord? {
         try views.directory(transaction, dirID, asOf: epoch)

@@ -68,6 +68,37 @@ extension Views {
     }
 }
 
+extension Views {
+    /// Every directory's row as it was at `epoch`'s stop, by id: each one's first image at
+    /// or after the stop, else its row now if it existed then. Costs one pass over the
+    /// history and one over the directory-size view: no fold.
+    package func directories(_ txn: Transaction, asOf epoch: SizeEpoch) throws -> [UInt64: DirectoryRecord] {
+        var rows: [UInt64: DirectoryRecord] = [:]
+        if let dirHistory {
+            try txn.withCursor(dirHistory) { cursor in
+                var row = try Self.withHistoryKey(1, 0) { try cursor.seek(atLeast: $0) }
+                while let (key, value) = row, key.count == 16 {
+                    let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+                    if id > epoch.highest { break }
+                    let stop = UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                    if stop >= epoch.start, rows[id] == nil, !value.isEmpty { rows[id] = try DirectoryRecord(decoding: value) }
+                    row = try cursor.next()
+                }
+            }
+        }
+        try txn.withCursor(dirs) { cursor in
+            var row = try cursor.first()
+            while let (key, value) = row {
+                let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+                if id > epoch.highest { break }
+                if rows[id] == nil { rows[id] = try DirectoryRecord(decoding: value) }
+                row = try cursor.next()
+            }
+        }
+        return rows
+    }
+}
+
 extension ViewFold {
     /// The epoch the fold is in, read from the view once.
     private func currentEpoch(_ txn: Transaction) throws -> SizeEpoch? {

@@ -50,6 +50,9 @@ MUTATED_CASE = f"evindex rescan (--mutate {MUTATE_OPS})"
 REPLAY_CASE = "evindex replay (from scratch)"
 DIFF_CASE = "evindex diff (before/after --mutate)"
 GITIGNORE_CASE = "evindex run --gitignore"
+SINCE_CASE = f"evindex du --since 1 (after --mutate {MUTATE_OPS})"
+SINCE_JSON_CASE = "evindex du --since 1 --json (every directory)"
+AT_CASE = "evindex du --at 1 (the run before)"
 
 # Targets: issue 2 (first index), issue 3 (rescan of an unchanged tree), issue 4 (replay).
 RUN_WALL_RATIO = 1.5
@@ -66,6 +69,10 @@ FAST_RUN_RATIO = 0.75
 FAST_RUN_RSS_MB = 200
 FAST_RESCAN_RATIO = 0.6
 DB_BYTES_PER_ENTRY = 80
+# Issue 16: sizes as du counts them, growth since a run, the past in one step.
+SIZES_BYTES_PER_ENTRY = 75
+SINCE_WALL_S = 0.3
+AT_WALL_S = 1.5
 SCALING_RATIO = 1.2
 
 
@@ -360,15 +367,19 @@ def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scr
 
     diff_db = scratch / "diff-db"
 
-    def diff() -> Prepared:
+    def ensure_diff_db() -> Path:
         # Two runs of the whole tree: the index from before mktree --mutate and a
-        # rescan after it, made once per invocation. diff reads, never writes, so
-        # every repetition uses the same db. Run 1 is folded into scratch views;
-        # run 2 is the latest, read from the live views.
+        # rescan after it, made once per invocation. diff, du --since and du --at read,
+        # never write, so every repetition uses the same db.
         if not diff_db.exists():
             shutil.copytree(mutated.base_db, diff_db)
             print("diff db: rescanning the mutated tree ...", flush=True)
             measure([evindex, "run", str(mutated.tree), "--db", str(diff_db)])
+        return diff_db
+
+    def diff() -> Prepared:
+        # Run 1 is folded into scratch views; run 2 is the latest, read from the live views.
+        ensure_diff_db()
 
         def finish(stdout: str | None) -> dict[str, float]:
             try:
@@ -397,6 +408,16 @@ def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scr
         Case(MUTATED_CASE, lambda: rescan(mutated.tree, copy_db(mutated.base_db, "mutated-db"))),
         Case(REPLAY_CASE, replay),
         Case(DIFF_CASE, diff),
+        # Growth since run 1, from the directory-size history: the chart (what a person
+        # asks) and every directory's deltas as JSON.
+        Case(SINCE_CASE, lambda: Prepared(
+            [evindex, "du", str(mutated.tree), "--since", "1", "--db", str(ensure_diff_db())], capture=True)),
+        Case(SINCE_JSON_CASE, lambda: Prepared(
+            [evindex, "du", str(mutated.tree), "--since", "1", "--depth", "100000", "--json", "--db", str(ensure_diff_db())],
+            capture=True)),
+        # The index as run 1 left it: the log folded through run 1 into scratch views.
+        Case(AT_CASE, lambda: Prepared(
+            [evindex, "du", str(mutated.tree), "--at", "1", "--db", str(ensure_diff_db())], capture=True)),
         Case("find", lambda: Prepared(["find", str(tree), "-printf", "%s %i %T@\\n"])),
     ]
     if tools.ncdu:
@@ -533,6 +554,12 @@ def print_verdict(table: Table) -> None:
         ("issue 7", f"no-change rescan wall <= {FAST_RESCAN_RATIO}x ncdu", vs_ncdu(rescan, FAST_RESCAN_RATIO)),
         ("issue 7", f"database after one full run <= {DB_BYTES_PER_ENTRY} B/entry",
          verdict(per_entry <= DB_BYTES_PER_ENTRY, f"{per_entry:.1f} B/entry")),
+        ("issue 16", f"database after one full run <= {SIZES_BYTES_PER_ENTRY} B/entry",
+         verdict(per_entry <= SIZES_BYTES_PER_ENTRY, f"{per_entry:.1f} B/entry")),
+        ("issue 16", f"du --since after --mutate {MUTATE_OPS} wall <= {SINCE_WALL_S:g} s",
+         verdict(table.case(SINCE_CASE).median_wall() <= SINCE_WALL_S, f"{table.case(SINCE_CASE).median_wall():.3f} s")),
+        ("issue 16", f"du --at the run before wall <= {AT_WALL_S:g} s",
+         verdict(table.case(AT_CASE).median_wall() <= AT_WALL_S, f"{table.case(AT_CASE).median_wall():.3f} s")),
     ]
     print(f"targets ({table.entries} entries):")
     width = max(len(what) for _, what, _ in checks)

@@ -217,4 +217,51 @@ struct SizesTests {
             #expect(bad.status == 2 && bad.stderr.contains("no sequence 999999999"), "\(bad.stderr)")
         }
     }
+
+    /// `export --ncdu`: gdu reads it and totals what GNU du totals, disk usage and apparent
+    /// size. `ncdu -e -o` of a tree, imported with `import --ncdu`, lists what find lists
+    /// (path, kind, size), and its directories' sizes are du's.
+    @Test func ncduExportsGoBothWays() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db", exported = tmp + "/evindex.json"
+            try Support.makeTree(root, entries: 1500, seed: 22)
+            try Self.python(Self.addLinks, root)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let export = try Support.evindex(["export", "--ncdu", root, "--db", db])
+            #expect(export.status == 0, "\(export.stderr)")
+            try export.stdout.write(to: URL(fileURLWithPath: exported))
+            for apparent in [false, true] {
+                let flag = apparent ? ["--apparent-size"] : []
+                let gdu = try Support.run(
+                    ["/usr/bin/env", "gdu", "-n", "-p", "-s", "--no-prefix"] + (apparent ? ["--show-apparent-size"] : []) + ["-f", exported])
+                let du = try Support.run(["/usr/bin/du", "-sx", "-B1"] + flag + [root])
+                #expect(gdu.status == 0, "gdu: \(gdu.stderr)")
+                let total = gdu.text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.map(String.init)
+                #expect(total == du.text.split(separator: "\t").first.map(String.init), "gdu \(gdu.text) du \(du.text)")
+            }
+
+            // ncdu's own export of the tree, read in as a run of a new database.
+            let ncduFile = tmp + "/ncdu.json", imported = tmp + "/imported"
+            let ncdu = try Support.run(["/usr/bin/env", "ncdu", "-0", "-x", "-e", "-o", ncduFile, root])
+            #expect(ncdu.status == 0, "ncdu: \(ncdu.stderr)")
+            let result = try Support.evindex(["import", "--ncdu", ncduFile, "--db", imported])
+            #expect(result.status == 0, "\(result.stderr)")
+            let listed = try Support.objects(try Support.evindex(["ls", root, "-R", "--json", "--db", imported]).stdout).map { o in
+                "\(Support.pathBytes(o)) \(o["kind"] as! String) \((o["size"] as! NSNumber).uint64Value)"
+            }
+            let found = try FindOracle.entries(root).map { e in
+                // ncdu records no size for a FIFO, a socket or a device.
+                "\(e.path) \(e.kind) \(e.kind == "other" ? 0 : e.size)"
+            }
+            #expect(
+                Set(listed) == Set(found) && listed.count == found.count,
+                "\(Set(found).subtracting(listed).prefix(3)) \(Set(listed).subtracting(found).prefix(3))")
+            try Checks.expectSizesMatchDu(root, imported)
+            #expect(try Support.evindex(["verify", "--db", imported]).status == 0)
+            let bad = tmp + "/bad.json"
+            try Data("[1,2,{},[{\"name\":\"relative\"}]]".utf8).write(to: URL(fileURLWithPath: bad))
+            let refused = try Support.evindex(["import", "--ncdu", bad, "--db", tmp + "/never"])
+            #expect(refused.status == 2 && refused.stderr.contains("absolute path"), "\(refused.stderr)")
+        }
+    }
 }

@@ -171,10 +171,12 @@ struct StorageTests {
         }
     }
 
-    /// A database of schema 1 (one record per event, one view row per entry): a reader
-    /// refuses it in one line; the next run rebuilds its views from its log (old records
-    /// read as they are) and then finds nothing changed.
-    @Test func schemaOneDatabaseIsUpgradedByTheNextRun() throws {
+    /// A database of schema 1 (one record per event, one view row per entry) or 2 (blocks
+    /// without blocks, links or owner): a reader refuses it in one line; the next run
+    /// rebuilds its views from its log (old records read as they are), fills in what the
+    /// old events lack from its own stats, and the one after finds nothing changed.
+    @Test(arguments: [UInt64(1), UInt64(2)])
+    func olderSchemaDatabaseIsUpgradedByTheNextRun(_ schema: UInt64) throws {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", current = tmp + "/current", old = tmp + "/old"
             try Support.makeTree(root, entries: 800, seed: 2)
@@ -187,12 +189,16 @@ struct StorageTests {
                 }
                 return (records, try source.allRuns(txn), try source.metaValue(txn, "nextDirID"))
             }
-            // The same history as schema 1 wrote it, with a file-path view row of that layout.
+            // The same history as that schema wrote it (schema 2: a block per event), with a
+            // stale file-path view row.
             let log = try EventLog(directory: old, create: true)
             try log.environment.write { txn in
-                try log.setMetaValue(txn, "schema", 1)
+                try log.setMetaValue(txn, "schema", schema)
                 try log.setMetaValue(txn, "nextDirID", nextDirID ?? 1)
-                for r in records { try log.overwriteForTesting(txn, sequence: r.sequence, value: RecordEncoder.encoded(r)) }
+                for r in records {
+                    let value = schema == 1 ? RecordEncoder.encoded(r) : BlockEncoder.encoded([r], version: 2)
+                    try log.overwriteForTesting(txn, sequence: r.sequence, value: value)
+                }
                 for r in runs { try log.putRun(txn, r) }
                 let entries = try txn.openDatabase("entries", create: true)
                 try txn.put(entries, key: [0, 0, 0, 0, 0, 0, 0, 1] + Array("stale".utf8), value: [1, 2, 3])
@@ -200,9 +206,9 @@ struct StorageTests {
             let refused = try Support.evindex(["ls", root, "--db", old])
             #expect(refused.status != 0)
             #expect(
-                refused.stderr.contains("older evindex (schema 1)") && refused.stderr.split(separator: "\n").count == 1,
+                refused.stderr.contains("older evindex (schema \(schema))") && refused.stderr.split(separator: "\n").count == 1,
                 "\(refused.stderr)")
-            // Schema-1 events hold no blocks, links or owner: the first run records them for
+            // Old events hold no blocks, links or owner: the first run records them for
             // every entry from its own stats (an update each), the next finds nothing.
             let entries = try FindOracle.entries(root).count
             for expectedUpdates in [entries, 0] {

@@ -85,8 +85,15 @@ struct DuCommand: ParsableCommand {
         if since != nil && (past.at != nil || replayed) {
             throw CommandFailure(message: "--since compares with the live index: it cannot be combined with --at or --replayed")
         }
-        let index = try ReadOnlyIndex(database, replayed: replayed, at: try past.point())
+        let point = try past.point()
         var out = Output()
+        // The end of a run is in the directory-size history: no fold needed.
+        if let point, let rows = try rowsAtStop(point) {
+            if json { jsonRows(rows, &out) } else { chart(rows, &out) }
+            out.flush()
+            return
+        }
+        let index = try ReadOnlyIndex(database, replayed: replayed, at: point)
         try index.read { snapshot in
             let (path, location) = try index.locate(snapshot, path)
             guard case let .directory(dirID, _) = location else {
@@ -113,12 +120,7 @@ struct DuCommand: ParsableCommand {
                     growthChart(changed, &out)
                 }
             } else if json {
-                for row in rows {
-                    out.object { o in
-                        o.addPath("path", row.path)
-                        fields(&o, row.record)
-                    }
-                }
+                jsonRows(rows, &out)
             } else {
                 chart(rows, &out)
             }
@@ -145,6 +147,58 @@ struct DuCommand: ParsableCommand {
     }
 
     /// The path's line, then the biggest directories with bars relative to the path's size.
+    private func jsonRows(_ rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)], _ out: inout Output) {
+        for row in rows {
+            out.object { o in
+                o.addPath("path", row.path)
+                fields(&o, row.record)
+            }
+        }
+    }
+
+    /// The rows `--at` asks for, read from the directory-size history when the point is
+    /// the stop of a run (the rows as they were then, by id, and their names then); nil
+    /// when it is not one (another sequence, a run cut off): then the log is folded.
+    private func rowsAtStop(_ point: PastPoint) throws -> [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)]? {
+        let index = try ReadOnlyIndex(database)
+        return try index.read { snapshot in
+            let through: UInt64
+            do { through = try point.sequence(snapshot) } catch let error as HistoryError { throw CommandFailure(message: error.message) }
+            guard let epoch = try snapshot.sizeEpoch(at: through) else { return nil }
+            let then = try snapshot.directories(asOf: epoch)
+            var children: [UInt64: [UInt64]] = [:]
+            var roots: [UInt64] = []
+            for (id, row) in then {
+                if row.parent == 0 { roots.append(id) } else { children[row.parent, default: []].append(id) }
+            }
+            for key in children.keys { children[key]!.sort { then[$0]!.name.lexicographicallyPrecedes(then[$1]!.name) } }
+            // PATH as it was then: the longest root above it, then a directory per component.
+            let wanted = absolutePath(rawArgument(self.path))
+            guard
+                let root = roots.filter({ PathBytes.isSameOrBelow(wanted, then[$0]!.name) }).max(by: { then[$0]!.name.count < then[$1]!.name.count })
+            else {
+                throw CommandFailure(message: "\(displayPath(wanted)) was not in the index at that point")
+            }
+            var id = root
+            for component in wanted[then[root]!.name.count...].split(separator: UInt8(ascii: "/")) {
+                guard let child = children[id]?.first(where: { then[$0]!.name.elementsEqual(component) }) else {
+                    throw CommandFailure(message: "\(displayPath(wanted)) was not a directory in the index at that point")
+                }
+                id = child
+            }
+            var rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)] = []
+            func visit(_ id: UInt64, _ path: [UInt8], _ level: Int) {
+                rows.append((path, id, then[id]!))
+                guard level < depth else { return }
+                for child in children[id] ?? [] {
+                    then[child]!.name.withUnsafeBytes { visit(child, joinPath(path, $0), level + 1) }
+                }
+            }
+            visit(id, wanted, 0)
+            return rows
+        }
+    }
+
     private func fields(_ o: inout JSONObject, _ r: DirectoryRecord) {
         o.add("disk_bytes", r.duDiskBytes)
         o.add("apparent_bytes", r.duApparentBytes)

@@ -23,14 +23,23 @@ struct ExportCommand: ParsableCommand {
             `log --json` prints them but without resolved paths. Names that are not UTF-8
             are carried exactly in their `_b64` twins.
 
+            With --ncdu PATH: the index below PATH (an indexed directory) as ncdu's JSON
+            export (format 1.2): names as their raw bytes, asize (st_size), dsize (st_blocks
+            × 512), ino, and hlnkc and nlink for hard links, so `ncdu -f` and `gdu -f`
+            browse it and count what du counts.
+
             Examples:
               evindex export 3 > run3.ndjson
               evindex export 3 --db ~/.local/share/evindex | ssh host evindex import -
+              evindex export --ncdu ~/Photos > photos.json && ncdu -f photos.json
             """
     )
 
-    @Argument(help: ArgumentHelp("The run id (see `evindex runs`).", valueName: "run"))
-    var runID: UInt32
+    @Argument(help: ArgumentHelp("The run id (see `evindex runs`); with --ncdu, an indexed directory.", valueName: "run|path"))
+    var what: String
+
+    @Flag(name: .long, help: "Write the index below the path as ncdu's JSON export instead of a run.")
+    var ncdu = false
 
     @Flag(name: .long, help: "NDJSON (the only format; accepted for symmetry with the other commands).")
     var json = false
@@ -39,6 +48,8 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let index = try ReadOnlyIndex(database)
+        if ncdu { return try exportNcdu(index) }
+        guard let runID = UInt32(what) else { throw CommandFailure(message: "\(what) is not a run id (with --ncdu it would be a path)") }
         let run = try index.read { try index.run($0, id: runID) }
         var out = Output()
         do {
@@ -54,5 +65,19 @@ struct ExportCommand: ParsableCommand {
             throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
         }
         out.flush()
+    }
+
+    private func exportNcdu(_ index: ReadOnlyIndex) throws {
+        try index.read { snapshot in
+            let (path, location) = try index.locate(snapshot, what)
+            guard case let .directory(dirID, metadata) = location else {
+                throw CommandFailure(message: "\(displayPath(path)) is not a directory")
+            }
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            try NcduFormat.write(snapshot, dirID: dirID, path: path, metadata: metadata, timestamp: Int64(now.tv_sec)) { chunk in
+                writeAll(1, chunk)
+            }
+        }
     }
 }

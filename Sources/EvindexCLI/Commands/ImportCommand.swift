@@ -24,14 +24,23 @@ struct ImportCommand: ParsableCommand {
             missing. An imported run that was unfinished is marked abandoned: it is never
             resumed here.
 
+            With --ncdu: FILE is an ncdu JSON export (`ncdu -o FILE DIR`, or gdu's); its tree
+            becomes a run of the directory it names: an entry per name (excluded ones left
+            out), asize as the size, dsize / 512 as the blocks, links as recorded;
+            permissions, owner and times only when it was made with `ncdu -e`.
+
             Examples:
               evindex import run3.ndjson --db /tmp/theirs
+              ncdu -o nas.json /mnt/nas && evindex import --ncdu nas.json
               evindex diff --logs ~/.local/share/evindex /tmp/theirs 3 2
             """
     )
 
     @Argument(help: ArgumentHelp("The export file, or - for standard input.", valueName: "file"))
     var file: String
+
+    @Flag(name: .long, help: "FILE is an ncdu JSON export (ncdu -o), not an evindex one.")
+    var ncdu = false
 
     @Flag(name: .long, help: "Print the result as one JSON object.")
     var json = false
@@ -82,6 +91,13 @@ struct ImportCommand: ParsableCommand {
     /// Reads and checks the whole export before anything is written.
     func readExport() throws -> ExportedRun {
         let bytes = try readAll()
+        if ncdu {
+            do {
+                return try NcduFormat.read(bytes, version: "ncdu import")
+            } catch let error as NcduFormatError {
+                throw CommandFailure(message: "\(displayFile): \(error)")
+            }
+        }
         do throws(ExportFormatError) {
             return try ExportFormat.decode(bytes)
         } catch {
