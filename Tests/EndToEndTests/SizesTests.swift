@@ -81,15 +81,7 @@ struct SizesTests {
             try Self.python(Self.addLinks, root)
             for (i, delay) in [0.05, 0.2, 0.5].enumerated() {
                 let db = tmp + "/db\(i)"
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: Support.evindex)
-                process.arguments = ["run", root, "--db", db]
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = FileHandle.nullDevice
-                try process.run()
-                Thread.sleep(forTimeInterval: delay)
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                _ = try Support.interruptedRun(root, db, after: delay, signal: SIGKILL)
                 let resumed = try Support.evindex(["run", root, "--db", db])
                 #expect(resumed.status == 0, "\(resumed.stderr)")
                 try Checks.expectSizesMatchDu(root, db)
@@ -145,15 +137,7 @@ struct SizesTests {
             try expectGrowth("after run 2")
 
             _ = try Checks.mutate(root, 60, seed: 19)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Support.evindex)
-            process.arguments = ["run", root, "--db", db]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            Thread.sleep(forTimeInterval: 0.1)
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            _ = try Support.interruptedRun(root, db, after: 0.1, signal: SIGKILL)
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             try expectGrowth("after a killed and resumed run 3")
             try Checks.expectReplayMatches(db)

@@ -9,20 +9,6 @@ import Testing
 /// repeating work.
 @Suite(.serialized)
 struct ResumeTests {
-    /// Starts `evindex run`, sends `signal` after `delay` seconds, returns the exit status.
-    static func interruptedRun(_ root: String, _ db: String, after delay: Double, signal: Int32) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Support.evindex)
-        process.arguments = ["run", root, "--db", db]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        Thread.sleep(forTimeInterval: delay)
-        kill(process.processIdentifier, signal)
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
     /// The index of an interrupted-and-resumed run equals that of one uninterrupted run.
     static func expectSameIndex(_ root: String, _ db: String, _ reference: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         for command in [["ls", root, "-R", "--json"], ["du", root, "--depth", "1000", "--json"]] {
@@ -47,7 +33,7 @@ struct ResumeTests {
             for i in 0..<5 {
                 // Moments spread over the run, so each interruption lands somewhere new.
                 let delay = fullRun * (Double(i) + Double.random(in: 0.1...0.9, using: &rng)) / 6
-                statuses.append(try Self.interruptedRun(root, db, after: delay, signal: signal))
+                statuses.append(try Support.interruptedRun(root, db, after: delay, signal: signal))
             }
             if signal == SIGINT {
                 #expect(statuses.allSatisfy { $0 == 130 || $0 == 0 }, "\(statuses)")
@@ -84,7 +70,7 @@ struct ResumeTests {
             let root = tmp + "/tree", db = tmp + "/db"
             try Support.makeTree(root, entries: 60_000, seed: 24)
             Thread.sleep(forTimeInterval: 2.2)
-            _ = try Self.interruptedRun(root, db, after: 0.25, signal: SIGKILL)
+            _ = try Support.interruptedRun(root, db, after: 0.25, signal: SIGKILL)
             let r = try Support.evindex(["run", root, "--restart", "--db", db, "--json"])
             #expect(r.status == 0, "\(r.stderr)")
             // The new run's counts are its own, not the abandoned run's.
@@ -112,7 +98,7 @@ struct ResumeTests {
             let after = try FindOracle.identities(root)
             var paused = 0
             for delay in [0.15, 0.3] {
-                if try Self.interruptedRun(root, db, after: delay, signal: SIGINT) == 130 { paused += 1 }
+                if try Support.interruptedRun(root, db, after: delay, signal: SIGINT) == 130 { paused += 1 }
             }
             #expect(paused > 0, "the rescan finished before it could be paused")
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
@@ -132,7 +118,7 @@ struct ResumeTests {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", db = tmp + "/db"
             try Support.makeTree(root, entries: 100_000, seed: 23)
-            #expect(try Self.interruptedRun(root, db, after: 0.3, signal: SIGINT) == 130)
+            #expect(try Support.interruptedRun(root, db, after: 0.3, signal: SIGINT) == 130)
             // The live views now are those just after the pause's last event.
             let atPause = try Support.objects(try Support.evindex(["replay", "--json", "--db", db]).stdout)[0]
             let pausedAt = atPause["last_seq"] as! Int

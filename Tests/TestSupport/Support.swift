@@ -63,6 +63,21 @@ public enum Support {
         try run([evindex] + arguments)
     }
 
+    /// Starts `evindex run ROOT --db DB`, sends `signal` after `delay` seconds, returns
+    /// the exit status (the run may have ended first).
+    public static func interruptedRun(_ root: String, _ db: String, after delay: Double, signal: Int32) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: evindex)
+        process.arguments = ["run", root, "--db", db]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: delay)
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
     /// Builds a tree with mktree.py; returns the summary it printed.
     @discardableResult
     public static func makeTree(_ dest: String, entries: Int, seed: Int) throws -> [String: Any] {
