@@ -22,12 +22,12 @@ struct Evindex: ParsableCommand {
               evindex run ~/Photos           index a tree (again: only changes are written)
               evindex ls ~/Photos -R         what the index holds below a path
               evindex du ~/Photos --depth 2  the biggest directories, from the index
-              evindex find -e jpg -S +5m     files by name, kind, size and time, from the index
+              evindex find -e jpg -S +5m     files by name, kind, size and time
               evindex log --run 3            the events of run 3
               evindex runs                   every run, its status and counts
               evindex show 3                 one run: events by type, errors, pauses
               evindex diff 2 3               what run 3 learned that run 2 did not, by path
-              evindex export 3 > run3.ndjson one run, self-contained; `evindex import` reads it
+              evindex export 3 > run3.ndjson one run, for `evindex import` elsewhere
               evindex replay --verify        rebuild the views from the log and compare
               evindex verify                 every checksum, and the views against a replay
 

@@ -122,7 +122,17 @@ public struct IndexSnapshot {
 
     /// The stop of a run at `sequence` (`JobPaused`, `JobCompleted`, `JobFailed`) as the
     /// directory-size history records it; nil when no run stopped there.
-    public func sizeEpoch(at sequence: UInt64) throws -> SizeEpoch? { try views.sizeEpoch(transaction, at: sequence) }
+    /// A stop followed only by a `SnapshotTaken` (a pause writes one) stands for it too.
+    public func sizeEpoch(at sequence: UInt64) throws -> SizeEpoch? {
+        if let exact = try views.sizeEpoch(transaction, at: sequence) { return exact }
+        guard let before = try views.sizeEpoch(transaction, atOrBefore: sequence) else { return nil }
+        var onlySnapshots = true
+        try log.forEach(logTransaction, from: before.start + 1, through: sequence, building: 0) { _, _, _, item in
+            onlySnapshots = item.type == .snapshotTaken
+            return onlySnapshots
+        }
+        return onlySnapshots ? before : nil
+    }
 
     /// Every directory's row as it was at `epoch`'s stop, by id (no fold: the history and
     /// the rows now).

@@ -40,11 +40,17 @@ extension Views {
     }
 
     /// The last stop recorded, nil before the first.
-    func lastSizeEpoch(_ txn: Transaction) throws -> SizeEpoch? {
+    func lastSizeEpoch(_ txn: Transaction) throws -> SizeEpoch? { try sizeEpoch(txn, atOrBefore: .max) }
+
+    /// The last stop at or before `sequence`, nil when there is none.
+    package func sizeEpoch(_ txn: Transaction, atOrBefore sequence: UInt64) throws -> SizeEpoch? {
         guard let dirHistory else { return nil }
         return try txn.withCursor(dirHistory) { cursor in
-            // Stops are the keys under dir id 0, which sort first: the last is just before dir 1.
-            let past = try Self.withHistoryKey(1, 0) { try cursor.seek(atLeast: $0) }
+            // Stops are the keys under dir id 0, which sort first (dir ids start at 1).
+            let past =
+                sequence == .max
+                ? try Self.withHistoryKey(1, 0) { try cursor.seek(atLeast: $0) }
+                : try Self.withHistoryKey(0, sequence + 1) { try cursor.seek(atLeast: $0) }
             let row = past == nil ? try cursor.last() : try cursor.previous()
             guard let (key, value) = row, key.count == 16, key.loadUnaligned(as: UInt64.self) == 0 else { return nil }
             var r = ByteReader(buffer: value)

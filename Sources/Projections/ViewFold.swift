@@ -392,10 +392,13 @@ public final class ViewFold {
         rootMetadata?.dirID = rootDirID
         if var row = try record(txn, rootDirID) {
             // A root's own sizes come with each run that starts at it; nothing is above it.
-            if rootMetadata != nil {
-                try willChange(txn, rootDirID)
-                row.setOwn(rootMetadata)
-                dirty[DirectoryKey(rootDirID)] = row
+            if let rootMetadata {
+                let own = Self.ownSizes(rootMetadata)
+                if own.disk != row.ownDiskBytes || own.apparent != row.ownApparentBytes {
+                    try willChange(txn, rootDirID)
+                    row.setOwn(rootMetadata)
+                    dirty[DirectoryKey(rootDirID)] = row
+                }
             }
             return
         }

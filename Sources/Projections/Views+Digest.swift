@@ -5,7 +5,7 @@ package import LMDB
 /// were folded (live, replayed from scratch).
 public struct ViewDigest: Sendable, Hashable, CustomStringConvertible {
     /// FNV-1a 64 over every entry of the file-path view (parent id, name, metadata as a
-    /// version-1 record encodes it), in key order: the same entries give the same digest
+    /// version-1 record encodes it, then blocks, links, owner and group), in key order: the same entries give the same digest
     /// however their listings are stored.
     public var entries: UInt64
     /// The same over the directory-size view.
@@ -52,6 +52,11 @@ extension Views {
                 buffer.varint(dirID)
                 buffer.bytes(name)
                 buffer.metadata(m)
+                // What schema 3 added, which the schema-1 form has no room for.
+                buffer.varint(m.blocks)
+                buffer.varint(UInt64(m.nlink))
+                buffer.varint(UInt64(m.uid))
+                buffer.varint(UInt64(m.gid))
                 for b in buffer.bytes { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
                 count += 1
                 return true

@@ -248,4 +248,25 @@ struct SizesTests {
             #expect(refused.status == 2 && refused.stderr.contains("absolute path"), "\(refused.stderr)")
         }
     }
+
+    /// A paused run has stopped too (JobPaused, then the snapshot the pause writes):
+    /// `du --since` of it finds nothing changed, and `du --at` of it prints what a replay
+    /// to its last event prints.
+    @Test func aPausedRunIsAStop() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 100_000, seed: 24)
+            #expect(try Support.interruptedRun(root, db, after: 0.3, signal: SIGINT) == 130)
+            let since = try Support.evindex(["du", root, "--since", "1", "--depth", "1000", "--json", "--db", db])
+            #expect(since.status == 0, "\(since.stderr)")
+            let rows = try Support.objects(since.stdout)
+            #expect(!rows.isEmpty && rows.allSatisfy { ($0["disk_delta"] as! NSNumber).int64Value == 0 })
+            let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
+            let last = (runs[0]["last_seq"] as! NSNumber).intValue
+            #expect(try Support.evindex(["replay", "--to", String(last), "--db", db]).status == 0)
+            let past = try Support.evindex(["du", root, "--depth", "1000", "--json", "--at", "1", "--db", db])
+            let replayed = try Support.evindex(["du", root, "--depth", "1000", "--json", "--replayed", "--db", db])
+            #expect(past.status == 0 && past.stdout == replayed.stdout && !past.stdout.isEmpty, "\(past.stderr)")
+        }
+    }
 }

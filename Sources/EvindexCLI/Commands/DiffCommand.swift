@@ -15,14 +15,14 @@ struct DiffCommand: ParsableCommand {
         commandName: "diff",
         abstract: "Compare what two runs learned, path by path.",
         discussion: """
-            A run learned the index as of its last event (the fold of the log up to it) and
-            its own errors, rejections and options. Two runs are compared by path below
-            their roots, never by sequence, run id, time, dir id or event order: entries
-            only in A or only in B, metadata that differs (kind, inode, mode, size,
-            mtime_ns, btime_ns; not ctime_ns or dev unless --compare), paths rejected in one
-            and indexed in the other, errors in one only, and different options (rules),
-            shown first. The first divergence is the shallowest directory whose listing
-            differs, with the first event of each run that concerns it.
+            A run learned the index as of its last event (the fold of the log up to it)
+            and its own errors, rejections and options. Two runs are compared by path
+            below their roots, never by sequence, run id, time, dir id or event order:
+            entries only in A or only in B, metadata that differs (kind, inode, mode,
+            size, mtime_ns, btime_ns; not ctime_ns or dev unless --compare), paths
+            rejected in one and indexed in the other, errors in one only, and different
+            options (rules), shown first. The first divergence is the shallowest directory
+            whose listing differs, with the first event of each run that concerns it.
 
             RUN is a run id, or ID@SEQ: that run up to sequence SEQ.
 

@@ -16,8 +16,9 @@ struct DuCommand: ParsableCommand {
             directory and every entry below it, directories and symlinks included, each
             inode once however many hard links it has), the same as `du -sx -B1 DIR`; with
             --apparent-size, st_size summed by the same rule, as `du -sx --apparent-size
-            -B1 DIR`. Beside it: files (regular files below it) and dirs (directories below
-            it, itself not counted). Read from the directory-size view: no walk of the disk.
+            -B1 DIR`. Beside it: files (regular files below it) and dirs (directories
+            below it, itself not counted). Read from the directory-size view: no walk of
+            the disk.
 
             On the terminal: the path, then the --top biggest directories within --depth
             levels below it, each with a bar scaled to the path's size. With --json: every
@@ -25,13 +26,14 @@ struct DuCommand: ParsableCommand {
             disk_bytes and apparent_bytes (du's two figures) and size (st_size of the
             regular files below it, each name counted: what earlier versions showed).
 
-            With --since RUN|DATE|DURATION: what changed since the end of that run (a date or
-            a duration like 7d: since the end of the last run that ended by then), from the
-            history the index keeps, not from a second fold: each directory's growth (now
-            minus then; a directory new since then grew from 0), biggest changes first,
-            growth before shrinkage, and the names created and removed below it since. With
-            --json, every directory within --depth adds disk_delta, apparent_delta,
-            created and removed.
+            With --since RUN|DATE|DURATION: what changed since the end of that run (a
+            date or a duration like 7d: since the end of the last run that ended by
+            then), from the history the index keeps, not from a second fold: each
+            directory's growth (now minus then; a directory new since then grew from 0),
+            the --top biggest changes, largest growth first and largest shrinkage last,
+            and the names created and removed below it since. With --json, every
+            directory within --depth adds disk_delta, apparent_delta, created and
+            removed.
 
             Examples:
               evindex du ~/Photos

@@ -17,16 +17,17 @@ struct ExportCommand: ParsableCommand {
         abstract: "Write one run as NDJSON, self-contained, for `evindex import` elsewhere.",
         discussion: """
             Line 1 describes the run (the fields of `runs --json`, plus root_dir_id,
-            first_index and base_entries). Then, unless the run was its root's first index,
-            the index below its root just before the run began, one `"base":true` object
-            per entry (parents before children) and per rejected name (with its rule). Then the run's own events, as
-            `log --json` prints them but without resolved paths. Names that are not UTF-8
-            are carried exactly in their `_b64` twins.
+            first_index and base_entries). Then, unless the run was its root's first
+            index, the index below its root just before the run began, one `"base":true`
+            object per entry (parents before children) and per rejected name (with its
+            rule). Then the run's own events, as `log --json` prints them but without
+            resolved paths. Names that are not UTF-8 are carried exactly in their `_b64`
+            twins.
 
             With --ncdu PATH: the index below PATH (an indexed directory) as ncdu's JSON
-            export (format 1.2): names as their raw bytes, asize (st_size), dsize (st_blocks
-            × 512), ino, and hlnkc and nlink for hard links, so `ncdu -f` and `gdu -f`
-            browse it and count what du counts.
+            export (format 1.2): names as their raw bytes, asize (st_size), dsize
+            (st_blocks × 512), ino, and hlnkc and nlink for hard links, so `ncdu -f` and
+            `gdu -f` browse it and count what du counts.
 
             Examples:
               evindex export 3 > run3.ndjson

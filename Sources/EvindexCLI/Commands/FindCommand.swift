@@ -13,19 +13,19 @@ struct FindCommand: ParsableCommand {
         commandName: "find",
         abstract: "Find entries in the index by name, kind, size and time, as fd does on disk.",
         discussion: """
-            Searches the index, never the disk: every indexed root, or only below the PATHs
-            given. PATTERN matches the entry's name as a substring; with no PATTERN every
-            entry matches (a first argument with a slash, as `evindex find ~/Photos`, is a
-            PATH, since no name holds one). Smart case: PATTERN without an upper-case letter ignores case,
-            one with an upper-case letter does not (-s and -i force either). Filters combine;
-            an entry is printed when it passes all of them. Entries below a PATH are
-            printed, not PATH itself; a directory's children in name order, then each
-            child directory's.
+            Searches the index, never the disk: every indexed root, or only below the
+            PATHs given. PATTERN matches the entry's name as a substring; with no PATTERN
+            every entry matches (a first argument with a slash, as `evindex find
+            ~/Photos`, is a PATH, since no name holds one). Smart case: PATTERN without an
+            upper-case letter ignores case, one with an upper-case letter does not (-s and
+            -i force either). Filters combine; an entry is printed when it passes all of
+            them. Entries below a PATH are printed, not PATH itself; a directory's
+            children in name order, then each child directory's.
 
-            --size keeps regular files only: +N at least, -N at most, N exactly; units b, k,
-            m, g, t are powers of 1000, ki, mi, gi, ti powers of 1024 (fd's). Times are the
-            entry's modification time: a duration before now (30d, 2h, 90min, 1w, 1d12h) or
-            a date (2026-11-01, 2026-11-01T08:00:00Z, UTC).
+            --size keeps regular files only: +N at least, -N at most, N exactly; units b,
+            k, m, g, t are powers of 1000, ki, mi, gi, ti powers of 1024 (fd's). Times are
+            the entry's modification time: a duration before now (30d, 2h, 90min, 1w,
+            1d12h) or a date (2026-11-01, 2026-11-01T08:00:00Z, UTC).
 
             Exit status: 0 when something matched, 1 when nothing did (as grep), 2 on bad
             input.

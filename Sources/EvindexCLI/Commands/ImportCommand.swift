@@ -24,9 +24,9 @@ struct ImportCommand: ParsableCommand {
             missing. An imported run that was unfinished is marked abandoned: it is never
             resumed here.
 
-            With --ncdu: FILE is an ncdu JSON export (`ncdu -o FILE DIR`, or gdu's); its tree
-            becomes a run of the directory it names: an entry per name (excluded ones left
-            out), asize as the size, dsize / 512 as the blocks, links as recorded;
+            With --ncdu: FILE is an ncdu JSON export (`ncdu -o FILE DIR`, or gdu's); its
+            tree becomes a run of the directory it names: an entry per name (excluded ones
+            left out), asize as the size, dsize / 512 as the blocks, links as recorded;
             permissions, owner and times only when it was made with `ncdu -e`.
 
             Examples:

@@ -18,9 +18,9 @@ struct LogCommand: ParsableCommand {
         abstract: "Print events from the log, oldest first.",
         discussion: """
             Each event: its sequence number, run, time, type and fields. Entry events name
-            their path (resolved through the current index; an entry since removed shows its
-            directory id). A record whose checksum fails stops the listing with an error
-            naming its sequence number.
+            their path (resolved through the current index; an entry since removed shows
+            its directory id). A record whose checksum fails stops the listing with an
+            error naming its sequence number.
 
             Filters combine (an event is printed when it passes all of them):
               --type T[,T]    event types, case-insensitive (JobStarted, EntryCreated, ...)

@@ -11,8 +11,8 @@ struct LsCommand: ParsableCommand {
         commandName: "ls",
         abstract: "List what the index holds at a path.",
         discussion: """
-            Lists the children of an indexed directory in name (byte) order, from the index,
-            not from the disk. With -R, everything below it, depth first.
+            Lists the children of an indexed directory in name (byte) order, from the
+            index, not from the disk. With -R, everything below it, depth first.
 
             Each line: the kind (- file, d dir, l symlink, ? other), the size in bytes
             (st_size), the modification time (UTC) and the path; with -s, first the bytes

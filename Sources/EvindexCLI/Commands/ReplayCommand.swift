@@ -15,15 +15,16 @@ struct ReplayCommand: ParsableCommand {
         abstract: "Rebuild the views from the event log alone and compare them with the live ones.",
         discussion: """
             Folds the log into a second set of views kept in the same database (named
-            replay.*), then prints the digest of the live and the replayed views and how many
-            events per second were folded. By default it starts from the snapshot an earlier
-            replay left there (when that is not past --to) and folds only the events after it;
-            --from-scratch starts from empty views and sequence 1. With --verify, exits 1
-            naming the first entry where they differ, or the first broken invariant of the views
-            (a directory entry without its row, a row outside its parent's listing, totals that
-            do not add up): a replay repeats whatever the log says, so it cannot see those.
-            With --to SEQ, the replayed views are those just after event SEQ; `ls --replayed`
-            and `du --replayed` read them.
+            replay.*), then prints the digest of the live and the replayed views and how
+            many events per second were folded. By default it starts from the snapshot an
+            earlier replay left there (when that is not past --to) and folds only the
+            events after it; --from-scratch starts from empty views and sequence 1. With
+            --verify, exits 1 naming the first entry where they differ, or the first
+            broken invariant of the views (a directory entry without its row, a row
+            outside its parent's listing, totals that do not add up): a replay repeats
+            whatever the log says, so it cannot see those. With --to SEQ, the replayed
+            views are those just after event SEQ; `ls --replayed` and `du --replayed` read
+            them.
 
             Examples:
               evindex replay --verify

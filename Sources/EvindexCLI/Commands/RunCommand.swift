@@ -17,14 +17,14 @@ struct RunCommand: ParsableCommand {
         discussion: """
             The first run of a path records every entry; later runs of it record only what
             changed. Symlinks are recorded, never followed; the walk stays on the root's
-            filesystem. Entries that cannot be read are recorded as NonCriticalError events,
-            counted in the summary, and the run goes on. Only one run at a time may write
-            a database; a second is refused at once.
+            filesystem. Entries that cannot be read are recorded as NonCriticalError
+            events, counted in the summary, and the run goes on. Only one run at a time
+            may write a database; a second is refused at once.
 
             Ctrl-C (SIGINT) or SIGTERM pauses the run at its next directory: it writes
             JobPaused and a snapshot of its state and exits 130. The next `evindex run` of
-            the same path resumes it, as it does a run cut off by a crash or failed on a full
-            disk; --restart starts a new run instead.
+            the same path resumes it, as it does a run cut off by a crash or failed on a
+            full disk; --restart starts a new run instead.
 
             Rules (Docs/RULES.md) choose what is indexed; every rejected path is recorded
             as a PathRejected event naming its rule (`evindex why PATH`), and a rejected

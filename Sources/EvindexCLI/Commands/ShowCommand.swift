@@ -12,8 +12,8 @@ struct ShowCommand: ParsableCommand {
         abstract: "One run in detail: status, root, timing, events by type, errors, pauses and snapshots.",
         discussion: """
             Reads the run's row and its events: how many of each type, its non-critical
-            errors grouped by error and operation (with the first path of each group), where
-            it paused and resumed, and where its job state was snapshotted.
+            errors grouped by error and operation (with the first path of each group),
+            where it paused and resumed, and where its job state was snapshotted.
 
             Examples:
               evindex show 3

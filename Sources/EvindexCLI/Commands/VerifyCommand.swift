@@ -13,12 +13,13 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check every record's checksum, and the file-path and directory-size views against a replay of the log.",
         discussion: """
-            Reads the whole log, checking each block's CRC-32C and schema version and decoding every event, then
-            rebuilds the views from the log (as `replay --verify` does) and compares them
-            with the live ones, and checks that the views hold together (every directory entry
-            has its row, every row sits in its parent's listing, every directory's totals add
-            up). Exits 0 when all is sound, 1 naming the first bad record, the first differing
-            entry or the first broken invariant.
+            Reads the whole log, checking each block's CRC-32C and schema version and
+            decoding every event, then rebuilds the views from the log (as `replay
+            --verify` does) and compares them with the live ones, and checks that the
+            views hold together (every directory entry has its row, every row sits in its
+            parent's listing, every directory's totals add up). Exits 0 when all is sound,
+            1 naming the first bad record, the first differing entry or the first broken
+            invariant.
 
             Examples:
               evindex verify --db /var/lib/evindex

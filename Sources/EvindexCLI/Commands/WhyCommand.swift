@@ -12,10 +12,11 @@ struct WhyCommand: ParsableCommand {
         discussion: """
             Follows PATH down from its indexed root. It is indexed; or it (or a directory
             above it) was rejected by a rule, named as PathRejected recorded it (for a
-            .gitignore pattern: the file, line and pattern); or a directory above it was not
-            entered (maximum depth, another filesystem); or it could not be read; or it was
-            not there when its directory was last listed. The event that recorded the answer
-            is named with its run and sequence number. Reads the index, never the disk.
+            .gitignore pattern: the file, line and pattern); or a directory above it was
+            not entered (maximum depth, another filesystem); or it could not be read; or
+            it was not there when its directory was last listed. The event that recorded
+            the answer is named with its run and sequence number. Reads the index, never
+            the disk.
 
             Exit status: 0 when PATH is indexed, 1 when it is not, 2 on bad input.
 
