@@ -35,6 +35,10 @@ public struct FindQuery: Sendable {
     /// mtime at least / at most, in nanoseconds since the epoch.
     public var changedAfterNs: Int64?
     public var changedBeforeNs: Int64?
+    /// fd's `--owner`: the entry's uid and gid must be these (an entry recorded before
+    /// schema 3, without an owner, matches neither).
+    public var uid: UInt32?
+    public var gid: UInt32?
     public var maxDepth: Int?
 
     public init() {}
@@ -50,6 +54,11 @@ public struct FindQuery: Sendable {
         }
         if let changedAfterNs, m.mtimeNs < changedAfterNs { return false }
         if let changedBeforeNs, m.mtimeNs > changedBeforeNs { return false }
+        if uid != nil || gid != nil {
+            guard m.hasOwnership else { return false }
+            if let uid, m.uid != uid { return false }
+            if let gid, m.gid != gid { return false }
+        }
         return true
     }
 
@@ -181,5 +190,38 @@ public enum TimeFilter {
         let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
+    }
+}
+
+/// fd's `--owner USER[:GROUP]`: a user and a group by name or number, either left out
+/// (`USER`, `:GROUP`, `USER:`); names are looked up in this machine's user and group
+/// databases.
+public enum OwnerFilter {
+    public static func parse(_ text: String) throws(FindError) -> (uid: UInt32?, gid: UInt32?) {
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let user = parts[0], group = parts.count > 1 ? parts[1] : ""
+        guard !(user.isEmpty && group.isEmpty) else {
+            throw FindError.badFilter("invalid owner \(text): want USER, USER:GROUP or :GROUP")
+        }
+        var uid: UInt32?, gid: UInt32?
+        if !user.isEmpty {
+            if let n = UInt32(user) {
+                uid = n
+            } else if let entry = getpwnam(user) {
+                uid = entry.pointee.pw_uid
+            } else {
+                throw FindError.badFilter("no user \(user) on this machine")
+            }
+        }
+        if !group.isEmpty {
+            if let n = UInt32(group) {
+                gid = n
+            } else if let entry = getgrnam(group) {
+                gid = entry.pointee.gr_gid
+            } else {
+                throw FindError.badFilter("no group \(group) on this machine")
+            }
+        }
+        return (uid, gid)
     }
 }

@@ -59,6 +59,12 @@ struct FindTests {
         (["--changed-within", "1d"], ["-newermt", "1 day ago"]),
         (["-p", "src/"], ["-ipath", "*src/*"]),
         (["-p", "-g", "*/node_modules/*"], ["-ipath", "*/node_modules/*"]),
+        // Owners set below: every third entry is nobody's, every fifth in group daemon.
+        (["--owner", "nobody"], ["-user", "nobody"]),
+        (["--owner", ":daemon"], ["-group", "daemon"]),
+        (["--owner", "nobody:daemon", "-t", "f"], ["-user", "nobody", "-group", "daemon", "-type", "f"]),
+        (["--owner", "0:"], ["-uid", "0"]),
+        (["-o", "65534:1"], ["-uid", "65534", "-gid", "1"]),
     ]
 
     @Test func findAgreesWithGNUFind() throws {
@@ -69,6 +75,14 @@ struct FindTests {
             for name in ["Data-Sheet.csv", "code/empty.txt"] {
                 #expect(FileManager.default.createFile(atPath: root + "/" + name, contents: Data()))
             }
+            // Owners and groups to filter on (the tests run as root, as CI does).
+            let chown = try Support.run([
+                "/usr/bin/env", "python3", "-c",
+                "import os,sys\nfor i,(d,ns,fs) in enumerate(sorted((d,sorted(ns),sorted(fs)) for d,ns,fs in os.walk(sys.argv[1]))):\n"
+                    + " for j,n in enumerate(ns+fs):\n  k=i*7+j\n  os.lchown(os.path.join(d,n), 65534 if k%3==0 else -1, 1 if k%5==0 else -1)\n",
+                root,
+            ])
+            #expect(chown.status == 0, "\(chown.stderr)")
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
             for row in Self.agreements {
                 let want = try Self.gnuFind(root, row.find)

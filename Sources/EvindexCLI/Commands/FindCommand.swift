@@ -35,6 +35,7 @@ struct FindCommand: ParsableCommand {
               evindex find -e jpg -S +5m ~/Photos     JPEGs of 5 MB or more below ~/Photos
               evindex find -g '*.log' --changed-within 2d
               evindex find -t d node_modules --max-depth 3 ~/code
+              evindex find --owner www-data:adm -t f /srv
               evindex find --regex '^IMG_[0-9]{4}\\.' -0 | xargs -0 ls -l
             """
     )
@@ -82,6 +83,11 @@ struct FindCommand: ParsableCommand {
     @Option(
         name: .customLong("changed-before"), help: ArgumentHelp("Only entries modified before then: a duration (30d) or a date.", valueName: "time"))
     var changedBefore: String?
+
+    @Option(
+        name: [.customShort("o"), .customLong("owner")],
+        help: ArgumentHelp("Only entries of this user and/or group (names or numbers; USER:GROUP, USER or :GROUP).", valueName: "user:group"))
+    var owner: String?
 
     @Option(
         name: [.customShort("d"), .customLong("max-depth")],
@@ -198,6 +204,7 @@ struct FindCommand: ParsableCommand {
             let nowNs = TimeFilter.nowNs()
             if let changedWithin { query.changedAfterNs = try TimeFilter.parse(changedWithin, nowNs: nowNs) }
             if let changedBefore { query.changedBeforeNs = try TimeFilter.parse(changedBefore, nowNs: nowNs) }
+            if let owner { (query.uid, query.gid) = try OwnerFilter.parse(owner) }
             query.maxDepth = maxDepth
         } catch let error as FindError {
             throw CommandFailure(message: error.description)
