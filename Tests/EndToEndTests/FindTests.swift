@@ -196,6 +196,8 @@ struct FindTests {
                 (["-S", "+10q"], "invalid size"), (["--changed-within", "soon"], "invalid time"),
                 (["--regex", "("], "invalid regular expression"), (["-t", "x"], "invalid --type"),
                 (["-g", "--regex", "a"], "cannot be combined"), (["x", tmp + "/elsewhere"], "not in the index"),
+                (["--owner", "no-such-user-here"], "no user no-such-user-here"), (["--owner", ":no-such-group"], "no group"),
+                (["--owner", ":"], "invalid owner"), (["--at", "seq:0"], "no sequence 0"),
             ] {
                 let r = try Support.evindex(["find"] + args + ["--db", db])
                 #expect(r.status == 2 && r.stderr.contains(says), "\(args): \(r.status) \(r.stderr)")
