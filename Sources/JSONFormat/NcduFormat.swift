@@ -24,9 +24,9 @@ public enum NcduFormat {
     ) throws {
         var out: [UInt8] = []
         out.reserveCapacity(1 << 17)
-        out.append(contentsOf: Array(#"[1,2,{"progname":"evindex","progver":"0.1.0","timestamp":"#.utf8))
+        out.append(contentsOf: #"[1,2,{"progname":"evindex","progver":"0.1.0","timestamp":"#.utf8)
         appendDecimal(UInt64(max(timestamp, 0)), to: &out)
-        out.append(contentsOf: Array("},\n".utf8))
+        out.append(contentsOf: "},\n".utf8)
         guard let row = try snapshot.directory(dirID) else { throw ViewError.corrupt("directory \(dirID) has no row") }
         var firstDevice: UInt64?
         try snapshot.forEachChild(of: dirID) { _, m in
@@ -35,17 +35,17 @@ public enum NcduFormat {
         }
         let device = metadata?.device ?? firstDevice ?? 0
         // The root: its own sizes are the row's.
-        out.append(contentsOf: Array("[{".utf8))
+        out.append(contentsOf: "[{".utf8)
         key(&out, "name", first: true)
         string(&out, path)
         number(&out, "asize", UInt64(max(row.ownApparentBytes, 0)))
         number(&out, "dsize", UInt64(max(row.ownDiskBytes, 0)))
         number(&out, "dev", device)
         if let metadata { number(&out, "ino", metadata.inode) }
-        if try snapshot.isListingIncomplete(dirID) { out.append(contentsOf: Array(#","read_error":true"#.utf8)) }
+        if try snapshot.isListingIncomplete(dirID) { out.append(contentsOf: #","read_error":true"#.utf8) }
         out.append(UInt8(ascii: "}"))
         try children(snapshot, dirID, device: device, &out, flush)
-        out.append(contentsOf: Array("]]\n".utf8))
+        out.append(contentsOf: "]]\n".utf8)
         try flush(out)
     }
 
@@ -57,15 +57,15 @@ public enum NcduFormat {
             if m.kind == .directory && m.dirID != 0 {
                 subdirectories.append((Array(name), m))
             } else {
-                out.append(contentsOf: Array(",\n".utf8))
+                out.append(contentsOf: ",\n".utf8)
                 info(&out, name, m, parentDevice: device)
             }
             return true
         }
         for (name, m) in subdirectories {
-            out.append(contentsOf: Array(",\n[".utf8))
+            out.append(contentsOf: ",\n[".utf8)
             name.withUnsafeBytes { info(&out, $0, m, parentDevice: device, open: true) }
-            if try snapshot.isListingIncomplete(m.dirID) { out.append(contentsOf: Array(#","read_error":true"#.utf8)) }
+            if try snapshot.isListingIncomplete(m.dirID) { out.append(contentsOf: #","read_error":true"#.utf8) }
             out.append(UInt8(ascii: "}"))
             if out.count >= 1 << 16 {
                 try flush(out)
@@ -86,19 +86,19 @@ public enum NcduFormat {
         if m.device != parentDevice { number(&out, "dev", m.device) }
         number(&out, "ino", m.inode)
         if m.isSharedInode {
-            out.append(contentsOf: Array(#","hlnkc":true"#.utf8))
+            out.append(contentsOf: #","hlnkc":true"#.utf8)
             number(&out, "nlink", UInt64(m.nlink))
         }
-        if m.kind == .directory && m.dirID == 0 { out.append(contentsOf: Array(#","excluded":"otherfs""#.utf8)) }
-        if m.kind == .symlink || m.kind == .other { out.append(contentsOf: Array(#","notreg":true"#.utf8)) }
+        if m.kind == .directory && m.dirID == 0 { out.append(contentsOf: #","excluded":"otherfs""#.utf8) }
+        if m.kind == .symlink || m.kind == .other { out.append(contentsOf: #","notreg":true"#.utf8) }
         if !open { out.append(UInt8(ascii: "}")) }
     }
 
     private static func key(_ out: inout [UInt8], _ k: String, first: Bool = false) {
         if !first { out.append(UInt8(ascii: ",")) }
         out.append(UInt8(ascii: "\""))
-        out.append(contentsOf: Array(k.utf8))
-        out.append(contentsOf: Array("\":".utf8))
+        out.append(contentsOf: k.utf8)
+        out.append(contentsOf: "\":".utf8)
     }
 
     private static func number(_ out: inout [UInt8], _ k: String, _ v: UInt64) {
@@ -117,8 +117,8 @@ public enum NcduFormat {
             case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
             case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+                let hex = { (n: UInt8) in n < 10 ? 0x30 + n : 0x57 + n }
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, hex(b >> 4), hex(b & 15)])
             default: out.append(b)
             }
         }

@@ -197,6 +197,8 @@ struct SizesTests {
             let byTime = try Support.evindex(["du", root, "--depth", "1000", "--json", "--at", date, "--db", db])
             let byRun = try Support.evindex(["du", root, "--depth", "1000", "--json", "--at", "2", "--db", db])
             #expect(byTime.status == 0 && byTime.stdout == byRun.stdout, "\(byTime.stderr)")
+            let gone = try Support.evindex(["du", root + "/not-there-then", "--at", "1", "--db", db])
+            #expect(gone.status == 2 && gone.stderr.contains("was not a directory in the index at that point"), "\(gone.stderr)")
             let bad = try Support.evindex(["ls", root, "--at", "seq:999999999", "--db", db])
             #expect(bad.status == 2 && bad.stderr.contains("no sequence 999999999"), "\(bad.stderr)")
         }

@@ -167,36 +167,13 @@ struct DuCommand: ParsableCommand {
             let through: UInt64
             do { through = try point.sequence(snapshot) } catch let error as HistoryError { throw CommandFailure(message: error.message) }
             guard let epoch = try snapshot.sizeEpoch(at: through) else { return nil }
-            let then = try snapshot.directories(asOf: epoch)
-            var children: [UInt64: [UInt64]] = [:]
-            var roots: [UInt64] = []
-            for (id, row) in then {
-                if row.parent == 0 { roots.append(id) } else { children[row.parent, default: []].append(id) }
-            }
-            for key in children.keys { children[key]!.sort { then[$0]!.name.lexicographicallyPrecedes(then[$1]!.name) } }
-            // PATH as it was then: the longest root above it, then a directory per component.
+            let then = try PastDirectories(snapshot, at: epoch)
             let wanted = absolutePath(rawArgument(self.path))
-            guard
-                let root = roots.filter({ PathBytes.isSameOrBelow(wanted, then[$0]!.name) }).max(by: { then[$0]!.name.count < then[$1]!.name.count })
-            else {
-                throw CommandFailure(message: "\(displayPath(wanted)) was not in the index at that point")
-            }
-            var id = root
-            for component in wanted[then[root]!.name.count...].split(separator: UInt8(ascii: "/")) {
-                guard let child = children[id]?.first(where: { then[$0]!.name.elementsEqual(component) }) else {
-                    throw CommandFailure(message: "\(displayPath(wanted)) was not a directory in the index at that point")
-                }
-                id = child
+            guard let id = then.locate(wanted) else {
+                throw CommandFailure(message: "\(displayPath(wanted)) was not a directory in the index at that point")
             }
             var rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)] = []
-            func visit(_ id: UInt64, _ path: [UInt8], _ level: Int) {
-                rows.append((path, id, then[id]!))
-                guard level < depth else { return }
-                for child in children[id] ?? [] {
-                    then[child]!.name.withUnsafeBytes { visit(child, joinPath(path, $0), level + 1) }
-                }
-            }
-            visit(id, wanted, 0)
+            then.forEach(from: id, path: wanted, depth: depth) { rows.append(($0, $1, $2)) }
             return rows
         }
     }

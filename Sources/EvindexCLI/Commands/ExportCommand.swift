@@ -5,6 +5,7 @@ import History
 import Indexing
 import JSONFormat
 import Projections
+import Search
 import Traversal
 
 #if canImport(Glibc)
@@ -74,9 +75,8 @@ struct ExportCommand: ParsableCommand {
             guard case let .directory(dirID, metadata) = location else {
                 throw CommandFailure(message: "\(displayPath(path)) is not a directory")
             }
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            try NcduFormat.write(snapshot, dirID: dirID, path: path, metadata: metadata, timestamp: Int64(now.tv_sec)) { chunk in
+            let now = TimeFilter.nowNs() / 1_000_000_000
+            try NcduFormat.write(snapshot, dirID: dirID, path: path, metadata: metadata, timestamp: now) { chunk in
                 writeAll(1, chunk)
             }
         }
