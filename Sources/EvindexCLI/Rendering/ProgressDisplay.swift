@@ -1,22 +1,26 @@
 import ArgumentParser
-import Foundation
+import Dispatch
 import Indexing
 import JSONFormat
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Shows a run's progress on standard error: a live line on a terminal (none otherwise),
 /// or one JSON object per interval with `--progress json`.
 final class ProgressDisplay: @unchecked Sendable {
-    // @unchecked: `stopped` is guarded by `lock`; the rest is immutable or Sendable.
+    // @unchecked: `stopped` is a Mutex; the rest is immutable or Sendable.
     enum Mode: String, CaseIterable, ExpressibleByArgument, Sendable {
         case auto, json, none
     }
 
     private let progress: RunProgress
     private let mode: Mode
-    private let lock = NSLock()
-    private var stopped = false
+    private let stopped = Mutex(false)
     private let finished = DispatchSemaphore(value: 0)
-    private let started = Date()
+    private let started = ProgressDisplay.seconds()
 
     init(progress: RunProgress, mode: Mode) {
         self.progress = progress
@@ -25,14 +29,14 @@ final class ProgressDisplay: @unchecked Sendable {
 
     func start() {
         guard mode != .none else { return }
-        Thread.detachNewThread { [self] in
+        DispatchQueue.global().async { [self] in
             var lastEntries: UInt64 = 0
-            var lastTime = Date()
+            var lastTime = Self.seconds()
             while !isStopped {
-                Thread.sleep(forTimeInterval: 0.2)
-                let now = Date()
+                usleep(200_000)
+                let now = Self.seconds()
                 let entries = progress.entries
-                let rate = Double(entries - min(entries, lastEntries)) / max(now.timeIntervalSince(lastTime), 0.001)
+                let rate = Double(entries - min(entries, lastEntries)) / max(now - lastTime, 0.001)
                 lastEntries = entries
                 lastTime = now
                 if !isStopped { show(rate: rate, final: false) }
@@ -41,21 +45,25 @@ final class ProgressDisplay: @unchecked Sendable {
         }
     }
 
-    private var isStopped: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return stopped
+    private var isStopped: Bool { stopped.withLock { $0 } }
+
+    /// Seconds on the monotonic clock.
+    private static func seconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     /// Stops the display and clears the live line.
     func stop() {
         guard mode != .none else { return }
-        lock.lock(); stopped = true; lock.unlock()
+        stopped.withLock { $0 = true }
         finished.wait()
         if mode == .auto { writeAll(2, Array("\r\u{1B}[K".utf8)) }
     }
 
     private func show(rate: Double, final: Bool) {
-        let elapsed = Date().timeIntervalSince(started)
+        let elapsed = Self.seconds() - started
         switch mode {
         case .json:
             var o = JSONObject()
