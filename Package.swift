@@ -35,7 +35,7 @@ let package = Package(
         // web page's API): one writer, one reader, paths as exact bytes.
         .target(name: "JSONFormat", dependencies: ["History", "Projections", "EventStore", "Events", "Traversal"]),
         // Questions about names, sizes and times, answered from the index (`find`).
-        .target(name: "Search", dependencies: ["Projections", "Events", "Rules"]),
+        .target(name: "Search", dependencies: ["Projections", "Events", "Rules", "CLinux"]),
         // Reading the past: the index a run learned, diffs of two runs, export and import.
         .target(name: "History", dependencies: ["EventStore", "Projections", "Events", "LMDB"]),
         .executableTarget(

@@ -36,10 +36,11 @@ public final class EventLog: Sendable {
     /// The schema version of a database this build creates and the newest it reads.
     /// 2: the log in blocks, the file-path view one listing per directory. 3: metadata
     /// with blocks, links, owner and group; the directory-size view with du's disk and
-    /// apparent bytes, and the `links` view. A database of an older schema keeps its log
+    /// apparent bytes, and the `links` view. 4: the name index (`names`). A database of an
+    /// older schema keeps its log
     /// (its records are read as they are); its views are rebuilt from the log before it is
     /// used (`SchemaUpgrade` in Indexing), and its next rescan fills in what old events lack.
-    public static let schemaVersion: UInt64 = 3
+    public static let schemaVersion: UInt64 = 4
     /// The schema version stored in the database when it was opened.
     public let storedSchema: UInt64
 

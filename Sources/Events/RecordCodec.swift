@@ -110,6 +110,17 @@ public struct ByteWriter: ~Copyable {
         varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 
+    /// How many bytes `varint(value)` writes.
+    public static func varintSize(_ value: UInt64) -> Int { value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7 }
+
+    /// `raw` as it is, with no length before it.
+    @inline(__always)
+    public mutating func raw(_ raw: UnsafeRawBufferPointer) {
+        reserve(raw.count)
+        if raw.count > 0 { (base + count).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+        count += raw.count
+    }
+
     @inline(__always)
     public mutating func bytes(_ raw: UnsafeRawBufferPointer) {
         varint(UInt64(raw.count))

@@ -49,23 +49,59 @@ public struct PathResolver {
     /// False: resolve nothing (`export`, whose records must not depend on today's index).
     public var enabled = true
     private var cache: [UInt64: [UInt8]] = [:]
+    private var scratch: [UInt8] = []
 
     public init(enabled: Bool = true) { self.enabled = enabled }
 
     /// Forgets the cached paths (a directory may have moved since).
     public mutating func forget() { cache.removeAll(keepingCapacity: true) }
 
+    /// A directory's path: its parent's (cached too) and its name, so a log that names
+    /// every directory decodes each directory's row once, not its whole chain of parents.
     public mutating func directory(_ snapshot: IndexSnapshot, _ id: UInt64) throws -> [UInt8]? {
         guard enabled else { return nil }
         if let p = cache[id] { return p }
-        let p = try snapshot.path(of: id)
-        if cache.count > 100_000 { cache.removeAll() }
-        cache[id] = p
-        return p
+        if cache.count > 500_000 { cache.removeAll() }
+        var chain: [(id: UInt64, name: [UInt8])] = []
+        var next = id
+        var path: [UInt8]?
+        while true {
+            if let known = cache[next] { path = known; break }
+            guard let row = try snapshot.directory(next) else { return nil }
+            if row.parent == 0 {
+                path = row.name  // a root's name is its absolute path
+                cache[next] = row.name
+                break
+            }
+            chain.append((next, row.name))
+            next = row.parent
+            if chain.count > 100_000 { return nil }  // a parent cycle: `verify` names it
+        }
+        guard var built = path else { return nil }
+        for link in chain.reversed() {
+            built = PathBytes.joined(built, link.name)
+            cache[link.id] = built
+        }
+        return built
     }
 
     public mutating func entry(_ snapshot: IndexSnapshot, _ parent: UInt64, _ name: [UInt8]) throws -> [UInt8]? {
         guard let dir = try directory(snapshot, parent) else { return nil }
         return name.isEmpty ? dir : PathBytes.joined(dir, name)
+    }
+
+    /// Calls `body` with `entry`'s path, built in a buffer this resolver reuses (`log
+    /// --json` names a million entries); does nothing when the directory is unknown.
+    public mutating func withEntry(
+        _ snapshot: IndexSnapshot, _ parent: UInt64, _ name: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        guard let dir = try directory(snapshot, parent) else { return }
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: dir)
+        if !name.isEmpty {
+            if scratch.last != UInt8(ascii: "/") { scratch.append(UInt8(ascii: "/")) }
+            scratch.append(contentsOf: name)
+        }
+        try scratch.withUnsafeBytes(body)
     }
 }

@@ -55,7 +55,7 @@ public final class LearnedIndex {
             return LearnedIndex(views: replayed, source: .replayed, lastSequence: through, scratch: nil)
         }
         let environment = try scratchEnvironment(in: scratchParent)
-        let views = try Views(environment: environment, logEnvironment: log.environment)
+        let views = try Views(environment: environment, logEnvironment: log.environment, nameIndex: false)
         let events = try fold(log: log, into: views, through: through)
         return LearnedIndex(views: views, source: .folded(events: events), lastSequence: through, scratch: environment)
     }

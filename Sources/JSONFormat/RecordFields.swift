@@ -54,13 +54,22 @@ public func countsFields(_ o: inout JSONObject, _ c: RunCounts) {
     o.add("moved", c.moved)
 }
 
+/// The keys of an entry an event names: `parent`, `name`, `path`, or a move's source's.
+private enum EntryKeys {
+    case destination, source
+
+    var parent: StaticString { self == .destination ? "parent" : "from_parent" }
+    var name: StaticString { self == .destination ? "name" : "from_name" }
+    var path: StaticString { self == .destination ? "path" : "from" }
+}
+
 private func entryFields(
-    _ o: inout JSONObject, _ key: String, _ parent: UInt64, _ name: [UInt8],
+    _ o: inout JSONObject, _ keys: EntryKeys, _ parent: UInt64, _ name: [UInt8],
     _ snapshot: IndexSnapshot?, _ paths: inout PathResolver
 ) throws {
-    o.add(key == "path" ? "parent" : key + "_parent", parent)
-    o.addPath(key == "path" ? "name" : key + "_name", name)
-    if let snapshot, let p = try paths.entry(snapshot, parent, name) { o.addPath(key, p) }
+    o.add(keys.parent, parent)
+    o.addPath(keys.name, name)
+    if let snapshot { try paths.withEntry(snapshot, parent, name) { o.addPath(keys.path, $0) } }
 }
 
 /// An event as `log --json` prints it; its paths resolved through `snapshot` (none without
@@ -95,21 +104,21 @@ public func eventFields(_ o: inout JSONObject, _ r: EventRecord, _ snapshot: Ind
         o.add("dir_id", dirID); o.add("children", children)
         if let snapshot, let p = try paths.directory(snapshot, dirID) { o.addPath("path", p) }
     case let .pathRejected(parent, name, rule):
-        try entryFields(&o, "path", parent, name, snapshot, &paths); o.add("rule", rule)
+        try entryFields(&o, .destination, parent, name, snapshot, &paths); o.add("rule", rule)
     case let .entryCreated(parent, name, m):
-        try entryFields(&o, "path", parent, name, snapshot, &paths); metadataFields(&o, "", m)
+        try entryFields(&o, .destination, parent, name, snapshot, &paths); metadataFields(&o, "", m)
     case let .entryUpdated(parent, name, old, new):
-        try entryFields(&o, "path", parent, name, snapshot, &paths)
+        try entryFields(&o, .destination, parent, name, snapshot, &paths)
         o.addRaw("changed", "[" + changedFields(old, new).map { "\"\($0)\"" }.joined(separator: ",") + "]")
         metadataFields(&o, "old_", old); metadataFields(&o, "", new)
     case let .entryRemoved(parent, name):
-        try entryFields(&o, "path", parent, name, snapshot, &paths)
+        try entryFields(&o, .destination, parent, name, snapshot, &paths)
     case let .entryMoved(fromParent, fromName, toParent, toName, m):
-        try entryFields(&o, "from", fromParent, fromName, snapshot, &paths)
-        try entryFields(&o, "path", toParent, toName, snapshot, &paths)
+        try entryFields(&o, .source, fromParent, fromName, snapshot, &paths)
+        try entryFields(&o, .destination, toParent, toName, snapshot, &paths)
         metadataFields(&o, "", m)
     case let .nonCriticalError(parent, name, errno, operation):
-        try entryFields(&o, "path", parent, name, snapshot, &paths)
+        try entryFields(&o, .destination, parent, name, snapshot, &paths)
         o.add("errno", errno); o.add("error", Errno(rawValue: errno).name); o.add("operation", operation.name)
     }
 }

@@ -111,11 +111,23 @@ public struct IndexSnapshot {
     /// The directory-size row of `dirID`: its parent, name and totals.
     public func directory(_ dirID: UInt64) throws -> DirectoryRecord? { try views.directory(transaction, dirID) }
 
+    /// Calls `body` with every directory's id and row, in id order.
+    public func forEachDirectory(_ body: (UInt64, DirectoryRecord) throws -> Void) throws {
+        try views.forEachDirectoryRecord(transaction, body)
+    }
+
     /// The rule that kept `name` in directory `parent` out of the index, if one did.
     public func rejection(parent: UInt64, name: [UInt8]) throws -> String? { try views.rejection(transaction, parent: parent, name: name) }
 
     /// Whether the last listing of `dirID` met an error (its entries may be stale).
     public func isListingIncomplete(_ dirID: UInt64) throws -> Bool { try views.isListingIncomplete(transaction, dirID) }
+
+    /// Whether the views have a name index (the scratch views of a past point do not).
+    public var hasNameIndex: Bool { views.names != nil }
+
+    /// Calls `body` with each chunk of the name index (`NameIndex.swift`), in id order,
+    /// until it returns false.
+    public func forEachNameChunk(_ body: (NameChunk) throws -> Bool) throws { try views.forEachNameChunk(transaction, body) }
 
     /// The last sequence folded into the views.
     public func foldedThrough() throws -> UInt64 { try views.lastSequence(transaction) }

@@ -30,6 +30,9 @@ public final class ViewFold {
     private var fresh: Set<DirectoryKey> = []
     private var freshInTransaction: [UInt64] = []
     private var valueBuffer = ByteWriter(capacity: 256)
+    /// The chunk of the name index being rewritten, and a listing's folded names.
+    private var nameChunk = NameChunkBuilder()
+    private var foldedNames: [UInt8] = []
     /// The listings (file-path view) the open transaction reads or changes, written back
     /// at `flush`.
     private var listings: [DirectoryKey: PendingListing] = [:]
@@ -105,6 +108,7 @@ public final class ViewFold {
             }
             unwritten.remove(key)
         }
+        try writeNames(txn, changed)
         recycleListings()
         for id in dirty.keys.lazy.map(\.id).sorted() {
             try Views.withIDKey(id) { key in
@@ -120,6 +124,36 @@ public final class ViewFold {
         }
         try writeHistory(txn)
         try views.setLastSequence(txn, lastSequence)
+    }
+
+    /// Rewrites the chunks of the name index that cover the changed listings (in id order).
+    private func writeNames(_ txn: Transaction, _ changed: [(key: DirectoryKey, value: PendingListing)]) throws {
+        guard let names = views.names, !changed.isEmpty else { return }
+        var lastChunk = try lastKey(txn, names)
+        var i = 0
+        while i < changed.count {
+            let chunk = Views.nameChunkID(changed[i].key.id)
+            nameChunk.reset()
+            if chunk <= lastChunk {
+                try Views.withIDKey(chunk) { key in
+                    _ = try txn.get(names, key: key) { try nameChunk.load(try NameChunk(firstID: chunk, value: $0)) }
+                }
+            }
+            while i < changed.count, Views.nameChunkID(changed[i].key.id) == chunk {
+                foldedNames.removeAll(keepingCapacity: true)
+                changed[i].value.forEach { name, _ in NameChunkBuilder.appendFolded(name, to: &foldedNames) }
+                nameChunk.set(changed[i].key.id, foldedNames)
+                i += 1
+            }
+            try Views.withIDKey(chunk) { key in
+                if nameChunk.encoded(into: &valueBuffer) {
+                    try txn.put(names, key: key, value: valueBuffer.bytes, flags: chunk > lastChunk ? .append : [])
+                    lastChunk = max(lastChunk, chunk)
+                } else {
+                    _ = try txn.delete(names, key: key)
+                }
+            }
+        }
     }
 
     /// The transaction committed: its rows become the committed cache.

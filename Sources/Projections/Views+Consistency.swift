@@ -8,7 +8,8 @@ package import LMDB
 /// 2 is missing from the directory-size view") can still equal a replay of their log. This
 /// check is what catches them: every directory entry has a row that names it back, every
 /// row but a root's sits in its parent's listing, every listing belongs to a row, every
-/// row is reached from a root, and every directory's totals are the sums of what is below it.
+/// row is reached from a root, every directory's totals are the sums of what is below it,
+/// and the name index holds exactly the listings' names.
 extension Views {
     /// The first broken invariant, in words; nil when the views hold together.
     package func firstInconsistency(_ txn: Transaction) throws -> String? {
@@ -141,7 +142,7 @@ extension Views {
             }
         }
         if reached != rows.count { return "\(rows.count - reached) directories are not reached from any root" }
-        return nil
+        return try nameIndexInconsistency(txn)
     }
 }
 

@@ -67,7 +67,10 @@ extension Views {
 
     /// The digest of both views as of `txn`.
     package func digest(_ txn: Transaction) throws -> ViewDigest {
-        let e = try entriesDigest(txn), d = try digest(txn, dirs)
+        var e = try entriesDigest(txn)
+        let d = try digest(txn, dirs)
+        // The name index is made of the listings' names: part of the file-path view's digest.
+        if let n = try names.map({ try digest(txn, $0) }), n.1 > 0 { e.0 = (e.0 ^ n.0) &* 0x0000_0100_0000_01B3 }
         // The shared inodes are part of what the sizes are made of.
         let l = try links.map { try digest(txn, $0) } ?? (0, 0)
         let h = try dirHistory.map { try digest(txn, $0) } ?? (0, 0)
@@ -85,6 +88,7 @@ extension Views {
         if let a = rejected, let b = other.rejected { pairs.append(("rejections", a, b)) }
         if let a = links, let b = other.links { pairs.append(("shared inodes", a, b)) }
         if let a = dirHistory, let b = other.dirHistory { pairs.append(("directory-size history", a, b)) }
+        if let a = names, let b = other.names { pairs.append(("name index", a, b)) }
         for (name, a, b) in pairs {
             let difference: String? = try txn.withCursor(a) { ca in
                 try txn.withCursor(b) { cb in
@@ -158,6 +162,10 @@ extension Views {
             if let dir = try? path(txn, of: parent) { return "\"\(String(decoding: dir, as: UTF8.self))/\(name)\"" }
             return "entry \"\(name)\" of directory \(parent)"
         }
+        if db == names, key.count == 8 {
+            let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+            return "the names of directories \(id)–\(id + NameIndexFormat.mask)"
+        }
         if db == dirs, key.count == 8 {
             let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
             if let p = try? path(txn, of: id) { return "directory \"\(String(decoding: p, as: UTF8.self))\"" }
@@ -169,7 +177,7 @@ extension Views {
     /// Empties both views (before a replay into them).
     package func clear(_ txn: Transaction) throws {
         for db in [entries, dirs, roots, state, dirInodes, incomplete] + (rejected.map { [$0] } ?? []) + (links.map { [$0] } ?? [])
-            + (dirHistory.map { [$0] } ?? [])
+            + (dirHistory.map { [$0] } ?? []) + (names.map { [$0] } ?? [])
         {
             try txn.clear(db)
         }

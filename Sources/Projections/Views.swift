@@ -110,6 +110,8 @@ public struct DirectoryRecord: Sendable, Hashable {
 /// - `dirHistory`: dir id + sequence (8 + 8 bytes big-endian) → the directory's row as
 ///   it was at that stop of a run; 0 + sequence → the highest dir id then
 ///   (`SizeHistory.swift`)
+/// - `names`: the first dir id of a chunk of 16 (8 bytes big-endian) → the names of
+///   those directories' children, folded, for `find` (`NameIndex.swift`)
 ///
 /// A `prefix` gives a second, independent set of views in the same environment (replay
 /// builds into one and compares).
@@ -132,13 +134,20 @@ public final class Views: Sendable {
     let links: Database?
     /// Nil only for a reader of a database written before schema 3.
     let dirHistory: Database?
+    /// Nil for views without a name index (scratch views, which `find` walks) and for a
+    /// reader of a database written before schema 4.
+    let names: Database?
 
     /// Opens the views; `create` (the writer) creates them, readers never write.
     ///
     /// - Parameter logEnvironment: where the log these views were folded from lives, when
     ///   not in `environment` (scratch views): listings that point into the log are read
     ///   there, in a read transaction the views keep.
-    package init(environment: Environment, prefix: String = "", create: Bool = true, logEnvironment: Environment? = nil) throws {
+    /// - Parameter nameIndex: whether the views have a name index (scratch views, read
+    ///   once by path, do without).
+    package init(
+        environment: Environment, prefix: String = "", create: Bool = true, logEnvironment: Environment? = nil, nameIndex: Bool = true
+    ) throws {
         self.environment = environment
         foreignLog = try logEnvironment.map { try ForeignLog($0) }
         let open = { (txn: Transaction) in
@@ -168,6 +177,12 @@ public final class Views: Sendable {
             create
             ? try environment.write { try $0.openDatabase(prefix + "dirHistory", create: true) }
             : try? environment.read { try $0.openDatabase(prefix + "dirHistory", create: false) }
+        names =
+            !nameIndex
+            ? nil
+            : create
+                ? try environment.write { try $0.openDatabase(prefix + "names", create: true) }
+                : try? environment.read { try $0.openDatabase(prefix + "names", create: false) }
     }
 
     /// The prefix of the views a replay builds (`replay.entries`, `replay.dirs`, …).
@@ -313,6 +328,17 @@ public final class Views: Sendable {
             while let (key, value) = row {
                 var r = ByteReader(buffer: value)
                 try body(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), try r.varint())
+                row = try cursor.next()
+            }
+        }
+    }
+
+    /// Calls `body` with every directory's id and row, in id order.
+    package func forEachDirectoryRecord(_ txn: Transaction, _ body: (UInt64, DirectoryRecord) throws -> Void) throws {
+        try txn.withCursor(dirs) { cursor in
+            var row = try cursor.first()
+            while let (key, value) = row {
+                try body(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), try DirectoryRecord(decoding: value))
                 row = try cursor.next()
             }
         }

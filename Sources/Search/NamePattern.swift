@@ -17,8 +17,9 @@ public struct NamePattern: @unchecked Sendable {
 
     public let syntax: Syntax
     public let ignoresCase: Bool
-    private let bytes: [UInt8]
-    private let asciiOnly: Bool
+    /// The pattern's bytes, lower-cased when case is ignored.
+    let bytes: [UInt8]
+    let asciiOnly: Bool
     private let pattern: String
     private let lowerString: String
     private let regex: Regex<AnyRegexOutput>?

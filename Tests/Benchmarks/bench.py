@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmark evindex against find, ncdu, gdu and updatedb.plocate on a large generated tree.
+"""Benchmark evindex against find, ncdu, gdu and plocate on a large generated tree.
 
     python3 Tests/Benchmarks/bench.py --evindex .build/release/evindex [--quick] [--also-small]
+        [--baseline OTHER_EVINDEX]
+
+--baseline times a first index by another evindex build in the same rounds (the
+cost of a change to what a run writes, such as issue 17's name index).
 
 ncdu, gdu and plocate are installed with apt-get if missing; a tool that cannot
 be installed is left out of the table (and ncdu's absence skips the ratios).
@@ -53,6 +57,22 @@ GITIGNORE_CASE = "evindex run --gitignore"
 SINCE_CASE = f"evindex du --since 1 (after --mutate {MUTATE_OPS})"
 SINCE_JSON_CASE = "evindex du --since 1 --json (every directory)"
 AT_CASE = "evindex du --at 1 (the run before)"
+BASELINE_CASE = "baseline evindex run (--baseline)"
+# Issue 17: a selective and a broad name query, as plocate -b -i and find -iname ask them.
+SELECTIVE = "photo_123"
+BROAD = ".rs"
+FIND_SELECTIVE_CASE = f"evindex find {SELECTIVE}"
+FIND_BROAD_CASE = f"evindex find {BROAD}"
+PLOCATE_SELECTIVE_CASE = f"plocate -b -i {SELECTIVE}"
+PLOCATE_BROAD_CASE = f"plocate -b -i {BROAD}"
+# Output read from a pipe, lines counted: issue 17's rates.
+STREAM_CASES = {
+    "evindex ls -R |": ["ls", "-R"],
+    "evindex ls -R --json |": ["ls", "-R", "--json"],
+    "evindex du --json (every dir) |": ["du", "--json", "--depth", "100000"],
+    "evindex log --json |": ["log", "--json"],  # the whole log: no PATH
+    "evindex find (every entry) |": ["find"],
+}
 
 # Targets: issue 2 (first index), issue 3 (rescan of an unchanged tree), issue 4 (replay).
 RUN_WALL_RATIO = 1.5
@@ -74,6 +94,9 @@ SIZES_BYTES_PER_ENTRY = 75
 SINCE_WALL_S = 0.3
 AT_WALL_S = 1.5
 SCALING_RATIO = 1.2
+FIND_VS_PLOCATE = 1.0
+NAME_INDEX_RUN_RATIO = 1.1
+LINES_PER_S = 1_000_000
 
 
 class BenchError(Exception):
@@ -97,6 +120,8 @@ class Prepared:
     capture: bool = False
     # Exit statuses that mean success (`diff` exits 1 when the runs differ).
     ok_exit: tuple[int, ...] = (0,)
+    # Read stdout from a pipe while it runs and count its lines (metric "lines").
+    count_lines: bool = False
 
 
 @dataclass
@@ -138,13 +163,23 @@ class Table:
         return next(c for c in self.cases if c.name == name)
 
 
-def measure(argv: list[str], capture: bool = False, ok_exit: tuple[int, ...] = (0,)) -> tuple[Measurement, str | None]:
-    """Run argv to completion; raise if it fails. Returns its stdout if capture, else discards it."""
+def measure(argv: list[str], capture: bool = False, ok_exit: tuple[int, ...] = (0,),
+            count_lines: bool = False) -> tuple[Measurement, str | None]:
+    """Run argv to completion; raise if it fails. Returns its stdout if capture, else discards it.
+
+    With count_lines, stdout is a pipe read to its end before the wait, and the
+    number of lines it carried is returned (as a string) instead."""
     # Both streams go to files rather than pipes: nothing reads a pipe while we
     # block in wait4, so a chatty child could fill it and deadlock.
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out if capture else subprocess.DEVNULL, stderr=err)
+        stdout_to = subprocess.PIPE if count_lines else out if capture else subprocess.DEVNULL
+        proc = subprocess.Popen(argv, stdout=stdout_to, stderr=err)
+        lines = 0
+        if count_lines:
+            while chunk := proc.stdout.read1(1 << 20):
+                lines += chunk.count(b"\n")
+            proc.stdout.close()
         # wait4 gives this child's own rusage. RUSAGE_CHILDREN cannot: its
         # ru_maxrss is a max over every child ever reaped, so deltas are meaningless.
         _, status, usage = os.wait4(proc.pid, 0)
@@ -156,7 +191,9 @@ def measure(argv: list[str], capture: bool = False, ok_exit: tuple[int, ...] = (
             sys.stderr.write(err.read().decode(errors="replace"))
             raise BenchError(f"exit status {proc.returncode}: {shlex.join(argv)}")
         stdout = None
-        if capture:
+        if count_lines:
+            stdout = str(lines)
+        elif capture:
             out.seek(0)
             stdout = out.read().decode(errors="replace")
     return Measurement(wall, usage.ru_maxrss), stdout
@@ -307,15 +344,29 @@ def db_metrics(db: str | Path) -> dict[str, float]:
     return {"data_mdb": data_mdb_size(db), "allocated": allocated}
 
 
-def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scratch: Path) -> list[Case]:
-    def index_fresh(*flags: str) -> Prepared:
+def name_index_bytes(db: str | Path) -> float | None:
+    """The bytes of the name index's pages (mdb_stat, from lmdb-utils), None without it."""
+    if not shutil.which("mdb_stat"):
+        return None
+    out = subprocess.run(["mdb_stat", "-s", "names", str(db)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True).stdout
+    pages = sum(int(line.split(":")[1]) for line in out.splitlines()
+                if line.strip().split(":")[0] in ("Branch pages", "Leaf pages", "Overflow pages"))
+    return pages * 4096.0
+
+
+def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scratch: Path,
+               baseline: str | None = None) -> list[Case]:
+    def index_fresh(*flags: str, binary: str = evindex) -> Prepared:
         db = tempfile.mkdtemp(prefix="db-", dir=scratch)
 
         def finish(_stdout: str | None) -> dict[str, float]:
             metrics = db_metrics(db)
+            if binary == evindex and (names := name_index_bytes(db)) is not None:
+                metrics["name_index"] = names
             shutil.rmtree(db)
             return metrics
-        return Prepared([evindex, "run", str(tree), "--db", db, *flags], finish)
+        return Prepared([binary, "run", str(tree), "--db", db, *flags], finish)
 
     base_db = scratch / "base-db"
 
@@ -401,6 +452,20 @@ def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scr
             subprocess.run(["git", "init", "-q", str(tree.parent)], check=True)
         return index_fresh("--gitignore")
 
+    def lines(stdout: str | None) -> dict[str, float]:
+        return {"lines": float(stdout or 0)}
+
+    def streamed(args: list[str]) -> Prepared:
+        path = [] if args[0] == "log" else [str(tree)]
+        return Prepared([evindex, *args, *path, "--db", str(ensure_base_db())], lines, count_lines=True)
+
+    plocate_db = scratch / "plocate-query.db"
+
+    def plocate(pattern: str) -> Prepared:
+        if not plocate_db.exists():
+            subprocess.run([tools.updatedb, "-U", str(tree), "-o", str(plocate_db)], check=True)
+        return Prepared(["plocate", "-d", str(plocate_db), "-b", "-i", pattern], lines, count_lines=True)
+
     cases = [
         Case(RUN_CASE, index_fresh),
         Case(GITIGNORE_CASE, gitignore_run),
@@ -419,7 +484,17 @@ def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scr
         Case(AT_CASE, lambda: Prepared(
             [evindex, "du", str(mutated.tree), "--at", "1", "--db", str(ensure_diff_db())], capture=True)),
         Case("find", lambda: Prepared(["find", str(tree), "-printf", "%s %i %T@\\n"])),
+        Case(FIND_SELECTIVE_CASE, lambda: streamed(["find", SELECTIVE])),
+        Case(FIND_BROAD_CASE, lambda: streamed(["find", BROAD])),
+        Case(f"find -iname *{SELECTIVE}*", lambda: Prepared(["find", str(tree), "-iname", f"*{SELECTIVE}*"], lines, count_lines=True)),
+        Case(f"find -iname *{BROAD}*", lambda: Prepared(["find", str(tree), "-iname", f"*{BROAD}*"], lines, count_lines=True)),
     ]
+    cases += [Case(name, lambda args=args: streamed(args)) for name, args in STREAM_CASES.items()]
+    if baseline:
+        cases.insert(1, Case(BASELINE_CASE, lambda: index_fresh(binary=baseline)))
+    if tools.updatedb and shutil.which("plocate"):
+        cases.append(Case(PLOCATE_SELECTIVE_CASE, lambda: plocate(SELECTIVE)))
+        cases.append(Case(PLOCATE_BROAD_CASE, lambda: plocate(BROAD)))
     if tools.ncdu:
         cases.append(Case("ncdu", lambda: Prepared([tools.ncdu, "-0", "-x", "-o", "/dev/null", str(tree)])))
     if tools.gdu:
@@ -439,7 +514,7 @@ def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scr
 
 def run_once(case: Case, i: int, runs: int) -> None:
     prepared = case.prepare()
-    m, stdout = measure(prepared.argv, prepared.capture, prepared.ok_exit)
+    m, stdout = measure(prepared.argv, prepared.capture, prepared.ok_exit, prepared.count_lines)
     case.metrics.append(prepared.finish(stdout))
     case.runs.append(m)
     print(f"{case.name}: run {i + 1}/{runs} {m.wall_s:.3f} s, {rss_mb(m.rss_kib):.1f} MB", flush=True)
@@ -463,7 +538,7 @@ def run_table(args: argparse.Namespace, evindex: str, tools: Tools, size: int) -
         # process's own RSS; show it so small numbers are read correctly.
         floor, _ = measure(["true"])
         print(f"RSS floor inherited from bench.py: {rss_mb(floor.rss_kib):.1f} MB")
-        cases = make_cases(evindex, tools, tree, mutated, scratch)
+        cases = make_cases(evindex, tools, tree, mutated, scratch, args.baseline)
         # Round-robin, not case after case: this VM has slow spells lasting minutes, and
         # the ratios to ncdu are fair only if every tool is timed in the same spells.
         for i in range(args.runs):
@@ -482,7 +557,7 @@ def print_table(table: Table) -> None:
     cases, entries = table.cases, table.entries
     ncdu = next((c for c in cases if c.name == "ncdu"), None)
     header = ["tool", "median s", "min s", "max s", "vs ncdu", "peak RSS MB",
-              "db B/entry", "db MB on disk", "data.mdb grew B", "events/s"]
+              "db B/entry", "db MB on disk", "data.mdb grew B", "events/s", "lines", "lines/s"]
     rows = []
     for c in cases:
         walls = [m.wall_s for m in c.runs]
@@ -492,6 +567,7 @@ def print_table(table: Table) -> None:
         allocated = c.metric("allocated", max)
         grew = c.metric("grew", max)
         per_s = c.metric("events_per_s", statistics.median)
+        line_count = c.metric("lines", max)
         rows.append([
             c.name,
             f"{c.median_wall():.3f}", f"{min(walls):.3f}", f"{max(walls):.3f}",
@@ -501,6 +577,8 @@ def print_table(table: Table) -> None:
             f"{allocated / 1e6:.1f}" if allocated is not None else "-",
             f"{grew:+.0f}" if grew is not None else "-",
             f"{per_s:,.0f}" if per_s is not None else "-",
+            f"{line_count:,.0f}" if line_count is not None else "-",
+            f"{line_count / c.median_wall():,.0f}" if line_count is not None else "-",
         ])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, ["-" * w for w in widths], *rows]:
@@ -512,6 +590,15 @@ def print_table(table: Table) -> None:
     events = replay.metric("events", max)
     print(f"{REPLAY_CASE}: events/s is replay's own figure; "
           f"{events:,.0f} events / median wall = {events / replay.median_wall():,.0f}/s")
+    names = table.case(RUN_CASE).metric("name_index", max)
+    if names is not None:
+        print(f"name index (mdb_stat -s names): {names / 1e6:.1f} MB, {names / entries:.1f} B/entry of the db's "
+              f"{table.case(RUN_CASE).metric('data_mdb', max) / entries:.1f}")
+    for a, b in ((FIND_SELECTIVE_CASE, PLOCATE_SELECTIVE_CASE), (FIND_BROAD_CASE, PLOCATE_BROAD_CASE)):
+        ours = table.case(a).metric("lines", max)
+        theirs = next((c.metric("lines", max) for c in cases if c.name == b), None)
+        if theirs is not None and ours != theirs:
+            print(f"WARNING: {a} printed {ours:.0f} paths, {b} {theirs:.0f}")
 
 
 def print_verdict(table: Table) -> None:
@@ -561,6 +648,23 @@ def print_verdict(table: Table) -> None:
         ("issue 16", f"du --at the run before wall <= {AT_WALL_S:g} s",
          verdict(table.case(AT_CASE).median_wall() <= AT_WALL_S, f"{table.case(AT_CASE).median_wall():.3f} s")),
     ]
+    names = {c.name: c for c in table.cases}
+    for ours, theirs in ((FIND_SELECTIVE_CASE, PLOCATE_SELECTIVE_CASE), (FIND_BROAD_CASE, PLOCATE_BROAD_CASE)):
+        if theirs in names:
+            ratio = names[ours].median_wall() / names[theirs].median_wall()
+            checks.append(("issue 17", f"{ours} wall <= {FIND_VS_PLOCATE:g}x {theirs}",
+                           verdict(ratio <= FIND_VS_PLOCATE, f"{ratio:.2f}x")))
+        else:
+            checks.append(("issue 17", f"{ours} wall <= {FIND_VS_PLOCATE:g}x plocate", "SKIP (no plocate)"))
+    if BASELINE_CASE in names:
+        ratio = run.median_wall() / names[BASELINE_CASE].median_wall()
+        checks.append(("issue 17", f"evindex run <= {NAME_INDEX_RUN_RATIO:g}x the --baseline's run",
+                       verdict(ratio <= NAME_INDEX_RUN_RATIO, f"{ratio:.2f}x")))
+    for name in STREAM_CASES:
+        c = names[name]
+        rate = c.metric("lines", max) / c.median_wall()
+        checks.append(("issue 17", f"{name} >= {LINES_PER_S:,} lines/s",
+                       verdict(rate >= LINES_PER_S, f"{rate:,.0f}/s")))
     print(f"targets ({table.entries} entries):")
     width = max(len(what) for _, what, _ in checks)
     for issue, what, result in checks:
@@ -584,6 +688,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--cache", type=Path, default=REPO / ".bench", help="where trees and scratch dbs live")
     ap.add_argument("--mktree", type=Path, default=REPO / "Fixtures" / "mktree.py", help="tree generator")
     ap.add_argument("--quick", action="store_true", help="smoke test: 100000 entries, 1 run")
+    ap.add_argument("--baseline", help="another evindex binary whose first index is timed beside this one's")
     ap.add_argument("--also-small", action="store_true",
                     help=f"run the whole table for {SMALL_ENTRIES} entries too, and compare the per-entry cost "
                          "(make bench does)")
@@ -604,6 +709,8 @@ def main() -> int:
         print(f"bench: {args.evindex} is not an executable", file=sys.stderr)
         return 2
     evindex = os.path.abspath(evindex)
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
     args.cache.mkdir(parents=True, exist_ok=True)
     tools = Tools.find()
 

@@ -46,6 +46,11 @@ struct FindTests {
         (["-g", "*.log"], ["-iname", "*.log"]),
         (["-g", "-s", "[a-c]*_1*.??"], ["-name", "[a-c]*_1*.??"]),
         (["-e", "txt", "-e", "MD"], ["(", "-iname", "*.txt", "-o", "-iname", "*.md", ")"]),
+        (["-e", "py", "index"], ["-iname", "*index*.py"]),
+        (["-g", "*_1??.*", "-t", "f", "-S", "+1k"], ["-iname", "*_1??.*", "-type", "f", "-size", "+999c"]),
+        // mktree's awkward names: one with a newline, one not UTF-8 (compared as bytes).
+        (["break"], ["-iname", "*break*"]),
+        (["latin1"], ["-iname", "*latin1*"]),
         // Sizes: regular files only; + at least, - at most; k = 1000, ki = 1024.
         (["-S", "+100k"], ["-type", "f", "-size", "+99999c"]),
         (["-S", "-4ki"], ["-type", "f", "-size", "-4097c"]),
@@ -84,16 +89,23 @@ struct FindTests {
             ])
             #expect(chown.status == 0, "\(chown.stderr)")
             #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
-            for row in Self.agreements {
-                let want = try Self.gnuFind(root, row.find)
-                let (status, got) = try Self.evindexFind(row.evindex + [root], db: db)
-                #expect(status == (want.isEmpty ? 1 : 0), "evindex find \(row.evindex): exit \(status)")
-                let same = got == want
-                #expect(
-                    same,
-                    "evindex find \(row.evindex) vs find \(row.find): missing \(Self.show(want.subtracting(got))), extra \(Self.show(got.subtracting(want)))"
-                )
-            }
+            try Self.expectAgreement(root, db, "after the first run")
+            // Every row again: after a rescan of a mutated tree (the name index rewritten
+            // where listings changed), after a run killed and resumed, and on the views a
+            // replay from scratch builds (`--replayed`).
+            _ = try Checks.mutate(root, 500, seed: 23)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            try Self.expectAgreement(root, db, "after a rescan of a mutated tree")
+            _ = try Checks.mutate(root, 500, seed: 29)
+            let killed = tmp + "/killed"
+            _ = try Support.interruptedRun(root, killed, after: 0.1, signal: SIGKILL)
+            #expect(try Support.evindex(["run", root, "--db", killed]).status == 0)
+            try Self.expectAgreement(root, killed, "after a run killed and resumed")
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            #expect(try Support.evindex(["replay", "--from-scratch", "--db", db]).status == 0)
+            try Self.expectAgreement(root, db, "on the views a replay from scratch built", flags: ["--replayed"])
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+
             // The rows must not all be trivially equal: most select a proper, non-empty part.
             let all = try Self.gnuFind(root, [])
             let improper = try Self.agreements.dropFirst().filter { row in
@@ -108,6 +120,27 @@ struct FindTests {
             #expect(below)
             let everything = try Self.evindexFind([], db: db).1 == all
             #expect(everything)
+            // Several PATHs: each searched, in the order given.
+            let docs = root + "/Documents"
+            let two = try Self.evindexFind(["data", sub, docs], db: db).1
+            #expect(two == (try Self.gnuFind(sub, ["-iname", "*data*"])).union(try Self.gnuFind(docs, ["-iname", "*data*"])))
+        }
+    }
+
+    /// Every row of `agreements` gives what GNU find selects on the tree as it is now.
+    static func expectAgreement(
+        _ root: String, _ db: String, _ when: String, flags: [String] = [], sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        for row in agreements {
+            let want = try gnuFind(root, row.find)
+            let (status, got) = try evindexFind(row.evindex + flags + [root], db: db)
+            #expect(status == (want.isEmpty ? 1 : 0), "\(when): evindex find \(row.evindex): exit \(status)", sourceLocation: sourceLocation)
+            let same = got == want
+            #expect(
+                same,
+                "\(when): evindex find \(row.evindex) vs find \(row.find): missing \(show(want.subtracting(got))), extra \(show(got.subtracting(want)))",
+                sourceLocation: sourceLocation
+            )
         }
     }
 
@@ -178,14 +211,17 @@ struct FindTests {
             let limited = try Support.evindex(["find", "--limit", "7", root, "--db", db])
             #expect(limited.text.split(separator: "\n").count == 7)
 
-            // --json: the same objects `ls -R --json` prints, for the entries that matched.
-            let found = try Support.objects(try Support.evindex(["find", "-e", "json", root, "--json", "--db", db]).stdout)
+            // --json: the same objects `ls -R --json` prints, for the entries that matched
+            // (a name with a newline escaped in `path`, one not UTF-8 in `path_b64`).
             let listed = try Support.objects(try Support.evindex(["ls", "-R", root, "--json", "--db", db]).stdout)
             let byPath = Dictionary(listed.map { (Support.pathBytes($0), $0) }, uniquingKeysWith: { a, _ in a })
-            #expect(!found.isEmpty)
-            for o in found {
-                let same = byPath[Support.pathBytes(o)].map { NSDictionary(dictionary: $0).isEqual(to: o) } ?? false
-                #expect(same, "\(o)")
+            for query in [["-e", "json"], ["break"], ["latin1"]] {
+                let found = try Support.objects(try Support.evindex(["find"] + query + [root, "--json", "--db", db]).stdout)
+                #expect(!found.isEmpty, "\(query)")
+                for o in found {
+                    let same = byPath[Support.pathBytes(o)].map { NSDictionary(dictionary: $0).isEqual(to: o) } ?? false
+                    #expect(same, "\(o)")
+                }
             }
 
             // Nothing matched: exit 1, nothing printed.

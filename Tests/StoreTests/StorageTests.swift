@@ -171,11 +171,12 @@ struct StorageTests {
         }
     }
 
-    /// A database of schema 1 (one record per event, one view row per entry) or 2 (blocks
-    /// without blocks, links or owner): a reader refuses it in one line; the next run
-    /// rebuilds its views from its log (old records read as they are), fills in what the
-    /// old events lack from its own stats, and the one after finds nothing changed.
-    @Test(arguments: [UInt64(1), UInt64(2)])
+    /// A database of schema 1 (one record per event, one view row per entry), 2 (blocks
+    /// without blocks, links or owner) or 3 (no name index): a reader refuses it in one
+    /// line; the next run rebuilds its views from its log (old records read as they are),
+    /// fills in what the old events lack from its own stats, and the one after finds
+    /// nothing changed; `find` then answers from the name index the upgrade built.
+    @Test(arguments: [UInt64(1), UInt64(2), UInt64(3)])
     func olderSchemaDatabaseIsUpgradedByTheNextRun(_ schema: UInt64) throws {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", current = tmp + "/current", old = tmp + "/old"
@@ -196,7 +197,8 @@ struct StorageTests {
                 try log.setMetaValue(txn, "schema", schema)
                 try log.setMetaValue(txn, "nextDirID", nextDirID ?? 1)
                 for r in records {
-                    let value = schema == 1 ? RecordEncoder.encoded(r) : BlockEncoder.encoded([r], version: 2)
+                    let value =
+                        schema == 1 ? RecordEncoder.encoded(r) : BlockEncoder.encoded([r], version: schema == 2 ? 2 : 3)
                     try log.overwriteForTesting(txn, sequence: r.sequence, value: value)
                 }
                 for r in runs { try log.putRun(txn, r) }
@@ -211,7 +213,7 @@ struct StorageTests {
             // Old events hold no blocks, links or owner: the first run records them for
             // every entry from its own stats (an update each), the next finds nothing.
             let entries = try FindOracle.entries(root).count
-            for expectedUpdates in [entries, 0] {
+            for expectedUpdates in [schema == 3 ? 0 : entries, 0] {
                 let rescan = try Support.evindex(["run", root, "--db", old, "--json"])
                 #expect(rescan.status == 0, "\(rescan.stderr)")
                 let summary = try Support.objects(rescan.stdout).first ?? [:]
@@ -222,9 +224,49 @@ struct StorageTests {
             try Checks.expectSizesMatchDu(root, old)
             try Checks.expectViewsMatchDisk(root, old)
             try Checks.expectReplayMatches(old)
+            let found = try Support.evindex(["find", "-e", "txt", root, "--db", old])
+            let expected = try Support.evindex(["find", "-e", "txt", root, "--db", current])
+            #expect(found.status == 0 && found.stdout == expected.stdout)
             // The old records are still there, read as they are.
             let log1 = try Support.objects(try Support.evindex(["log", "--run", "1", "--json", "--db", old]).stdout)
             #expect(log1.count == records.count)
+        }
+    }
+
+    /// A name index that is not what the listings say (a name changed, a chunk gone, a
+    /// chunk cut short) fails `verify` and `replay --verify` in one line naming it, and a
+    /// `find` that meets the cut chunk fails in one line instead of reading past it.
+    @Test(arguments: ["changed", "dropped", "cut"])
+    func damagedNameIndexIsFound(_ damage: String) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 500, seed: 4)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+            let log = try EventLog(directory: db, create: true)
+            try log.environment.write { txn in
+                let names = try txn.openDatabase("names", create: false)
+                let first = try txn.withCursor(names) { c in try c.first().map { (Array($0.key), Array($0.value)) } }
+                guard let (key, value) = first else { throw POSIXError(.ENOENT) }
+                switch damage {
+                case "changed":
+                    var v = value
+                    v[v.count - 2] ^= 0x01  // the last letter of the chunk's last name
+                    try txn.put(names, key: key, value: v)
+                case "dropped": _ = try txn.delete(names, key: key)
+                default: try txn.put(names, key: key, value: Array(value.dropLast()))
+                }
+            }
+            for command in [["verify"], ["replay", "--verify", "--from-scratch"]] {
+                let r = try Support.evindex(command + ["--db", db])
+                #expect(r.status == 1, "\(command): \(r.text)")
+                #expect(r.stderr.contains("name index") && r.stderr.split(separator: "\n").count == 1, "\(command): \(r.stderr)")
+            }
+            if damage == "cut" {
+                let found = try Support.evindex(["find", "a", root, "--db", db])
+                #expect(
+                    found.status == 1 && found.stderr.contains("inconsistent") && found.stderr.split(separator: "\n").count == 1, "\(found.stderr)")
+            }
         }
     }
 
