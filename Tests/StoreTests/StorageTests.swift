@@ -153,11 +153,11 @@ struct StorageTests {
         }
     }
 
-    /// Bytes of database per entry after one full run. Issue 7 asks ≤ 80 at 1,000,000
-    /// entries (`make bench` reports it; 69 there, 70 at 100,000). On 20,000 entries the
-    /// branch pages, free pages and commits weigh more (about 80 here), so this guards at 100:
-    /// the layout before schema 2, which stored every entry in the log and in the view,
-    /// took 238.
+    /// Bytes of database per entry after one full run. Issue 7 asked ≤ 80 at 1,000,000
+    /// entries (73 there with schema 3); schema 4's name index adds about 19 (every name
+    /// again, folded: `make bench` reports both). On 20,000 entries the branch pages, free
+    /// pages and commits weigh more (about 106 here), so this guards at 120: the layout
+    /// before schema 2, which stored every entry in the log and in the view, took 238.
     @Test func databaseBytesPerEntryAfterOneRun() throws {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", db = tmp + "/db"
@@ -167,7 +167,7 @@ struct StorageTests {
             let entries = try FindOracle.entries(root).count + 1
             let bytes = try FileManager.default.attributesOfItem(atPath: db + "/data.mdb")[.size] as! NSNumber
             let perEntry = bytes.doubleValue / Double(entries)
-            #expect(perEntry <= 100, "\(perEntry) bytes per entry")
+            #expect(perEntry <= 120, "\(perEntry) bytes per entry")
         }
     }
 
