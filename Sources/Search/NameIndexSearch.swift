@@ -22,7 +22,7 @@ struct NameIndexSearch {
     private enum PatternTest { case none, substring([UInt8]), glob([UInt8]) }
 
     private let pattern: PatternTest
-    private let extensions: [[UInt8]]
+    private let query: FindQuery
     /// The directories with proposed names, in id order: where their children's indexes
     /// (in listing order) are in `children`.
     private(set) var directories: [(dirID: UInt64, first: Int, count: Int)] = []
@@ -41,7 +41,7 @@ struct NameIndexSearch {
         }
         if case .none = test, query.extensions.isEmpty { return nil }
         pattern = test
-        extensions = query.extensions
+        self.query = query
     }
 
     /// Proposes the names of `chunk`.
@@ -105,18 +105,9 @@ struct NameIndexSearch {
         return glob.withUnsafeBytes { Wildmatch.matches($0, folded, pathname: false) }
     }
 
-    /// `FindQuery.hasExtension` on a folded name (it folds ASCII itself: the same answer).
+    /// `FindQuery.hasExtension`, which folds ASCII itself: the same answer on a folded name.
     @inline(__always)
-    private func hasExtension(_ folded: UnsafeRawBufferPointer) -> Bool {
-        guard !extensions.isEmpty else { return true }
-        for ext in extensions where folded.count > ext.count {
-            let dot = folded.count - ext.count - 1
-            if folded[dot] == UInt8(ascii: "."), ext.withUnsafeBytes({ memcmp(folded.baseAddress! + dot + 1, $0.baseAddress!, ext.count) == 0 }) {
-                return true
-            }
-        }
-        return false
-    }
+    private func hasExtension(_ folded: UnsafeRawBufferPointer) -> Bool { query.hasExtension(folded) }
 }
 
 /// Where directories are below one searched directory: the path between them and the
@@ -144,7 +135,7 @@ struct Ancestry {
             guard let row = try snapshot.directory(id) else { break }
             chain.append((id, row.name))
             id = row.parent
-            if chain.count > 100_000 { throw FindError.badPattern("the index is inconsistent: directory \(dirID) has a parent cycle") }
+            if chain.count > 100_000 { throw ViewError.corrupt("directory \(dirID) has a parent cycle") }
         }
         for link in chain.reversed() {
             found = found.map { (key: $0.key + [0] + link.name, depth: $0.depth + 1) }
