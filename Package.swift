@@ -19,7 +19,9 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
-        .target(name: "LMDB", dependencies: ["CLMDB"]),
+        // A damaged file's bad read ends a command with one line, not SIGBUS (LMDB maps it).
+        .target(name: "CMapGuard"),
+        .target(name: "LMDB", dependencies: ["CLMDB", "CMapGuard"]),
         // CRC-32C with the CPU's instruction where there is one (the log's checksums).
         .target(name: "CChecksum"),
         .target(name: "Events", dependencies: ["CChecksum"]),
@@ -71,7 +73,7 @@ let package = Package(
 let warningsAsErrors = Context.environment["EVINDEX_WARNINGS_AS_ERRORS"] == "1"
 
 // Strictness in one place: every target gets the same language mode and flags.
-for target in package.targets where target.type != .system && target.name != "CLinux" && target.name != "CChecksum" {
+for target in package.targets where target.type != .system && !["CLinux", "CChecksum", "CMapGuard"].contains(target.name) {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     if warningsAsErrors { settings.append(.unsafeFlags(["-warnings-as-errors"])) }

@@ -108,11 +108,13 @@ struct DatabaseOption: ParsableArguments {
 extension DatabaseOption {
     /// Opens an existing database for a command that writes its own views (replay,
     /// verify): the run lock first, so no run writes meanwhile.
-    func openLocked(doing what: String) throws -> (EventLog, WriterLock) {
+    /// - Parameter beforeOpening: runs under the lock before LMDB maps the file.
+    func openLocked(doing what: String, beforeOpening: () throws -> Void = {}) throws -> (EventLog, WriterLock) {
         guard access(directory + "/data.mdb", F_OK) == 0 else {
             throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
         }
         let lock = try WriterLock(directory: directory, holder: "pid \(getpid()), \(what)")
+        try beforeOpening()
         let log = try EventLog(directory: directory, create: false, upgrading: true)
         try SchemaUpgrade.upgradeIfNeeded(log)
         return (log, lock)

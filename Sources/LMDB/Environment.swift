@@ -1,4 +1,5 @@
 import CLMDB
+import CMapGuard
 
 #if canImport(Glibc)
     import Glibc
@@ -46,6 +47,7 @@ package final class Environment: @unchecked Sendable {
         self.path = path
         pthread_mutex_init(resizeLock, nil)
         pthread_rwlock_init(readersLock, nil)
+        guardMap()
     }
 
     private static func open(path: String, options: Options) throws(LMDBError) -> (env: OpaquePointer, mapSize: Int) {
@@ -72,6 +74,7 @@ package final class Environment: @unchecked Sendable {
     }
 
     deinit {
+        evindex_unguard_mapping(UnsafeRawPointer(env))
         mdb_env_close(env)
         pthread_mutex_destroy(resizeLock)
         resizeLock.deallocate()
@@ -104,6 +107,7 @@ package final class Environment: @unchecked Sendable {
             try check(mdb_env_set_mapsize(env, newSize))
             currentMapSize = newSize
         }
+        guardMap()
     }
 
     /// Unmaps, from this process only, the database pages it has read: they stay in the
@@ -150,6 +154,21 @@ package final class Environment: @unchecked Sendable {
             try check(mdb_env_info(env, &info))
             currentMapSize = info.me_mapsize
         }
+        guardMap()
+    }
+
+    /// How far past its map a read through a damaged node can reach: a leaf's value size
+    /// is 32 bits, a node offset 16.
+    private static let reachPastMap = (1 << 32) + (1 << 16)
+
+    /// Registers the map (wherever LMDB put it now) with the fault guard: a read past the
+    /// end of a damaged `data.mdb` then ends the process with this line, exit status 1,
+    /// instead of SIGBUS.
+    private func guardMap() {
+        guard let (address, length) = mappedRange() else { return }
+        let message =
+            "evindex: cannot read \(path)/data.mdb: a page lies past the end of the file, or the disk failed; the database is damaged (`evindex verify --db \(path)` says where), restore it from a copy"
+        _ = evindex_guard_mapping(UnsafeRawPointer(env), address, length + Self.reachPastMap, message)
     }
 
     /// Runs `body` in a read-write transaction that commits when it returns and aborts

@@ -13,7 +13,9 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check every record's checksum, and the file-path and directory-size views against a replay of the log.",
         discussion: """
-            Reads the whole log, checking each block's CRC-32C and schema version and
+            First reads data.mdb page by page as LMDB will trust it (both meta pages,
+            every tree's pages, nodes, key order and counts, the free list), then reads
+            the whole log, checking each block's CRC-32C and schema version and
             decoding every event, then rebuilds the views from the log (as `replay
             --verify` does) and compares them with the live ones, and checks that the
             views hold together (every directory entry has its row, every row sits in its
@@ -30,7 +32,9 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var database: DatabaseOption
 
     func run() throws {
-        let (log, lock) = try database.openLocked(doing: "verifying")
+        var pages: DatabaseStructure.Summary?
+        // Before LMDB maps it: a damaged page would make LMDB read past the file.
+        let (log, lock) = try database.openLocked(doing: "verifying") { pages = try DatabaseStructure.check(directory: database.directory) }
         defer { withExtendedLifetime(lock) {} }
         let verification: Replay.Verification
         do {
@@ -46,7 +50,7 @@ struct VerifyCommand: ParsableCommand {
         }
         var out = Output()
         out.line(
-            "\(verification.events) events, every checksum sound; the views equal a replay of \(verification.replayed.events) events and hold together"
+            "\(pages?.pages ?? 0) pages (\(pages?.freePages ?? 0) free), every one sound; \(verification.events) events, every checksum sound; the views equal a replay of \(verification.replayed.events) events and hold together"
         )
         out.flush()
     }
