@@ -92,6 +92,9 @@ extension Replay {
     public struct Verification: Sendable {
         /// Events decoded (every block's checksum and schema checked).
         public var events: UInt64
+        public var runCount: Int
+        /// Where the runs table first says what the log does not.
+        public var runs: String?
         public var replayed: Result
         public var difference: String?
         public var inconsistency: String?
@@ -101,16 +104,22 @@ extension Replay {
     /// - Throws: `DecodeError` naming the first bad record.
     public static func verify(log: EventLog) throws -> Verification {
         var checked: UInt64 = 0
-        try log.environment.read { txn in
+        var ledger = RunLedger()
+        var runCount = 0
+        let runs: String? = try log.environment.read { txn in
             // Every event decoded, not only the checksums: a block is read as a whole.
-            try log.forEach(txn) { _, _, _, _ in
+            try log.forEach(txn) { sequence, run, timeMs, item in
                 checked += 1
+                ledger.add(sequence: sequence, run: run, timeMs: timeMs, item: item)
                 return true
             }
+            let rows = try log.allRuns(txn)
+            runCount = rows.count
+            return ledger.firstMismatch(rows)
         }
         let comparison = try compare(log: log, fromSnapshot: false, verify: true)
         return Verification(
-            events: checked, replayed: comparison.result, difference: comparison.difference,
+            events: checked, runCount: runCount, runs: runs, replayed: comparison.result, difference: comparison.difference,
             inconsistency: comparison.inconsistency)
     }
 }

@@ -119,6 +119,9 @@ final class Writer {
             self.counts.directories = 0; self.counts.files = 0; self.counts.symlinks = 0
             self.counts.others = 0; self.counts.bytes = 0
             self.run.status = .running
+            // A failure taken up again is over: its message and end would outlive it.
+            self.run.message = ""
+            self.run.endedMs = 0
             try appendRare(txn, .jobResumed, timeMs: now)
             self.lastSnapshotSequence = sequence
             try log.putRun(txn, run)

@@ -84,6 +84,9 @@ extension Views {
         var pairs = [
             ("file-path view", entries, other.entries), ("directory-size view", dirs, other.dirs),
             ("roots", roots, other.roots),
+            // What only a rescan reads: a damaged row would misplace a moved directory,
+            // or trust a listing that met an error.
+            ("directory inodes", dirInodes, other.dirInodes), ("incomplete listings", incomplete, other.incomplete),
         ]
         if let a = rejected, let b = other.rejected { pairs.append(("rejections", a, b)) }
         if let a = links, let b = other.links { pairs.append(("shared inodes", a, b)) }
@@ -166,7 +169,12 @@ extension Views {
             let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
             return "the names of directories \(id)–\(id + NameIndexFormat.mask)"
         }
-        if db == dirs, key.count == 8 {
+        if db == dirInodes, key.count == 16 {
+            let device = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
+            let inode = UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            return "the directory of device \(device), inode \(inode)"
+        }
+        if db == dirs || db == incomplete, key.count == 8 {
             let id = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
             if let p = try? path(txn, of: id) { return "directory \"\(String(decoding: p, as: UTF8.self))\"" }
             return "directory \(id)"

@@ -303,6 +303,7 @@ struct EngineTests {
             #expect(resumed.status == 0, "\(resumed.stderr)")
             let after = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
             #expect(after.count == 1 && after[0]["status"] as? String == "completed", "\(after)")
+            #expect(after[0]["message"] == nil, "a completed run keeps no failure message: \(after)")
             try Checks.expectEachEntryCreatedOnce(db, entries: try FindOracle.entries(root).count)
             #expect(try Support.evindex(["verify", "--db", db]).status == 0)
         }

@@ -234,8 +234,16 @@ struct RenameTests {
                 var appender = LogAppender(log: log)
                 let fold = ViewFold(views: views)
                 let run = UInt32(2), time = Int64(Date().timeIntervalSince1970 * 1000)
+                // A run of its own with its row, as the runs table holds every run of the log.
+                let rootBytes = try log.allRuns(txn)[0].root
+                try log.putRun(
+                    txn,
+                    RunRecord(
+                        id: run, root: rootBytes, rootDirID: 1, status: .running, firstSequence: sequence + 1,
+                        lastSequence: sequence + 3, startedMs: time))
                 for event in [
-                    Event.entryUpdated(parent: 1, name: Array("app".utf8), old: app, new: file),
+                    Event.jobStarted(root: rootBytes, rootDirID: 1, options: "", version: "test"),
+                    .entryUpdated(parent: 1, name: Array("app".utf8), old: app, new: file),
                     .entryMoved(fromParent: 1, fromName: Array("app".utf8), toParent: 1, toName: Array("app.old".utf8), app),
                 ] {
                     sequence += 1

@@ -294,8 +294,8 @@ struct DiffCommand: ParsableCommand {
         if summary.changed > 0 { parts.append("\(summary.changed) changed") }
         if summary.missingListings > 0 { parts.append("\(summary.missingListings) listings on one side only") }
         if summary.insideSubtrees > 0 { parts.append("\(summary.insideSubtrees) more inside those subtrees") }
-        if !others.errorsOnlyInA.isEmpty { parts.append("\(others.errorsOnlyInA.count) errors only in A") }
-        if !others.errorsOnlyInB.isEmpty { parts.append("\(others.errorsOnlyInB.count) errors only in B") }
+        if !others.errorsOnlyInA.isEmpty { parts.append("\(counted(others.errorsOnlyInA.count, "error")) only in A") }
+        if !others.errorsOnlyInB.isEmpty { parts.append("\(counted(others.errorsOnlyInB.count, "error")) only in B") }
         if !others.rejections.isEmpty { parts.append("\(others.rejections.count) rejections differ") }
         out.line(differ ? "differ: " + parts.joined(separator: ", ") : "equivalent")
         return differ
@@ -309,7 +309,7 @@ struct DiffCommand: ParsableCommand {
         switch s.learned.source {
         case .live: source = "the live index"
         case .replayed: source = "the replayed views"
-        case let .folded(events): source = "\(events) events folded"
+        case let .folded(events): source = "\(counted(events, "event")) folded"
         }
         return "run \(s.run.id) of \(displayPath(s.facts.root)), \(s.run.status.name), \(upTo); index: \(source)" + (logs ? "; \(s.directory)" : "")
     }
@@ -357,10 +357,10 @@ struct DiffCommand: ParsableCommand {
             let side = d.kind == .onlyInA ? "A" : "B"
             if d.isListing, let s = d.subtree {
                 return
-                    "\(dir.isEmpty ? "." : displayPath(dir))/ (\(s.entries) entries, \(s.bytes) bytes) only in \(side): \(side == "A" ? "B" : "A") could not read it"
+                    "\(dir.isEmpty ? "." : displayPath(dir))/ (\(counted(s.entries, "entry")), \(counted(s.bytes, "byte"))) only in \(side): \(side == "A" ? "B" : "A") could not read it"
             }
             let m = (d.a ?? d.b)!
-            if let s = d.subtree { return "\(name)/ (\(s.entries) entries, \(s.bytes) bytes) only in \(side)" }
+            if let s = d.subtree { return "\(name)/ (\(counted(s.entries, "entry")), \(counted(s.bytes, "byte"))) only in \(side)" }
             return "\(name) (\(describe(m))) only in \(side)"
         case .changed:
             let (x, y) = (d.a!, d.b!)
@@ -379,7 +379,7 @@ struct DiffCommand: ParsableCommand {
             var line =
                 "\(name)\(x.kind == .directory ? "/" : ""): "
                 + (changes.isEmpty ? "directory not entered on one side" : changes.joined(separator: ", "))
-            if let s = d.subtree { line += "; below it \(s.entries) entries, \(s.bytes) bytes on one side only" }
+            if let s = d.subtree { line += "; below it \(counted(s.entries, "entry")), \(counted(s.bytes, "byte")) on one side only" }
             return line
         }
     }

@@ -297,7 +297,7 @@ struct DuCommand: ParsableCommand {
             let p = String(percent)
             return String(repeating: " ", count: sizeWidth - s.count) + s + " " + bar + " "
                 + String(repeating: " ", count: max(0, 3 - p.count)) + p + "%  "
-                + "\(row.record.totals.files) files, \(row.record.totals.directories) dirs  \(displayPath(row.path))"
+                + "\(counted(row.record.totals.files, "file")), \(counted(row.record.totals.directories, "dir"))  \(displayPath(row.path))"
         }
         out.line(line(first))
         for row in biggest { out.line(line(row)) }

@@ -80,9 +80,9 @@ struct ImportCommand: ParsableCommand {
             o.add("last_seq", result.lastSequence)
             out.line(o.json)
         } else {
-            let base = result.baseRun.map { "; its base (\(result.baseEntries) entries) as run \($0)" } ?? ""
+            let base = result.baseRun.map { "; its base (\(counted(result.baseEntries, "entry"))) as run \($0)" } ?? ""
             out.line(
-                "imported run \(exported.run.id) of \(displayPath(exported.run.root)) as run \(result.run): \(exported.events.count) events, \(result.firstSequence)-\(result.lastSequence)\(base)"
+                "imported run \(exported.run.id) of \(displayPath(exported.run.root)) as run \(result.run): \(counted(exported.events.count, "event")), \(result.firstSequence)-\(result.lastSequence)\(base)"
             )
         }
         out.flush()

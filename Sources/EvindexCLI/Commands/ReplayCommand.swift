@@ -86,7 +86,7 @@ struct ReplayCommand: ParsableCommand {
         } else {
             let origin = result.startedAfter == 0 ? "from scratch" : "from the snapshot at \(result.startedAfter)"
             out.line(
-                "replayed \(result.events) events \(origin) (through \(result.lastSequence)) in \(format3(result.seconds)) s: \(UInt64(result.eventsPerSecond)) events/s"
+                "replayed \(counted(result.events, "event")) \(origin) (through \(result.lastSequence)) in \(format3(result.seconds)) s: \(UInt64(result.eventsPerSecond)) events/s"
             )
             out.line("live:     \(liveDigest)")
             out.line("replayed: \(replayDigest)")

@@ -173,10 +173,10 @@ struct RunCommand: ParsableCommand {
             out.line(o.json)
         } else {
             out.line(
-                "indexed \(displayPath(summary.root)): \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))"
+                "indexed \(displayPath(summary.root)): \(counted(c.entries, "entry")) (\(counted(c.directories, "dir")), \(counted(c.files, "file")), \(counted(c.symlinks, "symlink")), \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))"
             )
             out.line(
-                "run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors; events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s"
+                "run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(counted(c.errors, "error")); events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s"
             )
         }
         out.flush()
@@ -188,7 +188,7 @@ struct RunCommand: ParsableCommand {
         }
         if summary.status == .paused {
             printError(
-                "paused run \(summary.run) of \(displayPath(summary.root)) after \(c.entries) entries; run `evindex run \(path)` to go on, or add --restart to start over"
+                "paused run \(summary.run) of \(displayPath(summary.root)) after \(counted(c.entries, "entry")); run `evindex run \(path)` to go on, or add --restart to start over"
             )
             exitProcess(130)
         }

@@ -81,9 +81,9 @@ struct ShowCommand: ParsableCommand {
                 out.line("  evindex \(version.isEmpty ? "?" : version); options: \(options.isEmpty ? "(none)" : options)")
                 let c = run.counts
                 out.line(
-                    "  \(c.entries) entries (\(c.directories) dirs, \(c.files) files, \(c.symlinks) symlinks, \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))"
+                    "  \(counted(c.entries, "entry")) (\(counted(c.directories, "dir")), \(counted(c.files, "file")), \(counted(c.symlinks, "symlink")), \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))"
                 )
-                out.line("  \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors")
+                out.line("  \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(counted(c.errors, "error"))")
                 out.line("  events: " + types.map { "\($0.name) \(byType[$0]!)" }.joined(separator: ", "))
                 for key in errors.keys.sorted() {
                     out.line("  error \(key): \(errors[key]!.count), first at \(errors[key]!.first)")
@@ -91,7 +91,7 @@ struct ShowCommand: ParsableCommand {
                 if !pauses.isEmpty { out.line("  paused at " + pauses.map(String.init).joined(separator: ", ")) }
                 if !resumes.isEmpty { out.line("  resumed at " + resumes.map(String.init).joined(separator: ", ")) }
                 if !snapshots.isEmpty {
-                    out.line("  snapshots at " + zip(snapshots, snapshotEntries).map { "\($0) (\($1) entries)" }.joined(separator: ", "))
+                    out.line("  snapshots at " + zip(snapshots, snapshotEntries).map { "\($0) (\(counted($1, "entry")))" }.joined(separator: ", "))
                 }
             }
         }

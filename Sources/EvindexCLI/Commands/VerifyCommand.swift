@@ -42,6 +42,9 @@ struct VerifyCommand: ParsableCommand {
         } catch let error as DecodeError {
             throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
         }
+        if let mismatch = verification.runs {
+            throw CommandFailure(message: "the runs table differs from the log: \(mismatch)", exitCode: 1)
+        }
         if let difference = verification.difference {
             throw CommandFailure(message: "the views differ from a replay of the log: first at \(difference)", exitCode: 1)
         }
@@ -50,7 +53,7 @@ struct VerifyCommand: ParsableCommand {
         }
         var out = Output()
         out.line(
-            "\(pages?.pages ?? 0) pages (\(pages?.freePages ?? 0) free), every one sound; \(verification.events) events, every checksum sound; the views equal a replay of \(verification.replayed.events) events and hold together"
+            "\(counted(pages?.pages ?? 0, "page")) (\(pages?.freePages ?? 0) free), every one sound; \(counted(verification.events, "event")), every checksum sound; \(counted(verification.runCount, "run")) as the log says; the views equal a replay of \(counted(verification.replayed.events, "event")) and hold together"
         )
         out.flush()
     }

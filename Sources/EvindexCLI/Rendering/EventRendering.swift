@@ -18,11 +18,12 @@ func eventLine(_ r: EventRecord, _ snapshot: IndexSnapshot, _ paths: inout PathR
     case let .jobPaused(reason): detail = reason
     case .jobResumed: detail = ""
     case let .jobCompleted(c):
-        detail = "\(c.entries) entries, \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(c.errors) errors"
+        detail =
+            "\(counted(c.entries, "entry")), \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(counted(c.errors, "error"))"
     case let .jobFailed(message): detail = message
-    case let .snapshotTaken(entries): detail = "job state saved after \(entries) entries"
+    case let .snapshotTaken(entries): detail = "job state saved after \(counted(entries, "entry"))"
     case let .directoryListed(dirID, children):
-        detail = (try paths.directory(snapshot, dirID).map(displayPath) ?? "dir#\(dirID)") + " (\(children) entries)"
+        detail = (try paths.directory(snapshot, dirID).map(displayPath) ?? "dir#\(dirID)") + " (\(counted(children, "entry")))"
     case let .pathRejected(parent, name, rule): detail = "\(try path(parent, name)) by \(rule)"
     case let .entryCreated(parent, name, m): detail = "\(try path(parent, name)) \(m.kind.name) \(m.size)"
     case let .entryUpdated(parent, name, old, new): detail = "\(try path(parent, name)) \(changedFields(old, new).joined(separator: ","))"

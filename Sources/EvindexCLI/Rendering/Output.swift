@@ -172,6 +172,12 @@ func humanSize(_ bytes: Int64) -> String {
 }
 
 /// 2025-01-31 12:00:00 (UTC) from nanoseconds or milliseconds since the epoch.
+/// `n` and its noun, singular for exactly one: "1 file", "2 files", "1 entry".
+func counted<N: BinaryInteger>(_ n: N, _ noun: String) -> String {
+    guard n != 1 else { return "1 " + noun }
+    return "\(n) " + (noun.hasSuffix("y") ? noun.dropLast() + "ies" : noun + "s")
+}
+
 func timestamp(seconds: Int64) -> String {
     var t = time_t(seconds)
     var parts = tm()
