@@ -30,6 +30,7 @@ public enum DatabaseStructure {
     public struct Summary: Sendable {
         public var pages: UInt64
         public var freePages: UInt64
+        public init(pages: UInt64, freePages: UInt64) { (self.pages, self.freePages) = (pages, freePages) }
     }
 
     /// Checks `directory/data.mdb` page by page.

@@ -43,6 +43,15 @@ struct Evindex: ParsableCommand {
     )
 
     static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        // The parser answers `help NAME` for any NAME with the overview, exit 0: a typo
+        // in a script would pass unnoticed.
+        if arguments.count >= 2, arguments[0] == "help", !arguments[1].hasPrefix("-"),
+            !configuration.subcommands.contains(where: { $0._commandName == arguments[1] })
+        {
+            printError("no command `\(arguments[1])` (`evindex --help` lists them)")
+            exitProcess(2)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -20,8 +20,11 @@ struct HelpTests {
             Issue.record("no SUBCOMMANDS in --help: \(top.text)")
             return
         }
-        let commands = top.text[start.upperBound...].split(separator: "\n").compactMap { line -> String? in
-            guard line.hasPrefix("  "), let word = line.split(separator: " ").first else { return nil }
+        // The list ends at the first blank line.
+        let listed = top.text[start.upperBound...].split(separator: "\n", omittingEmptySubsequences: false).dropFirst().prefix { !$0.isEmpty }
+        let commands = listed.compactMap { line -> String? in
+            // A continuation of an abstract is indented further.
+            guard line.hasPrefix("  "), !line.hasPrefix("   "), let word = line.split(separator: " ").first else { return nil }
             return String(word)
         }.filter { $0 != "help" }
         #expect(

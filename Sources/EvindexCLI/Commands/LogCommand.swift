@@ -33,7 +33,8 @@ struct LogCommand: ParsableCommand {
 
             --follow keeps reading the log after the last event, printing new events as a
             running `evindex run` commits them (it polls every 150 ms), until Ctrl-C or
-            SIGTERM (exit 0) or --limit events were printed.
+            SIGTERM (exit 0) or --limit events were printed; with --run, also once that
+            run has completed or been abandoned (a paused or failed run may be resumed).
 
             Examples:
               evindex log --run 2 --limit 20
@@ -137,14 +138,16 @@ struct LogCommand: ParsableCommand {
             return more && !done(printed) && next <= end
         }
 
+        /// A run in flight (or one that may be resumed) goes on past its last sequence:
+        /// following it reads on until it completes or is abandoned.
+        func bound(_ snapshot: IndexSnapshot) throws {
+            guard let runID else { return }
+            let record = try index.run(snapshot, id: runID)
+            next = max(next, record.firstSequence)
+            if !follow || record.status == .completed || record.status == .abandoned { end = min(end, record.lastSequence) }
+        }
         var going = try index.read { snapshot -> Bool in
-            if let runID {
-                let record = try index.run(snapshot, id: runID)
-                next = max(next, record.firstSequence)
-                // A run in flight (or one that may be resumed) goes on past its last
-                // sequence: following it reads on.
-                if !follow { end = min(end, record.lastSequence) }
-            }
+            try bound(snapshot)
             return try pass(snapshot)
         }
         out.flush()
@@ -153,7 +156,10 @@ struct LogCommand: ParsableCommand {
             usleep(150_000)
             if StopSignals.isRaised { break }
             paths.forget()
-            going = try index.read { try pass($0) }
+            going = try index.read { snapshot -> Bool in
+                try bound(snapshot)
+                return try pass(snapshot)
+            }
             out.flush()
         }
         out.flush()

@@ -60,7 +60,7 @@ struct ShowCommand: ParsableCommand {
                 runFields(&o, run)
                 o.addRaw("events_by_type", "{" + types.map { "\"\($0.name)\":\(byType[$0]!)" }.joined(separator: ",") + "}")
                 o.addRaw(
-                    "errors",
+                    "error_groups",
                     "["
                         + errors.keys.sorted().map { key in
                             let parts = key.split(separator: " ")

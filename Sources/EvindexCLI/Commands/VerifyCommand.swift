@@ -29,9 +29,29 @@ struct VerifyCommand: ParsableCommand {
             """
     )
 
+    @Flag(help: "One JSON object on stdout: sound, and the counts or the problem.")
+    var json = false
+
     @OptionGroup var database: DatabaseOption
 
     func run() throws {
+        do {
+            try check()
+        } catch {
+            // A script reads the verdict from stdout; the one line still goes to stderr.
+            if json, let failure = Evindex.failure(error) {
+                var out = Output()
+                out.object {
+                    $0.add("sound", false)
+                    $0.add("problem", failure.message)
+                }
+                out.flush()
+            }
+            throw error
+        }
+    }
+
+    private func check() throws {
         var pages: DatabaseStructure.Summary?
         // Before LMDB maps it: a damaged page would make LMDB read past the file.
         let (log, lock) = try database.openLocked(doing: "verifying") { pages = try DatabaseStructure.check(directory: database.directory) }
@@ -51,10 +71,22 @@ struct VerifyCommand: ParsableCommand {
         if let problem = verification.inconsistency {
             throw CommandFailure(message: "the views equal a replay of the log but do not hold together: \(problem)", exitCode: 1)
         }
+        let summary = pages ?? DatabaseStructure.Summary(pages: 0, freePages: 0)
         var out = Output()
-        out.line(
-            "\(counted(pages?.pages ?? 0, "page")) (\(pages?.freePages ?? 0) free), every one sound; \(counted(verification.events, "event")), every checksum sound; \(counted(verification.runCount, "run")) as the log says; the views equal a replay of \(counted(verification.replayed.events, "event")) and hold together"
-        )
+        if json {
+            out.object {
+                $0.add("sound", true)
+                $0.add("pages", summary.pages)
+                $0.add("free_pages", summary.freePages)
+                $0.add("events", verification.events)
+                $0.add("runs", verification.runCount)
+                $0.add("replayed_events", verification.replayed.events)
+            }
+        } else {
+            out.line(
+                "\(counted(summary.pages, "page")) (\(summary.freePages) free), every one sound; \(counted(verification.events, "event")), every checksum sound; \(counted(verification.runCount, "run")) as the log says; the views equal a replay of \(counted(verification.replayed.events, "event")) and hold together"
+            )
+        }
         out.flush()
     }
 }
