@@ -17,8 +17,9 @@ public struct DirectoryGrowth: Sendable {
     public var created: Int64 = 0
     public var removed: Int64 = 0
 
-    public var diskDelta: Int64 { now.duDiskBytes &- (then?.duDiskBytes ?? 0) }
-    public var apparentDelta: Int64 { now.duApparentBytes &- (then?.duApparentBytes ?? 0) }
+    /// Signed: a change of 2^63 bytes or more (sparse files) does not fit and wraps.
+    public var diskDelta: Int64 { Int64(bitPattern: now.duDiskBytes &- (then?.duDiskBytes ?? 0)) }
+    public var apparentDelta: Int64 { Int64(bitPattern: now.duApparentBytes &- (then?.duApparentBytes ?? 0)) }
 }
 
 public enum Growth {

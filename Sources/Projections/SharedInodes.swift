@@ -18,7 +18,7 @@ internal import LMDB
 /// does the reverse. A directory that moves or goes first lets every shared name below it
 /// leave as if alone, then (for a move) brings them back at their new place.
 extension ViewFold {
-    typealias Bytes = (disk: Int64, apparent: Int64)
+    typealias Bytes = (disk: UInt64, apparent: UInt64)
 
     /// A name of a shared inode, found below a directory.
     struct SharedName {
@@ -65,7 +65,7 @@ extension ViewFold {
                 while let (key, value) = row, key.count >= 16, memcmp(key.baseAddress!, prefix.baseAddress!, 16) == 0 {
                     if key.count == 16 {
                         var r = ByteReader(buffer: value)
-                        counted = (try r.zigzag(), try r.zigzag())
+                        counted = (UInt64(bitPattern: try r.zigzag()), UInt64(bitPattern: try r.zigzag()))
                     } else if key.count >= 24 {
                         names.append((UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 16, as: UInt64.self)), Array(key[24...])))
                     }
@@ -84,8 +84,8 @@ extension ViewFold {
                 return
             }
             var w = ByteWriter(capacity: 24)
-            w.zigzag(bytes.disk)
-            w.zigzag(bytes.apparent)
+            w.zigzag(Int64(bitPattern: bytes.disk))
+            w.zigzag(Int64(bitPattern: bytes.apparent))
             try txn.put(links, key: key, value: w.bytes)
         }
     }

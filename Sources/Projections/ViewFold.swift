@@ -361,9 +361,9 @@ public final class ViewFold {
     /// whose blocks were not recorded (an older schema's: the next rescan fills them in),
     /// nor for a directory not entered (another filesystem, which `du -x` skips).
     @inline(__always)
-    static func ownSizes(_ m: EntryMetadata) -> (disk: Int64, apparent: Int64) {
+    static func ownSizes(_ m: EntryMetadata) -> (disk: UInt64, apparent: UInt64) {
         guard m.hasOwnership, m.kind != .directory || m.dirID != 0 else { return (0, 0) }
-        return (Int64(bitPattern: m.diskBytes), Int64(bitPattern: m.size))
+        return (m.diskBytes, m.size)
     }
 
     /// What an entry adds to its ancestors' totals (its own subtree excluded). A shared
@@ -373,7 +373,7 @@ public final class ViewFold {
         let own = m.isSharedInode ? (disk: 0, apparent: 0) : ownSizes(m)
         switch m.kind {
         case .file:
-            return DirectoryTotals(size: Int64(bitPattern: m.size), files: 1, diskBytes: own.disk, apparentBytes: own.apparent)
+            return DirectoryTotals(size: m.size, files: 1, diskBytes: own.disk, apparentBytes: own.apparent)
         case .directory: return DirectoryTotals(directories: 1, diskBytes: own.disk, apparentBytes: own.apparent)
         case .symlink, .other: return DirectoryTotals(diskBytes: own.disk, apparentBytes: own.apparent)
         }

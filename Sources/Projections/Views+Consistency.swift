@@ -36,14 +36,14 @@ extension Views {
         // The shared inodes (counted once per directory) each listing holds, and the bytes
         // the links view counts for each.
         var directShared: [DirectoryKey: Set<InodeKey>] = [:]
-        var counted: [InodeKey: (disk: Int64, apparent: Int64)] = [:]
+        var counted: [InodeKey: (disk: UInt64, apparent: UInt64)] = [:]
         if let links {
             try txn.withCursor(links) { cursor in
                 var row = try cursor.first()
                 while let (key, value) = row {
                     if key.count == 16 {
                         var r = ByteReader(buffer: value)
-                        counted[InodeKey(key)] = (try r.zigzag(), try r.zigzag())
+                        counted[InodeKey(key)] = (UInt64(bitPattern: try r.zigzag()), UInt64(bitPattern: try r.zigzag()))
                     }
                     row = try cursor.next()
                 }

@@ -2,21 +2,27 @@ import Events
 package import LMDB
 
 /// The totals of a directory in the directory-size view.
+///
+/// Rule: sizes and counts are unsigned 64-bit and change by wrapping arithmetic, a
+/// removal's subtraction undoing its addition exactly; stored as the zigzag of their bit
+/// pattern (the schema-3 layout). Motivation: two sparse files of 2^63-1 bytes made a
+/// signed total negative (`du --json` printed `"size":-2`, the human chart crashed).
+/// Totals past 2^64 (more than 16 EiB of apparent size below one directory) wrap.
 public struct DirectoryTotals: Sendable, Hashable {
     /// Sum of `st_size` of the regular files below, at any depth.
-    public var size: Int64 = 0
+    public var size: UInt64 = 0
     /// Regular files below, at any depth.
-    public var files: Int64 = 0
+    public var files: UInt64 = 0
     /// Directories below, at any depth (the directory itself not counted).
-    public var directories: Int64 = 0
+    public var directories: UInt64 = 0
     /// `st_blocks` × 512 of every entry below (directories and symlinks too), each inode
     /// once: du's count without the directory's own blocks (`DirectoryRecord.ownDiskBytes`).
-    public var diskBytes: Int64 = 0
+    public var diskBytes: UInt64 = 0
     /// `st_size` of every entry below, each inode once: `du --apparent-size` without the
     /// directory's own size.
-    public var apparentBytes: Int64 = 0
+    public var apparentBytes: UInt64 = 0
 
-    public init(size: Int64 = 0, files: Int64 = 0, directories: Int64 = 0, diskBytes: Int64 = 0, apparentBytes: Int64 = 0) {
+    public init(size: UInt64 = 0, files: UInt64 = 0, directories: UInt64 = 0, diskBytes: UInt64 = 0, apparentBytes: UInt64 = 0) {
         self.size = size; self.files = files; self.directories = directories
         self.diskBytes = diskBytes; self.apparentBytes = apparentBytes
     }
@@ -41,17 +47,17 @@ public struct DirectoryRecord: Sendable, Hashable {
     public var totals: DirectoryTotals
     /// The directory's own `st_blocks` × 512 and `st_size` (0 when not recorded): du's
     /// figure for it is these plus its totals.
-    public var ownDiskBytes: Int64 = 0
-    public var ownApparentBytes: Int64 = 0
+    public var ownDiskBytes: UInt64 = 0
+    public var ownApparentBytes: UInt64 = 0
 
     public init(parent: UInt64, name: [UInt8], totals: DirectoryTotals = DirectoryTotals()) {
         self.parent = parent; self.name = name; self.totals = totals
     }
 
     /// What `du -sx -B1` prints for the directory.
-    public var duDiskBytes: Int64 { totals.diskBytes &+ ownDiskBytes }
+    public var duDiskBytes: UInt64 { totals.diskBytes &+ ownDiskBytes }
     /// What `du -sx --apparent-size -B1` prints for the directory.
-    public var duApparentBytes: Int64 { totals.apparentBytes &+ ownApparentBytes }
+    public var duApparentBytes: UInt64 { totals.apparentBytes &+ ownApparentBytes }
 
     /// Sets the directory's own sizes from its metadata.
     mutating func setOwn(_ m: EntryMetadata?) {
@@ -65,27 +71,32 @@ public struct DirectoryRecord: Sendable, Hashable {
         w.reset()
         w.varint(parent)
         w.bytes(name)
-        w.zigzag(totals.size)
-        w.zigzag(totals.files)
-        w.zigzag(totals.directories)
-        w.zigzag(totals.diskBytes)
-        w.zigzag(totals.apparentBytes)
-        w.zigzag(ownDiskBytes)
-        w.zigzag(ownApparentBytes)
+        w.zigzag(Int64(bitPattern: totals.size))
+        w.zigzag(Int64(bitPattern: totals.files))
+        w.zigzag(Int64(bitPattern: totals.directories))
+        w.zigzag(Int64(bitPattern: totals.diskBytes))
+        w.zigzag(Int64(bitPattern: totals.apparentBytes))
+        w.zigzag(Int64(bitPattern: ownDiskBytes))
+        w.zigzag(Int64(bitPattern: ownApparentBytes))
     }
 
     init(decoding bytes: UnsafeRawBufferPointer) throws {
         var r = ByteReader(buffer: bytes)
         self.init(
             parent: try r.varint(), name: try r.bytes(),
-            totals: DirectoryTotals(size: try r.zigzag(), files: try r.zigzag(), directories: try r.zigzag()))
+            totals: DirectoryTotals(size: try r.unsigned(), files: try r.unsigned(), directories: try r.unsigned()))
         if !r.isAtEnd {
-            totals.diskBytes = try r.zigzag()
-            totals.apparentBytes = try r.zigzag()
-            ownDiskBytes = try r.zigzag()
-            ownApparentBytes = try r.zigzag()
+            totals.diskBytes = try r.unsigned()
+            totals.apparentBytes = try r.unsigned()
+            ownDiskBytes = try r.unsigned()
+            ownApparentBytes = try r.unsigned()
         }
     }
+}
+
+extension ByteReader {
+    /// An unsigned value stored as the zigzag of its bit pattern.
+    fileprivate mutating func unsigned() throws -> UInt64 { UInt64(bitPattern: try zigzag()) }
 }
 
 /// The file-path view and the directory-size view, stored in LMDB next to the log.

@@ -53,6 +53,35 @@ struct SizesTests {
         #expect(r.status == 0, "\(r.stderr)")
     }
 
+    /// Sizes are unsigned 64-bit end to end: a sparse file of 2^63-1 bytes beside a small
+    /// one made a directory's signed total negative (`du --json` printed a negative
+    /// `size`, human `du` died of SIGILL). tmpfs takes files that large; as root only.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func sizesPastTwoToTheSixtyThirdStayPositive() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/t", db = tmp + "/db"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            let mounted = try Support.run(["/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", root])
+            try #require(mounted.status == 0, "\(mounted.stderr)")
+            defer { _ = try? Support.run(["/bin/umount", root]) }
+            for name in ["huge", "small"] { #expect(FileManager.default.createFile(atPath: root + "/" + name, contents: nil)) }
+            #expect(truncate(root + "/huge", off_t.max) == 0 && truncate(root + "/small", 1000) == 0)
+            func negative(_ text: String) -> Bool { text.range(of: #"(^| )-[0-9]"#, options: .regularExpression) != nil }
+            let run = try Support.evindex(["run", root, "--db", db])
+            #expect(run.status == 0 && !negative(run.text) && run.text.contains("8.0E"), "\(run.text)")
+            let du = try Support.objects(try Support.evindex(["du", root, "--json", "--db", db]).stdout)[0]
+            let apparent = try Support.run(["/usr/bin/du", "-sx", "-B1", "--apparent-size", root]).text.split(separator: "\t")[0]
+            #expect(String(describing: du["size"]!) == String(UInt64(Int64.max) + 1000), "\(du)")
+            #expect(String(describing: du["apparent_bytes"]!) == apparent, "\(du) against du's \(apparent)")
+            for arguments in [["du", root, "--apparent-size"], ["du", root, "--apparent-size", "--bytes"], ["show", "1"], ["runs"]] {
+                let r = try Support.evindex(arguments + ["--db", db])
+                #expect(r.status == 0 && !negative(r.text), "\(arguments): \(r.status) \(r.text)")
+            }
+            #expect(try Support.evindex(["du", root, "--apparent-size", "--bytes", "--db", db]).text.hasPrefix(apparent + " "))
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+        }
+    }
+
     @Test func everyDirectoryMatchesDuThroughRescans() throws {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", db = tmp + "/db"

@@ -257,7 +257,7 @@ struct DuCommand: ParsableCommand {
         guard let first = rows.first else { return }
         func delta(_ g: DirectoryGrowth) -> Int64 { apparentSize ? g.apparentDelta : g.diskDelta }
         func size(_ v: Int64) -> String {
-            (v > 0 ? "+" : v < 0 ? "-" : " ") + (bytes ? String(v.magnitude) : humanSize(Int64(v.magnitude)))
+            (v > 0 ? "+" : v < 0 ? "-" : " ") + (bytes ? String(v.magnitude) : humanSize(v.magnitude))
         }
         let changed = rows.dropFirst().filter { delta($0.growth) != 0 || $0.growth.created != 0 || $0.growth.removed != 0 }
         let biggest = changed.sorted { abs(delta($0.growth)) > abs(delta($1.growth)) }.prefix(top).sorted { delta($0.growth) > delta($1.growth) }
@@ -282,10 +282,10 @@ struct DuCommand: ParsableCommand {
 
     private func chart(_ rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)], _ out: inout Output) {
         guard let first = rows.first else { return }
-        func measure(_ r: DirectoryRecord) -> Int64 { apparentSize ? r.duApparentBytes : r.duDiskBytes }
+        func measure(_ r: DirectoryRecord) -> UInt64 { apparentSize ? r.duApparentBytes : r.duDiskBytes }
         let whole = max(measure(first.record), 1)
         let width = 30
-        func size(_ v: Int64) -> String { bytes ? String(v) : humanSize(v) }
+        func size(_ v: UInt64) -> String { bytes ? String(v) : humanSize(v) }
         let biggest = rows.dropFirst().sorted { measure($0.record) > measure($1.record) }.prefix(top)
         let sizeWidth = ([first] + biggest).map { size(measure($0.record)).count }.max() ?? 0
         func line(_ row: (path: [UInt8], dirID: UInt64, record: DirectoryRecord)) -> String {

@@ -173,7 +173,7 @@ struct RunCommand: ParsableCommand {
             out.line(o.json)
         } else {
             out.line(
-                "indexed \(displayPath(summary.root)): \(counted(c.entries, "entry")) (\(counted(c.directories, "dir")), \(counted(c.files, "file")), \(counted(c.symlinks, "symlink")), \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))"
+                "indexed \(displayPath(summary.root)): \(counted(c.entries, "entry")) (\(counted(c.directories, "dir")), \(counted(c.files, "file")), \(counted(c.symlinks, "symlink")), \(c.others) other), \(humanSize(c.bytes))"
             )
             out.line(
                 "run \(summary.run): \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(counted(c.errors, "error")); events \(summary.firstSequence)–\(summary.lastSequence); \(format3(summary.seconds)) s"

@@ -81,7 +81,7 @@ struct ShowCommand: ParsableCommand {
                 out.line("  evindex \(version.isEmpty ? "?" : version); options: \(options.isEmpty ? "(none)" : options)")
                 let c = run.counts
                 out.line(
-                    "  \(counted(c.entries, "entry")) (\(counted(c.directories, "dir")), \(counted(c.files, "file")), \(counted(c.symlinks, "symlink")), \(c.others) other), \(humanSize(Int64(bitPattern: c.bytes)))"
+                    "  \(counted(c.entries, "entry")) (\(counted(c.directories, "dir")), \(counted(c.files, "file")), \(counted(c.symlinks, "symlink")), \(c.others) other), \(humanSize(c.bytes))"
                 )
                 out.line("  \(c.created) created, \(c.updated) updated, \(c.removed) removed, \(c.moved) moved, \(counted(c.errors, "error"))")
                 out.line("  events: " + types.map { "\($0.name) \(byType[$0]!)" }.joined(separator: ", "))

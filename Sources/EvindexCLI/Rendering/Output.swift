@@ -161,11 +161,11 @@ func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) {
 }
 
 /// 1.2 GB style sizes for people (powers of 1024, like `du -h`).
-func humanSize(_ bytes: Int64) -> String {
-    let units = ["B", "K", "M", "G", "T", "P"]
+func humanSize(_ bytes: UInt64) -> String {
+    let units = ["B", "K", "M", "G", "T", "P", "E"]
     var value = Double(bytes)
     var unit = 0
-    while abs(value) >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+    while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
     if unit == 0 { return "\(bytes)B" }
     let rounded = (value * 10).rounded() / 10
     return "\(rounded)\(units[unit])"

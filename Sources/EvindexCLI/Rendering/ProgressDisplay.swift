@@ -79,7 +79,7 @@ final class ProgressDisplay: @unchecked Sendable {
             writeAll(2, Array((o.json + "\n").utf8))
         case .auto:
             let line =
-                "\(progress.phase.name)  \(progress.entries) entries  \(progress.directoriesListed) dirs (\(progress.directoriesQueued) queued)  \(UInt64(rate))/s  \(humanSize(Int64(bitPattern: progress.bytes)))  \(progress.errors) errors  \(format3(elapsed)) s"
+                "\(progress.phase.name)  \(progress.entries) entries  \(progress.directoriesListed) dirs (\(progress.directoriesQueued) queued)  \(UInt64(rate))/s  \(humanSize(progress.bytes))  \(progress.errors) errors  \(format3(elapsed)) s"
             writeAll(2, Array(("\r\u{1B}[K" + line).utf8))
         case .none:
             break
