@@ -62,9 +62,13 @@ public final class EventLog: Sendable {
     ///   a write finds it full.
     /// - Parameter upgrading: open a database of an older schema (the caller upgrades it);
     ///   otherwise one is refused with a message saying what upgrades it.
+    /// - Parameter readOnly: open it for reading only (`MDB_RDONLY`), as the read commands
+    ///   do: a database on a read-only filesystem or owned by another user can be read.
+    ///   When `lock.mdb` cannot be opened for writing, without LMDB's lock (`MDB_NOLOCK`):
+    ///   the read is then not protected from a run writing at the same time.
     public init(
         directory: String, create: Bool, initialMapSize: Int = 1 << 34, durability: Durability = .commit,
-        upgrading: Bool = false
+        upgrading: Bool = false, readOnly: Bool = false
     ) throws {
         self.directory = directory
         if create {
@@ -80,8 +84,16 @@ public final class EventLog: Sendable {
         var options = Environment.Options()
         options.initialMapSize = initialMapSize
         options.noMetaSync = durability == .batch
+        options.readOnly = readOnly && !create
         do {
-            environment = try Environment(path: directory, options: options)
+            do {
+                environment = try Environment(path: directory, options: options)
+            } catch let error as LMDBError where options.readOnly && (error.rawValue == EACCES || error.rawValue == EROFS) {
+                // LMDB opens `lock.mdb` for writing even to read (it skips it itself only on
+                // a read-only filesystem).
+                options.noLock = true
+                environment = try Environment(path: directory, options: options)
+            }
         } catch let error as LMDBError {
             throw StoreError(
                 error == .invalid || error == .versionMismatch ? .notADatabase : .lmdb,

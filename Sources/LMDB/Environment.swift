@@ -28,6 +28,10 @@ package final class Environment: @unchecked Sendable {
         /// Address space only: without MDB_WRITEMAP the file grows with the data, not the map.
         package var initialMapSize: Int = 1 << 34
         package var readOnly = false
+        /// `MDB_NOLOCK`: no lock file and no reader table. Only for a reader that cannot
+        /// write `lock.mdb` (another user's database): a writer cannot see it, and may
+        /// reuse pages it is reading.
+        package var noLock = false
         /// `MDB_NOSYNC`: commits are not flushed; a crash can lose recent commits.
         package var noSync = false
         /// `MDB_NOMETASYNC`: a commit flushes its data but not the meta page, which the
@@ -60,6 +64,7 @@ package final class Environment: @unchecked Sendable {
             try check(mdb_env_set_mapsize(env, options.initialMapSize))
             var flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD)
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            if options.noLock { flags |= UInt32(MDB_NOLOCK) }
             if options.noSync { flags |= UInt32(MDB_NOSYNC) }
             if options.noMetaSync { flags |= UInt32(MDB_NOMETASYNC) }
             try check(mdb_env_open(env, path, flags, 0o644))

@@ -22,7 +22,7 @@ public final class IndexReader: Sendable {
     /// - Parameter replayed: the views `evindex replay` built (`replay.*`) instead of the live ones.
     /// - Throws: `StoreError` when there is no usable database; `ViewError.noReplayedViews`.
     public convenience init(directory: String, replayed: Bool = false) throws {
-        let log = try EventLog(directory: directory, create: false)
+        let log = try EventLog(directory: directory, create: false, readOnly: true)
         do {
             try self.init(log: log, views: Views(environment: log.environment, prefix: replayed ? Views.replayPrefix : "", create: false))
         } catch LMDBError.notFound where replayed {

@@ -91,4 +91,37 @@ struct FaultMatrixTests {
             _ = try Support.run(["/bin/chmod", "755", root + "/closed"])
         }
     }
+
+    /// The read commands open the database read-only: on a read-only filesystem, and as
+    /// another user who cannot write its lock file, they answer as the owner's do ("not a
+    /// usable evindex database: Read-only file system" before). As root only.
+    @Test func aDatabaseThatCannotBeWrittenCanBeRead() throws {
+        guard getuid() == 0 else { return }
+        try Support.withTemporaryDirectory { tmp in
+            let mnt = tmp + "/mnt", root = tmp + "/mnt/tree", db = tmp + "/mnt/db"
+            try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+            try #require(try Support.run(["/bin/mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt]).status == 0)
+            defer { _ = try? Support.run(["/bin/umount", mnt]) }
+            try Support.makeTree(root, entries: 200, seed: 6)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let readers = [
+                ["ls", root, "-R"], ["du", root, "--json"], ["runs", "--json"], ["log", "--json"], ["find", "a"], ["ls", root, "--at", "1"],
+            ]
+            var answers: [Data] = []
+            for command in readers { answers.append(try Support.evindex(command + ["--db", db]).stdout) }
+            _ = try Support.run(["/bin/chmod", "-R", "a+rX", tmp])
+            let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Support.evindex]
+            for (command, answer) in zip(readers, answers) {
+                let r = try Support.run(nobody + command + ["--db", db])
+                #expect(r.status == 0 && r.stdout == answer, "as another user, \(command): \(r.status) \(r.stderr)")
+            }
+            try #require(try Support.run(["/bin/mount", "-o", "remount,ro", mnt]).status == 0)
+            for (command, answer) in zip(readers, answers) {
+                let r = try Support.evindex(command + ["--db", db])
+                #expect(r.status == 0 && r.stdout == answer, "read-only filesystem, \(command): \(r.status) \(r.stderr)")
+            }
+            let run = try Support.evindex(["run", root, "--db", db])
+            #expect(run.status == 2 && run.stderr.split(separator: "\n").count == 1, "\(run.status) \(run.stderr)")
+        }
+    }
 }
