@@ -106,6 +106,9 @@ public enum IndexJob {
         try SchemaUpgrade.upgradeIfNeeded(log)
         let views = try Views(environment: log.environment)
         raiseDescriptorLimit()
+        var st = stat()
+        let databaseDirectory =
+            stat(options.databaseDirectory, &st) == 0 ? LeftOutDirectory(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)) : nil
 
         let writer = try Writer(log: log, views: views, options: options)
         let rootDirID: UInt64, rootIsNew: Bool, isRescan: Bool
@@ -194,7 +197,7 @@ public enum IndexJob {
                     var path = Array(bytes) + [0]
                     let walker = Walker(
                         fileSystem: fileSystem, rules: compiledRules, threads: threads, lookAhead: lookAhead,
-                        helper: helper)
+                        helper: helper, leavingOut: databaseDirectory)
                     completed = try path.withUnsafeMutableBytes { p in
                         try walker.walk(root: p.baseAddress!.assumingMemoryBound(to: CChar.self), rootID: rootDirID, delegate: &detector)
                     }

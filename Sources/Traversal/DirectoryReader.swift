@@ -17,11 +17,15 @@ struct DirectoryReader<FS: FileSystem>: Sendable {
     let rules: WalkRules<FS>?
     let pool: ListerPool<FS>
 
-    init(fs: FS, device: UInt64, rules: CompiledRules?, pool: ListerPool<FS>) {
+    /// Rejected wherever it is listed, before the rules see it.
+    let leftOut: LeftOutDirectory?
+
+    init(fs: FS, device: UInt64, rules: CompiledRules?, pool: ListerPool<FS>, leftOut: LeftOutDirectory? = nil) {
         self.fs = fs
         self.device = device
         self.rules = rules.map { WalkRules(compiled: $0, fs: fs) }
         self.pool = pool
+        self.leftOut = leftOut
     }
 
     /// Names from which a directory's stats are shared out among the threads.
@@ -156,6 +160,7 @@ struct DirectoryReader<FS: FileSystem>: Sendable {
                         nameStart: start, nameLength: length, stat: st, directoryID: 0,
                         canDescend: st.isDirectory && st.device == device))
             }
+            leftOut?.reject(from: &listing)
             let outOfDescriptors = rules?.apply(&listing, handle, &context) ?? false
             return ListedDirectory(listing: Self.canonical(listing), context: context, usedIndex: true, outOfDescriptors: outOfDescriptors)
         }
@@ -202,6 +207,7 @@ struct DirectoryReader<FS: FileSystem>: Sendable {
             // A name the directory's mtime vouched for is gone: read the directory after all.
             return read(handle, stat: stat, context: context, known: nil)
         }
+        leftOut?.reject(from: &listing)
         let outOfDescriptors = rules?.apply(&listing, handle, &context) ?? false
         return ListedDirectory(listing: Self.canonical(listing), context: context, usedIndex: known != nil, outOfDescriptors: outOfDescriptors)
     }

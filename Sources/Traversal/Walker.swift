@@ -83,13 +83,19 @@ public struct Walker<FS: FileSystem> {
     /// A thread with other work that reads ahead when it has none (the writer): it counts
     /// as one of `threads`, so one lister thread fewer is started.
     public let helper: ListingHelper?
+    /// The directory left out wherever the walk meets it.
+    public let leftOut: LeftOutDirectory?
 
+    /// - Parameter leavingOut: a directory (device, inode) the walk rejects wherever it
+    ///   meets it, rules or none: the database's own.
     public init(
         fileSystem: FS, rules: CompiledRules? = nil, threads: Int = 1,
-        lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = nil, helper: ListingHelper? = nil
+        lookAhead: (@Sendable () -> (any IndexLookAhead)?)? = nil, helper: ListingHelper? = nil,
+        leavingOut: LeftOutDirectory? = nil
     ) {
         self.fileSystem = fileSystem
         self.rules = rules
+        self.leftOut = leavingOut
         self.threads = max(1, threads)
         self.lookAhead = lookAhead
         self.helper = self.threads > 1 ? helper : nil
@@ -129,7 +135,7 @@ public struct Walker<FS: FileSystem> {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         let readAhead = max(8, min(1024, Int(clamping: limit.rlim_cur) / 4))
         let pool = ListerPool(listers: threads - 1, readAhead: readAhead, fileSystem: fileSystem, bell: helper?.bell)
-        let reader = DirectoryReader(fs: fileSystem, device: rootStat.device, rules: rules, pool: pool)
+        let reader = DirectoryReader(fs: fileSystem, device: rootStat.device, rules: rules, pool: pool, leftOut: leftOut)
         var helpers: [WorkerThread] = []
         var stack: [Frame] = []
         if let helper {

@@ -75,6 +75,32 @@ struct RescanTests {
 
     /// An unchanged directory outside the racy window is not read again; one whose entry
     /// was added is, even when its mtime is put back (the ctime cannot be).
+    /// The database inside the tree it indexes (`evindex run ~` with the default
+    /// `~/.local/share/evindex`) is left out: the index is `find` without it, and a rescan
+    /// of the unchanged tree writes no entry event (it found `data.mdb` changed each time).
+    @Test func theDatabaseInsideItsTreeIsLeftOut() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/home", db = root + "/.local/share/evindex"
+            try Support.makeTree(root, entries: 300, seed: 4)
+            for _ in 0..<3 {
+                let r = try Support.objects(try Support.evindex(["run", root, "--db", db, "--json"]).stdout).last ?? [:]
+                #expect(r["status"] as? String == "completed", "\(r)")
+            }
+            let last = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout).last ?? [:]
+            #expect(
+                last["created"] as? Int == 0 && last["updated"] as? Int == 0 && last["removed"] as? Int == 0,
+                "a rescan of the unchanged tree: \(last)")
+            let found = try Support.run(["/usr/bin/find", root, "-mindepth", "1", "-path", db, "-prune", "-o", "-print0"]).stdout
+            let listed = try Support.objects(try Support.evindex(["ls", root, "-R", "--json", "--db", db]).stdout).map { Support.pathBytes($0) }
+            let expected = Set(found.split(separator: 0).map { Array($0) })
+            #expect(Set(listed) == expected, "\(Set(listed).symmetricDifference(expected).count) paths differ from find's")
+            #expect(!listed.contains { $0.starts(with: Array(db.utf8)) })
+            let why = try Support.evindex(["why", db, "--db", db])
+            #expect(why.text.contains("rejected by the rule that leaves out evindex's own database"), "\(why.text)")
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+        }
+    }
+
     @Test func unchangedDirectoriesAreNotReadAgain() throws {
         try Support.withTemporaryDirectory { tmp in
             let root = tmp + "/tree", db = tmp + "/db"
