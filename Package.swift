@@ -60,7 +60,9 @@ let package = Package(
         // Through the built binary, as a user runs it (EvindexCLI is built for them).
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TestSupport", "EvindexCLI", "Indexing", "History", "Search", "EventStore", "Projections", "Events", "Traversal"]
+            dependencies: [
+                "TestSupport", "EvindexCLI", "Indexing", "History", "Search", "EventStore", "Projections", "Events", "Traversal", "JSONFormat",
+            ]
         ),
     ]
 )

@@ -39,6 +39,23 @@ public enum ExportFormat {
         return o.json
     }
 
+    /// The last line: how many base and event lines came before it, and the CRC-32C of
+    /// every byte before it (its own line excluded), so a file cut short at a line
+    /// boundary, or altered, is refused instead of imported as a shorter run.
+    public static func trailer(baseEntries: Int, events: Int, checksum: UInt32) -> String {
+        var o = JSONObject()
+        o.add("evindex_export_end", 1)
+        o.add("base_entries", baseEntries)
+        o.add("events", events)
+        o.add("crc32c", hex8(checksum))
+        return o.json
+    }
+
+    static func hex8(_ v: UInt32) -> String {
+        let digits = String(v, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
     /// One event of the run.
     public static func event(_ record: EventRecord) -> String {
         var noPaths = PathResolver(enabled: false)
@@ -59,34 +76,51 @@ public enum ExportFormat {
 
     private static func decodeLines(_ bytes: [UInt8]) throws -> ExportedRun {
         var run: RunRecord?
+        var declaredBase = 0
         var base: [ExportedRun.BaseEntry] = []
         var events: [EventRecord] = []
+        var lines = ExportLines()
+        var trailer: (line: Int, base: Int, events: Int, checksum: String)?
+        var checksum: UInt32 = 0
         var lineNumber = 0
         var start = 0
         while start < bytes.count {
             let end = bytes[start...].firstIndex(of: 10) ?? bytes.count
             lineNumber += 1
             let line = Array(bytes[start..<end])
-            start = end + 1
+            let next = min(end + 1, bytes.count)
+            defer {
+                if trailer == nil { checksum = bytes[start..<next].withUnsafeBytes { CRC32C.update(checksum, $0) } }
+                start = next
+            }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continue }
             do {
+                if let trailer { throw ImportFormatError("a line after the export's last line (line \(trailer.line))") }
                 let value = try JSONReader.parse(line)
                 if run == nil {
                     guard value["evindex_export"] == .number("1") else {
                         throw ImportFormatError("not an evindex export (line 1 has no \"evindex_export\":1)")
                     }
                     run = try runRecord(value)
+                    try ExportCheck.root(run!.root)
+                    declaredBase = Int(try uint(value, "base_entries"))
+                } else if value["evindex_export_end"] != nil {
+                    guard value["evindex_export_end"] == .number("1") else { throw ImportFormatError("an export end of another version") }
+                    trailer = (lineNumber, Int(try uint(value, "base_entries")), Int(try uint(value, "events")), try string(value, "crc32c"))
                 } else if value["base"] == .bool(true) {
+                    let name = try path(value, "name")
+                    try ExportCheck.name(name)
                     if value["rule"] != nil {
-                        base.append(.rejected(parent: try uint(value, "parent"), name: try path(value, "name"), rule: try string(value, "rule")))
+                        base.append(.rejected(parent: try uint(value, "parent"), name: name, rule: try string(value, "rule")))
                     } else {
-                        base.append(
-                            ExportedRun.BaseEntry(
-                                parent: try uint(value, "parent"), name: try path(value, "name"),
-                                metadata: try metadata(value, "")))
+                        base.append(ExportedRun.BaseEntry(parent: try uint(value, "parent"), name: name, metadata: try metadata(value, "")))
                     }
+                    lines.base.append(lineNumber)
                 } else {
-                    events.append(try eventRecord(value))
+                    let record = try eventRecord(value)
+                    try ExportCheck.namesAndRoot(record.event)
+                    events.append(record)
+                    lines.events.append(lineNumber)
                 }
             } catch let error as JSONSyntaxError {
                 throw ExportFormatError(line: lineNumber, message: "\(error)")
@@ -97,7 +131,25 @@ public enum ExportFormat {
             }
         }
         guard let run else { throw ExportFormatError(line: nil, message: "empty: not an evindex export") }
-        return ExportedRun(run: run, base: base, events: events)
+        guard let trailer else {
+            throw ExportFormatError(
+                line: lineNumber,
+                message: "the export ends here without its last line (\"evindex_export_end\"): it was cut short (or written before exports had one)")
+        }
+        guard trailer.base == base.count, trailer.events == events.count, declaredBase == base.count else {
+            throw ExportFormatError(
+                line: trailer.line,
+                message:
+                    "the export says it holds \(trailer.base) base lines and \(trailer.events) events, it holds \(base.count) and \(events.count)")
+        }
+        guard trailer.checksum == hex8(checksum) else {
+            throw ExportFormatError(
+                line: trailer.line,
+                message: "the lines before this one have CRC-32C \(hex8(checksum)), the export says \(trailer.checksum): it was altered")
+        }
+        let exported = ExportedRun(run: run, base: base, events: events)
+        if let (line, message) = ExportCheck.parents(exported, lines) { throw ExportFormatError(line: line, message: message) }
+        return exported
     }
 }
 

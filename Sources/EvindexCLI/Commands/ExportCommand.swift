@@ -54,18 +54,30 @@ struct ExportCommand: ParsableCommand {
         guard let runID = UInt32(what) else { throw CommandFailure(message: "\(what) is not a run id (with --ncdu it would be a path)") }
         let run = try index.read { try index.run($0, id: runID) }
         var out = Output()
+        var checksum: UInt32 = 0
+        var (baseLines, eventLines) = (0, 0)
+        func line(_ text: String) {
+            var bytes = text + "\n"
+            checksum = bytes.withUTF8 { CRC32C.update(checksum, UnsafeRawBufferPointer($0)) }
+            out.line(text)
+        }
         do {
             try ExportedRun.read(log: index.log, live: index.views, run: run) { section in
                 switch section {
-                case let .header(r, baseEntries): out.line(ExportFormat.header(r, baseEntries: baseEntries))
-                case let .base(entry): out.line(ExportFormat.base(entry))
-                case let .event(record): out.line(ExportFormat.event(record))
+                case let .header(r, baseEntries): line(ExportFormat.header(r, baseEntries: baseEntries))
+                case let .base(entry):
+                    line(ExportFormat.base(entry))
+                    baseLines += 1
+                case let .event(record):
+                    line(ExportFormat.event(record))
+                    eventLines += 1
                 }
             }
         } catch let error as DecodeError {
             out.flush()
             throw CommandFailure(message: "\(error) in \(database.directory)", exitCode: 1)
         }
+        out.line(ExportFormat.trailer(baseEntries: baseLines, events: eventLines, checksum: checksum))
         out.flush()
     }
 
