@@ -32,6 +32,9 @@ public struct Explanation: Sendable {
     public var at: [UInt8]
     /// The last event about `at` of the kind that made the answer true, if the log has one.
     public var event: EventRecord?
+    /// For an indexed path: the first directory on the way down whose last listing met an
+    /// error, so the answer may be older than the disk (`StaleListings`).
+    public var staleAt: [UInt8]?
 
     public var isIndexed: Bool {
         switch reason {
@@ -47,8 +50,10 @@ public struct Explanation: Sendable {
         var here = root.path
         let components = target[root.path.count...].split(separator: UInt8(ascii: "/")).map(Array.init)
         if components.isEmpty { return Explanation(reason: .root, at: here) }
+        var staleAt: [UInt8]?
         for (i, name) in components.enumerated() {
             let isLast = i == components.count - 1
+            if staleAt == nil, try snapshot.isListingIncomplete(dirID) { staleAt = here }
             here = PathBytes.joined(here, name)
             let reason: Reason
             if let m = try snapshot.entry(parent: dirID, name: name) {
@@ -70,6 +75,7 @@ public struct Explanation: Sendable {
                 reason = .absent
             }
             var answer = Explanation(reason: reason, at: here)
+            if answer.isIndexed { answer.staleAt = staleAt }
             answer.event = try lastEvent(snapshot, parent: dirID, name: name, kinds: answer.evidence(isTarget: isLast))
             return answer
         }

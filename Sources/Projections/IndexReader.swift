@@ -122,6 +122,9 @@ public struct IndexSnapshot {
     /// Whether the last listing of `dirID` met an error (its entries may be stale).
     public func isListingIncomplete(_ dirID: UInt64) throws -> Bool { try views.isListingIncomplete(transaction, dirID) }
 
+    /// The directories whose last listing met an error, in id order (most often none).
+    public func incompleteListings() throws -> [UInt64] { try views.incompleteListings(transaction) }
+
     /// Whether the views have a name index (the scratch views of a past point do not).
     public var hasNameIndex: Bool { views.names != nil }
 

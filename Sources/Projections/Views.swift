@@ -232,6 +232,19 @@ public final class Views: Sendable {
         try Self.withIDKey(dirID) { k in try txn.get(incomplete, key: k) { _ in true } } ?? false
     }
 
+    /// The directories whose last listing met an error, in id order.
+    package func incompleteListings(_ txn: Transaction) throws -> [UInt64] {
+        try txn.withCursor(incomplete) { cursor in
+            var ids: [UInt64] = []
+            var row = try cursor.first()
+            while let (key, _) = row {
+                ids.append(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
+                row = try cursor.next()
+            }
+            return ids
+        }
+    }
+
     /// Whether any name is recorded as rejected.
     package func hasRejections(_ txn: Transaction) throws -> Bool {
         guard let rejected else { return false }

@@ -7,13 +7,15 @@ import Projections
 /// in the same order, as `ls -R` lists them; the path is built in one buffer as the walk
 /// goes down and cut back as it returns, so an entry costs no allocation. A query the name
 /// index can narrow (`NameIndexSearch`) reads only the listings of directories holding a
-/// proposed name, and hands its entries out in the same order.
+/// proposed name, and hands its entries out in the same order. Each entry comes with
+/// whether it is stale (`StaleListings`).
 /// Motivation: `find` reads every entry of a million-entry index to answer one question;
 /// per-entry strings would cost more than the reading.
 public struct Finder {
     public let query: FindQuery
     private var path: [UInt8] = []
     private var scratch: [UInt8] = []
+    private var stale: StaleListings?
 
     public init(query: FindQuery) {
         self.query = query
@@ -22,12 +24,13 @@ public struct Finder {
     }
 
     /// Calls `body` with each matching entry strictly below the directory `dirID` at `root`:
-    /// its path (valid only inside `body`) and metadata, until `body` returns false.
-    /// Returns false when `body` stopped the walk.
+    /// its path (valid only inside `body`), metadata and whether it may be older than the
+    /// disk, until `body` returns false. Returns false when `body` stopped the walk.
     public mutating func find(
         _ snapshot: IndexSnapshot, below dirID: UInt64, at root: [UInt8],
-        _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+        _ body: (UnsafeRawBufferPointer, EntryMetadata, _ stale: Bool) throws -> Bool
     ) throws -> Bool {
+        stale = try StaleListings(snapshot)
         path.removeAll(keepingCapacity: true)
         path.append(contentsOf: root)
         if path.last == UInt8(ascii: "/") { path.removeLast() }
@@ -45,7 +48,7 @@ public struct Finder {
     /// children in listing order.
     private mutating func emit(
         _ search: NameIndexSearch, _ snapshot: IndexSnapshot, below top: UInt64,
-        _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+        _ body: (UnsafeRawBufferPointer, EntryMetadata, Bool) throws -> Bool
     ) throws -> Bool {
         var ancestry = Ancestry(below: top)
         var placed: [(key: [UInt8], directory: Int)] = []
@@ -61,6 +64,7 @@ public struct Finder {
             path.removeSubrange(base...)
             for b in key { path.append(b == 0 ? UInt8(ascii: "/") : b) }
             let end = path.count
+            let isStale = try stale!.entriesAreStale(in: d.dirID, snapshot)
             var index: Int32 = 0, next = d.first
             var going = true
             try snapshot.forEachChild(of: d.dirID) { name, m in
@@ -69,7 +73,9 @@ public struct Finder {
                 next += 1
                 path.append(UInt8(ascii: "/"))
                 path.append(contentsOf: name)
-                if path.withUnsafeBytes({ matches(path: $0, nameStart: end + 1, m) }) { going = try path.withUnsafeBytes { try body($0, m) } }
+                if path.withUnsafeBytes({ matches(path: $0, nameStart: end + 1, m) }) {
+                    going = try path.withUnsafeBytes { try body($0, m, isStale) }
+                }
                 path.removeSubrange(end...)
                 return going && next < d.first + d.count
             }
@@ -89,9 +95,10 @@ public struct Finder {
 
     private mutating func walk(
         _ snapshot: IndexSnapshot, _ dirID: UInt64, depth: Int,
-        _ body: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool
+        _ body: (UnsafeRawBufferPointer, EntryMetadata, Bool) throws -> Bool
     ) throws -> Bool {
         let base = path.count
+        let isStale = try stale!.entriesAreStale(in: dirID, snapshot)
         var subdirectories: [(name: [UInt8], dirID: UInt64)] = []
         let descend = query.maxDepth.map { depth < $0 } ?? true
         var going = true
@@ -99,7 +106,7 @@ public struct Finder {
             path.append(UInt8(ascii: "/"))
             path.append(contentsOf: name)
             let matched = path.withUnsafeBytes { p in matches(path: p, nameStart: base + 1, m) }
-            if matched { going = try path.withUnsafeBytes { try body($0, m) } }
+            if matched { going = try path.withUnsafeBytes { try body($0, m, isStale) } }
             path.removeSubrange(base...)
             if descend && m.kind == .directory && m.dirID != 0 { subdirectories.append((Array(name), m.dirID)) }
             return going

@@ -92,6 +92,63 @@ struct FaultMatrixTests {
         }
     }
 
+    /// A directory that became unreadable keeps its old entries (a failed read proves
+    /// nothing was removed), marked stale: in `ls -R --json` exactly the entries `find`
+    /// lists below it, in `du --json` the directories above, at and below it, and in
+    /// `why`; `ls` prints `!` after the kind. Readable again, nothing is stale. As root,
+    /// which drops to nobody for the denial.
+    @Test func aDirectoryThatBecameUnreadableIsMarkedStale() throws {
+        guard getuid() == 0 else { return }
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", db = tmp + "/db"
+            try Support.makeTree(root, entries: 600, seed: 21)
+            _ = try Support.run(["/bin/chmod", "-R", "a+rwX", tmp])
+            // A directory two levels down that has subdirectories of its own.
+            let dirs = try Support.run(["/usr/bin/find", root, "-mindepth", "2", "-maxdepth", "2", "-type", "d"]).text.split(separator: "\n").map(
+                String.init
+            ).sorted()
+            let closed = try #require(
+                dirs.first { d in
+                    !d.contains("/awkward")
+                        && (try? Support.run(["/usr/bin/find", d, "-mindepth", "2", "-type", "d"]).text.isEmpty == false) ?? false
+                })
+            let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Support.evindex]
+            #expect(try Support.run(nobody + ["run", root, "--db", db]).status == 0)
+            let below = Set(try Support.run(["/usr/bin/find", closed, "-mindepth", "1"]).text.split(separator: "\n").map(String.init))
+            let dirsBelow = Set(
+                try Support.run(["/usr/bin/find", closed, "-mindepth", "1", "-type", "d"]).text.split(separator: "\n").map(String.init))
+            _ = try Support.run(["/bin/chmod", "000", closed])
+            defer { _ = try? Support.run(["/bin/chmod", "755", closed]) }
+            #expect(try Support.run(nobody + ["run", root, "--db", db]).status == 0)
+
+            let listed = try Support.objects(try Support.run(nobody + ["ls", root, "-R", "--json", "--db", db]).stdout)
+            let stale = Set(listed.filter { $0["stale"] as? Bool == true }.compactMap { $0["path"] as? String })
+            #expect(!below.isEmpty && stale == below, "stale: \(stale.count), below \(closed): \(below.count)")
+            let human = try Support.run(nobody + ["ls", root, "-R", "--db", db]).text.split(separator: "\n")
+            #expect(human.filter { $0.dropFirst().first == "!" }.count == below.count)
+            var above: Set<String> = [root]
+            var at = closed
+            while at != root {
+                above.insert(at)
+                at = (at as NSString).deletingLastPathComponent
+            }
+            let rows = try Support.objects(try Support.run(nobody + ["du", root, "--depth", "64", "--json", "--db", db]).stdout)
+            let staleRows = Set(rows.filter { $0["stale"] as? Bool == true }.compactMap { $0["path"] as? String })
+            #expect(
+                staleRows == above.union(dirsBelow),
+                "\(staleRows.subtracting(above.union(dirsBelow))) \(above.union(dirsBelow).subtracting(staleRows))")
+            let file = try #require(below.sorted().first)
+            let why = try Support.objects(try Support.run(nobody + ["why", file, "--json", "--db", db]).stdout).first ?? [:]
+            #expect(why["stale"] as? Bool == true && why["stale_at"] as? String == closed, "\(why)")
+            #expect(try Support.run(nobody + ["verify", "--db", db]).status == 0)
+
+            _ = try Support.run(["/bin/chmod", "755", closed])
+            #expect(try Support.run(nobody + ["run", root, "--db", db]).status == 0)
+            #expect(!(try Support.run(nobody + ["ls", root, "-R", "--json", "--db", db]).text.contains("\"stale\"")))
+            #expect(!(try Support.run(nobody + ["du", root, "--depth", "64", "--json", "--db", db]).text.contains("\"stale\"")))
+        }
+    }
+
     /// The read commands open the database read-only: on a read-only filesystem, and as
     /// another user who cannot write its lock file, they answer as the owner's do ("not a
     /// usable evindex database: Read-only file system" before). As root only.

@@ -35,6 +35,11 @@ struct DuCommand: ParsableCommand {
             directory within --depth adds disk_delta, apparent_delta, created and
             removed.
 
+            A ! between a size and its bar (with --json, "stale":true) marks totals
+            that may be older than the disk: the last listing of that directory, of one
+            above it or of one below it met an error (a directory that became
+            unreadable keeps its old entries). `evindex why PATH` says which.
+
             Examples:
               evindex du ~/Photos
               evindex du ~/Photos --depth 3 --top 10 --bytes
@@ -107,10 +112,13 @@ struct DuCommand: ParsableCommand {
             } else {
                 try collect(snapshot, dirID, path, level: 0, into: &rows)
             }
+            var stale = try StaleListings(snapshot)
+            var staleRows: Set<UInt64> = []
+            for row in rows where try stale.totalsAreStale(of: row.dirID, snapshot) { staleRows.insert(row.dirID) }
             if let since {
                 let (_, epoch) = try stop(snapshot, since)
                 let growth = try Growth.growth(snapshot, since: epoch, of: rows.map { ($0.dirID, $0.record) })
-                let changed = zip(rows, growth).map { (path: $0.path, growth: $1) }
+                let changed = zip(rows, growth).map { (path: $0.path, growth: $1, stale: staleRows.contains($0.dirID)) }
                 if json {
                     for row in changed {
                         out.object { o in
@@ -120,15 +128,16 @@ struct DuCommand: ParsableCommand {
                             o.add("apparent_delta", row.growth.apparentDelta)
                             o.add("created", row.growth.created)
                             o.add("removed", row.growth.removed)
+                            if row.stale { o.add("stale", true) }
                         }
                     }
                 } else {
                     growthChart(changed, &out)
                 }
             } else if json {
-                jsonRows(rows, &out)
+                jsonRows(rows, stale: staleRows, &out)
             } else {
-                chart(rows, &out)
+                chart(rows, stale: staleRows, &out)
             }
         }
         out.flush()
@@ -200,14 +209,18 @@ struct DuCommand: ParsableCommand {
     }
 
     /// The path's line, then the biggest directories with bars relative to the path's size.
-    private func jsonRows(_ rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)], _ out: inout Output) {
+    private func jsonRows(_ rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)], stale: Set<UInt64> = [], _ out: inout Output) {
         for row in rows {
             out.object { o in
                 o.addPath("path", row.path)
                 fields(&o, row.record)
+                if stale.contains(row.dirID) { o.add("stale", true) }
             }
         }
     }
+
+    /// The line under a chart that shows a stale row.
+    private static let staleNote = "(! these totals may be older than the disk: a listing in them met an error; `evindex why PATH` says which)"
 
     /// The rows `--at` asks for, read from the directory-size history when the point is
     /// the stop of a run (the rows as they were then, by id, and their names then); nil
@@ -253,7 +266,7 @@ struct DuCommand: ParsableCommand {
 
     /// The path's change, then the biggest changes below it (growth first), bars scaled to
     /// the largest change shown: █ growth, ▒ shrinkage.
-    private func growthChart(_ rows: [(path: [UInt8], growth: DirectoryGrowth)], _ out: inout Output) {
+    private func growthChart(_ rows: [(path: [UInt8], growth: DirectoryGrowth, stale: Bool)], _ out: inout Output) {
         guard let first = rows.first else { return }
         func delta(_ g: DirectoryGrowth) -> Int64 { apparentSize ? g.apparentDelta : g.diskDelta }
         func size(_ v: Int64) -> String {
@@ -264,13 +277,13 @@ struct DuCommand: ParsableCommand {
         let scale = max(([first] + biggest).map { abs(delta($0.growth)) }.max() ?? 1, 1)
         let width = 30
         let sizeWidth = ([first] + biggest).map { size(delta($0.growth)).count }.max() ?? 0
-        func line(_ row: (path: [UInt8], growth: DirectoryGrowth)) -> String {
+        func line(_ row: (path: [UInt8], growth: DirectoryGrowth, stale: Bool)) -> String {
             let d = delta(row.growth)
             let s = size(d)
             let filled = Int((Double(abs(d)) / Double(scale) * Double(width)).rounded())
             let bar = String(repeating: d >= 0 ? "█" : "▒", count: min(width, filled)) + String(repeating: "░", count: max(0, width - filled))
             let new = row.growth.then == nil ? " (new)" : ""
-            return String(repeating: " ", count: sizeWidth - s.count) + s + " " + bar + "  "
+            return String(repeating: " ", count: sizeWidth - s.count) + s + (row.stale ? "!" : " ") + bar + "  "
                 + "+\(row.growth.created) -\(row.growth.removed) names  \(displayPath(row.path))\(new)"
         }
         out.line(line(first))
@@ -278,9 +291,10 @@ struct DuCommand: ParsableCommand {
         let hidden = changed.count - biggest.count
         if hidden > 0 { out.line("(\(hidden) smaller changes not shown; --top \(changed.count) shows all)") }
         if changed.isEmpty && delta(first.growth) == 0 { out.line("(nothing changed below it)") }
+        if first.stale || biggest.contains(where: { $0.stale }) { out.line(Self.staleNote) }
     }
 
-    private func chart(_ rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)], _ out: inout Output) {
+    private func chart(_ rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)], stale: Set<UInt64> = [], _ out: inout Output) {
         guard let first = rows.first else { return }
         func measure(_ r: DirectoryRecord) -> UInt64 { apparentSize ? r.duApparentBytes : r.duDiskBytes }
         let whole = max(measure(first.record), 1)
@@ -295,7 +309,7 @@ struct DuCommand: ParsableCommand {
             let bar = String(repeating: "█", count: min(width, filled)) + String(repeating: "░", count: max(0, width - filled))
             let percent = Int((Double(v) / Double(whole) * 100).rounded())
             let p = String(percent)
-            return String(repeating: " ", count: sizeWidth - s.count) + s + " " + bar + " "
+            return String(repeating: " ", count: sizeWidth - s.count) + s + (stale.contains(row.dirID) ? "!" : " ") + bar + " "
                 + String(repeating: " ", count: max(0, 3 - p.count)) + p + "%  "
                 + "\(counted(row.record.totals.files, "file")), \(counted(row.record.totals.directories, "dir"))  \(displayPath(row.path))"
         }
@@ -303,5 +317,6 @@ struct DuCommand: ParsableCommand {
         for row in biggest { out.line(line(row)) }
         let hidden = rows.count - 1 - biggest.count
         if hidden > 0 { out.line("(\(hidden) smaller directories not shown; --top \(rows.count - 1) shows all)") }
+        if ([first] + biggest).contains(where: { stale.contains($0.dirID) }) { out.line(Self.staleNote) }
     }
 }

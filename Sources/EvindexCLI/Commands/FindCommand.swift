@@ -146,7 +146,7 @@ struct FindCommand: ParsableCommand {
             } else {
                 for given in paths { places.append(try index.locate(snapshot, given)) }
             }
-            let emit: (UnsafeRawBufferPointer, EntryMetadata) throws -> Bool = { path, m in
+            let emit: (UnsafeRawBufferPointer, EntryMetadata, Bool) throws -> Bool = { path, m, stale in
                 matched += 1
                 if print0 {
                     out.write(path, terminator: 0)
@@ -154,6 +154,7 @@ struct FindCommand: ParsableCommand {
                     out.object { o in
                         o.addPath("path", path)
                         metadataFields(&o, "", m, withDirID: false)
+                        if stale { o.add("stale", true) }
                     }
                 } else if !count {
                     out.pathLine(path)
@@ -164,10 +165,12 @@ struct FindCommand: ParsableCommand {
                 switch place.location {
                 case let .directory(dirID, _):
                     guard try finder.find(snapshot, below: dirID, at: place.path, emit) else { return }
-                case let .entry(_, name, m):
+                case let .entry(parent, name, m):
                     // A PATH that is not a directory: itself, if it matches.
                     let matches = place.path.withUnsafeBytes { finder.matches(path: $0, nameStart: $0.count - name.count, m) }
-                    if matches, try !place.path.withUnsafeBytes({ try emit($0, m) }) { return }
+                    var stale = try StaleListings(snapshot)
+                    let isStale = try stale.entriesAreStale(in: parent, snapshot)
+                    if matches, try !place.path.withUnsafeBytes({ try emit($0, m, isStale) }) { return }
                 }
             }
         }

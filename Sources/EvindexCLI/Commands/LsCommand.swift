@@ -17,6 +17,9 @@ struct LsCommand: ParsableCommand {
             Each line: the kind (- file, d dir, l symlink, ? other), the size in bytes
             (st_size), the modification time (UTC) and the path; with -s, first the bytes
             the entry itself takes on disk (st_blocks × 512, as `ls -s --block-size=1`).
+            A ! after the kind (with --json, "stale":true) marks an entry that may be
+            older than the disk: the last listing of its directory, or of one above it,
+            met an error (a directory that became unreadable keeps its old entries).
 
             Examples:
               evindex ls ~/Photos
@@ -55,15 +58,17 @@ struct LsCommand: ParsableCommand {
         try index.read { snapshot in
             let (path, location) = try index.locate(snapshot, path)
             switch location {
-            case let .entry(_, _, m):
-                path.withUnsafeBytes { print($0, m, &out) }
+            case let .entry(parent, _, m):
+                var stale = try StaleListings(snapshot)
+                let isStale = try stale.entriesAreStale(in: parent, snapshot)
+                path.withUnsafeBytes { print($0, m, stale: isStale, &out) }
             case let .directory(dirID, _):
                 // `find` with no question: the same walk, in the same order.
                 var query = FindQuery()
                 if !recursive { query.maxDepth = 1 }
                 var finder = Finder(query: query)
-                _ = try finder.find(snapshot, below: dirID, at: path) { entryPath, m in
-                    print(entryPath, m, &out)
+                _ = try finder.find(snapshot, below: dirID, at: path) { entryPath, m, stale in
+                    print(entryPath, m, stale: stale, &out)
                     return true
                 }
             }
@@ -71,14 +76,15 @@ struct LsCommand: ParsableCommand {
         out.flush()
     }
 
-    private func print(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata, _ out: inout Output) {
+    private func print(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata, stale: Bool, _ out: inout Output) {
         if json {
             out.object { o in
                 o.addPath("path", path)
                 metadataFields(&o, "", m, withDirID: false)
+                if stale { o.add("stale", true) }
             }
         } else {
-            out.entryLine(path, m, diskUsage: diskUsage)
+            out.entryLine(path, m, diskUsage: diskUsage, stale: stale)
         }
     }
 }

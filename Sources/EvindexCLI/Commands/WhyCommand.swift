@@ -29,7 +29,9 @@ struct WhyCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The path to explain.", valueName: "path"))
     var path: String
 
-    @Flag(name: .long, help: "One JSON object: path, indexed, reason, rule, at (the path the answer concerns), run, seq, event.")
+    @Flag(
+        name: .long,
+        help: "One JSON object: path, indexed, reason, rule, at (the path the answer concerns), stale and stale_at, run, seq, event.")
     var json = false
 
     @OptionGroup var database: DatabaseOption
@@ -52,6 +54,10 @@ struct WhyCommand: ParsableCommand {
             o.add("reason", reason)
             if case let .rejected(rule) = answer.reason { o.add("rule", rule) }
             o.addPath("at", answer.at)
+            if let staleAt = answer.staleAt {
+                o.add("stale", true)
+                o.addPath("stale_at", staleAt)
+            }
             if let e = answer.event {
                 o.add("run", e.run); o.add("seq", e.sequence); o.add("event", e.event.type.name)
             }
@@ -59,6 +65,10 @@ struct WhyCommand: ParsableCommand {
         } else {
             var line = "\(displayPath(target)): \(reason)"
             if let e = answer.event { line += " (\(e.event.type.name), run \(e.run), seq \(e.sequence))" }
+            if let staleAt = answer.staleAt {
+                line += "; stale: the last listing of \(displayPath(staleAt)) met an error, so this may be older than the disk"
+                line += " (see `evindex log --type NonCriticalError`)"
+            }
             out.line(line)
         }
         out.flush()

@@ -49,7 +49,8 @@ struct Output {
     /// `ls`'s line for an entry: with `diskUsage`, the bytes it takes on disk (st_blocks ×
     /// 512) right-aligned in 14 columns; a kind letter (`-` file, `d` dir, `l` symlink,
     /// `?` other), the size right-aligned in 14 columns, the mtime (UTC) and the path.
-    mutating func entryLine(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata, diskUsage: Bool = false) {
+    /// One entry as `ls` prints it; `stale` puts a `!` after the kind.
+    mutating func entryLine(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata, diskUsage: Bool = false, stale: Bool = false) {
         if diskUsage {
             rightAligned(m.diskBytes, width: 14)
             buffer.append(UInt8(ascii: " "))
@@ -62,7 +63,7 @@ struct Output {
         case .other: kind = UInt8(ascii: "?")
         }
         buffer.append(kind)
-        buffer.append(UInt8(ascii: " "))
+        buffer.append(stale ? UInt8(ascii: "!") : UInt8(ascii: " "))
         rightAligned(m.size, width: 14)
         buffer.append(UInt8(ascii: " "))
         buffer.append(UInt8(ascii: " "))
