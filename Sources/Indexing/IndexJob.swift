@@ -262,18 +262,20 @@ public enum IndexJob {
         guard let resolved = realPath(given) else {
             throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)")
         }
-        var st = stat()
-        let rc = (resolved + [0]).withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { stat($0.baseAddress!, &st) }
-        }
-        if rc != 0 { throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)") }
-        if st.st_mode & S_IFMT != S_IFDIR { throw IndexError(.badRoot, "cannot index \(shown): not a directory") }
         // An unreadable root is bad input, refused before anything is written.
-        let fd = (resolved + [0]).withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        do {
+            let fileSystem = PosixFileSystem()
+            let st = try (resolved + [0]).withUnsafeBufferPointer { p throws(Errno) in
+                try p.withMemoryRebound(to: CChar.self) { c throws(Errno) in try fileSystem.stat(atPath: c.baseAddress!) }
+            }
+            if st.mode & UInt32(S_IFMT) != UInt32(S_IFDIR) { throw IndexError(.badRoot, "cannot index \(shown): not a directory") }
+            let handle = try (resolved + [0]).withUnsafeBufferPointer { p throws(Errno) in
+                try p.withMemoryRebound(to: CChar.self) { c throws(Errno) in try fileSystem.openRoot(c.baseAddress!) }
+            }
+            fileSystem.close(handle)
+        } catch let error as Errno {
+            throw IndexError(.badRoot, "cannot index \(shown): \(error)")
         }
-        if fd < 0 { throw IndexError(.badRoot, "cannot index \(shown): \(Errno.current)") }
-        close(fd)
         return resolved
     }
 

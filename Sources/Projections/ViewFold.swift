@@ -441,14 +441,15 @@ public final class ViewFold {
             try unlinkBelow(txn, nested.dirID)
             try carryDeltas(txn)
             try removeSubtree(txn, nested.dirID)
-            try nested.path.withUnsafeBytes { k in _ = try txn.delete(views.roots, key: k) }
+            try Views.rootKey(nested.path).withUnsafeBytes { k in _ = try txn.delete(views.roots, key: k) }
         }
         var row = DirectoryRecord(parent: 0, name: root)
         row.setOwn(rootMetadata)
         dirty[DirectoryKey(rootDirID)] = row
         markFresh(rootDirID)
-        var id = rootDirID.bigEndian
-        try root.withUnsafeBytes { k in try withUnsafeBytes(of: &id) { try txn.put(views.roots, key: k, value: $0) } }
+        try Views.rootKey(root).withUnsafeBytes { k in
+            try Views.rootValue(root, rootDirID).withUnsafeBytes { try txn.put(views.roots, key: k, value: $0) }
+        }
     }
 
     /// An error leaves a listing incomplete: the directory read failed (no name), a name

@@ -105,7 +105,9 @@ extension ByteReader {
 /// - `entries`: dir id (8 bytes big-endian) → the directory's children, in name (byte)
 ///   order: where they are in the log, or packed (`ListingFormat`)
 /// - `dirs`:    dir id (8 bytes big-endian) → `DirectoryRecord` (parent, name, totals)
-/// - `roots`:   absolute root path bytes → root dir id (8 bytes big-endian)
+/// - `roots`:   absolute root path bytes → root dir id (8 bytes big-endian); a root past
+///   LMDB's 511-byte key limit is keyed by its first 496 bytes, a NUL (no path holds one)
+///   and an FNV-1a hash of the whole, and its value carries the whole path after the id
 /// - `dirInodes`: device + inode (8 + 8 bytes big-endian) → dir id, for directories only:
 ///   how a rescan recognizes a directory that moved
 /// - `incomplete`: dir id → empty, for directories whose last listing met an error: a
@@ -208,6 +210,20 @@ public final class Views: Sendable {
             if name.count > 0 { (key.baseAddress! + 8).copyMemory(from: name.baseAddress!, byteCount: name.count) }
             return try body(UnsafeRawBufferPointer(key))
         }
+    }
+
+    /// The `roots` key of `root`: the path itself when LMDB takes it as a key, else its
+    /// first bytes, a NUL and a hash of the whole (the value then carries the path).
+    static func rootKey(_ root: [UInt8]) -> [UInt8] {
+        guard root.count > 511 else { return root }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in root { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Array(root[..<496]) + [0] + withUnsafeBytes(of: hash.bigEndian, Array.init)
+    }
+
+    /// The `roots` value of `root` with dir id `id`.
+    static func rootValue(_ root: [UInt8], _ id: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: id.bigEndian, Array.init) + (root.count > 511 ? root : [])
     }
 
     @inline(__always)
@@ -379,9 +395,12 @@ public final class Views: Sendable {
             var result: [(path: [UInt8], dirID: UInt64)] = []
             var row = try cursor.first()
             while let (key, value) = row {
-                result.append((Array(key), UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))))
+                let path = value.count > 8 ? Array(value[8...]) : Array(key)
+                result.append((path, UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))))
                 row = try cursor.next()
             }
+            // A long root's key is not its path: the order is the paths'.
+            result.sort { $0.path.lexicographicallyPrecedes($1.path) }
             return result
         }
     }

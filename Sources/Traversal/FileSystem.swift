@@ -160,9 +160,11 @@ public struct PosixFileSystem: FileSystem {
     public init() {}
 
     public func openRoot(_ path: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0 { throw Errno.current }
-        return DirectoryHandle(fd: fd)
+        try LongPath.at(path) { (parent, name) throws(Errno) in
+            let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd < 0 { throw Errno.current }
+            return DirectoryHandle(fd: fd)
+        }
     }
 
     public func openDirectory(_ parent: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> DirectoryHandle {
@@ -227,10 +229,10 @@ public struct PosixFileSystem: FileSystem {
         // An empty path would be the working directory's own stat (AT_EMPTY_PATH).
         guard path[0] != 0 else { throw Errno.noSuchFileOrDirectory }
         // Relative to no directory: an absolute path ignores the descriptor.
-        return try stat(DirectoryHandle(fd: AT_FDCWD), path)
+        return try LongPath.at(path) { (parent, name) throws(Errno) in try stat(DirectoryHandle(fd: parent), name) }
     }
 
     public func readFile(atPath path: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
-        try readFile(DirectoryHandle(fd: AT_FDCWD), path)
+        try LongPath.at(path) { (parent, name) throws(Errno) in try readFile(DirectoryHandle(fd: parent), name) }
     }
 }

@@ -41,6 +41,70 @@ struct FaultMatrixTests {
         }
     }
 
+    /// A root whose path is longer than PATH_MAX (given through a symlink, so resolving it
+    /// takes the component-by-component path too) is indexed, listed and rescanned as any
+    /// other ("File name too long" before); the entries equal a Python walk by descriptor.
+    @Test func aRootLongerThanPathMax() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let db = tmp + "/db"
+            let chain = Array(repeating: String(repeating: "d", count: 40), count: 120).joined(separator: "/")
+            // Python builds the chain and the tree at its end by descriptor, and walks it.
+            let build = """
+                import os, sys
+                fd = os.open(sys.argv[1], os.O_RDONLY)
+                for name in sys.argv[2].split('/'):
+                    os.mkdir(name, dir_fd=fd); nfd = os.open(name, os.O_RDONLY, dir_fd=fd); os.close(fd); fd = nfd
+                for d in ['a', 'a/b', 'c']: os.mkdir(d, dir_fd=fd)
+                for f, n in [('top.txt', 3), ('a/one', 10), ('a/b/two', 2000), ('c/three', 0)]:
+                    g = os.open(f, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd); os.write(g, b'x' * n); os.close(g)
+                """
+            try FileManager.default.createDirectory(atPath: tmp + "/tree", withIntermediateDirectories: true)
+            #expect(try Support.run(["/usr/bin/python3", "-c", build, tmp + "/tree", chain]).status == 0)
+            try FileManager.default.createSymbolicLink(atPath: tmp + "/link", withDestinationPath: "tree")
+            let given = tmp + "/link/" + chain, root = tmp + "/tree/" + chain
+            #expect(root.utf8.count > Int(PATH_MAX))
+            let walk = """
+                import os, sys
+                fd = os.open('/', os.O_RDONLY)
+                for name in sys.argv[1].strip('/').split('/'):
+                    nfd = os.open(name, os.O_RDONLY, dir_fd=fd); os.close(fd); fd = nfd
+                for top, dirs, files, dfd in os.fwalk('.', dir_fd=fd):
+                    for n in dirs + files:
+                        st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
+                        print(os.path.normpath(os.path.join(top, n)), st.st_size, st.st_ino)
+                """
+            func oracle() throws -> Set<String> {
+                Set(try Support.run(["/usr/bin/python3", "-c", walk, root]).text.split(separator: "\n").map(String.init))
+            }
+            func listed() throws -> Set<String> {
+                let objects = try Support.objects(try Support.evindex(["ls", root, "-R", "--json", "--db", db]).stdout)
+                return Set(
+                    objects.map { o in
+                        "\((o["path"] as? String ?? "").dropFirst(root.count + 1)) \(o["size"] as? Int ?? -1) \(o["inode"] as? Int ?? -1)"
+                    })
+            }
+            let first = try Support.evindex(["run", given, "--db", db, "--json"])
+            #expect(first.status == 0, "\(first.stderr.prefix(300))")
+            #expect(try Support.objects(first.stdout).first?["entries"] as? Int == 7)
+            let expected = try oracle()
+            #expect(try listed() == expected && expected.count == 7)
+            let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
+            #expect(runs.first?["root"] as? String == root, "the root is resolved through the symlink")
+            // A change at the bottom, then a rescan by the resolved path.
+            let grow =
+                "import os, sys\nfd = os.open('/', os.O_RDONLY)\nfor n in (sys.argv[1].strip('/') + '/a/one').split('/')[:-1]:\n    nfd = os.open(n, os.O_RDONLY, dir_fd=fd); os.close(fd); fd = nfd\ng = os.open('one', os.O_WRONLY | os.O_APPEND, dir_fd=fd); os.write(g, b'more'); os.close(g)\n"
+            #expect(try Support.run(["/usr/bin/python3", "-c", grow, root]).status == 0)
+            let again = try Support.evindex(["run", root, "--db", db, "--json"])
+            let updated = try Support.objects(again.stdout).first?["updated"] as? Int
+            #expect(again.status == 0 && updated ?? 0 >= 1, "\(again.stderr.prefix(300))")
+            let after = try oracle()
+            #expect(try listed() == after)
+            let du = try Support.objects(try Support.evindex(["du", root, "--depth", "0", "--json", "--db", db]).stdout).first ?? [:]
+            #expect(du["size"] as? Int == 3 + 14 + 2000 && du["files"] as? Int == 4 && du["dirs"] as? Int == 3, "\(du)")
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+        }
+    }
+
     /// 100,000 entries in one directory, and names of exactly NAME_MAX (255) bytes.
     @Test func wideDirectoryAndLongestNames() throws {
         try Support.withTemporaryDirectory { tmp in
