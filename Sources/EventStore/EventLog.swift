@@ -95,6 +95,7 @@ public final class EventLog: Sendable {
                 environment = try Environment(path: directory, options: options)
             }
         } catch let error as LMDBError {
+            if !options.readOnly, let full = StoreError.diskFullMessage(directory, error) { throw StoreError(.lmdb, full) }
             throw StoreError(
                 error == .invalid || error == .versionMismatch ? .notADatabase : .lmdb,
                 "\(directory) is not a usable evindex database: \(error.message)")
@@ -130,6 +131,7 @@ public final class EventLog: Sendable {
         } catch LMDBError.notFound {
             throw StoreError(.missing, "no evindex database at \(directory) (run `evindex run PATH` first)")
         } catch let error as LMDBError {
+            if create, let full = StoreError.diskFullMessage(directory, error) { throw StoreError(.lmdb, full) }
             throw StoreError(
                 error == .corrupted || error == .invalid ? .notADatabase : .lmdb,
                 "\(directory) is not a usable evindex database: \(error.message)")

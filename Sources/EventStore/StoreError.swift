@@ -1,6 +1,10 @@
 import Events
 internal import LMDB
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Why the event store could not be opened, read or written. Messages are one line and
 /// name the database directory.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
@@ -37,8 +41,26 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 extension StoreError {
     /// The one line for an LMDB failure that reached the top unwrapped ("database error:
     /// …"); nil for any other error. Callers above the store never see LMDB's types.
-    public static func databaseErrorMessage(_ error: any Error) -> String? {
+    public static func databaseErrorMessage(_ error: any Error, directory: String? = nil) -> String? {
         guard let error = error as? LMDBError else { return nil }
+        if let directory, let full = diskFullMessage(directory, error) { return full }
         return "database error: \(error.message)"
+    }
+
+    /// The line for a write that failed because the disk holding the database is full;
+    /// nil when it is not full. LMDB reports a short write as EIO ("Input/output error"),
+    /// so the disk itself is asked (under 1 MiB free), and the line says what the user
+    /// can act on.
+    public static func diskFullMessage(_ directory: String, _ error: any Error) -> String? {
+        let code = (error as? LMDBError)?.rawValue
+        guard code == ENOSPC || code == EDQUOT || isOnFullDisk(directory) else { return nil }
+        return "the disk holding \(directory) is full (\(error)); free some space and run the command again"
+    }
+
+    /// Whether the filesystem holding `directory` has (almost) no space left.
+    public static func isOnFullDisk(_ directory: String) -> Bool {
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return false }
+        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < 1 << 20
     }
 }

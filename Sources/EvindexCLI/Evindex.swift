@@ -44,6 +44,7 @@ struct Evindex: ParsableCommand {
 
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        var databaseDirectory: String?
         // The parser answers `help NAME` for any NAME with the overview, exit 0: a typo
         // in a script would pass unnoticed.
         if arguments.count >= 2, arguments[0] == "help", !arguments[1].hasPrefix("-"),
@@ -54,9 +55,10 @@ struct Evindex: ParsableCommand {
         }
         do {
             var command = try parseAsRoot()
+            databaseDirectory = (command as? any UsesDatabase)?.database.directory
             try command.run()
         } catch {
-            guard let failure = Self.failure(error) else {
+            guard let failure = Self.failure(error, databaseDirectory: databaseDirectory) else {
                 // The parser's own outcomes: --help and --version exit 0 through it.
                 let code = exitCode(for: error)
                 if code == .success || code == .failure { exit(withError: error) }
@@ -72,14 +74,14 @@ struct Evindex: ParsableCommand {
     /// Every error a command can end with, as its one line and exit code (the table in
     /// `--help`): 1 the job failed or the database is damaged, 2 bad usage or input. Nil
     /// for the argument parser's own errors.
-    static func failure(_ error: any Error) -> CommandFailure? {
+    static func failure(_ error: any Error, databaseDirectory: String? = nil) -> CommandFailure? {
         switch error {
         case let error as CommandFailure: error
         case let error as IndexError: CommandFailure(message: error.message, exitCode: error.code == .badRoot ? 2 : 1)
         case let error as StoreError:
             CommandFailure(message: error.message, exitCode: error.code == .lmdb || error.code == .corrupt ? 1 : 2)
         case is DecodeError, is ViewError: CommandFailure(message: "\(error)", exitCode: 1)
-        default: StoreError.databaseErrorMessage(error).map { CommandFailure(message: $0, exitCode: 1) }
+        default: StoreError.databaseErrorMessage(error, directory: databaseDirectory).map { CommandFailure(message: $0, exitCode: 1) }
         }
     }
 }
@@ -94,6 +96,25 @@ struct CommandFailure: Error {
     var message: String
     var exitCode: Int32 = 2
 }
+
+/// A command that reads or writes a database: its failures can name it.
+protocol UsesDatabase {
+    var database: DatabaseOption { get }
+}
+
+extension RunCommand: UsesDatabase {}
+extension LsCommand: UsesDatabase {}
+extension DuCommand: UsesDatabase {}
+extension FindCommand: UsesDatabase {}
+extension LogCommand: UsesDatabase {}
+extension RunsCommand: UsesDatabase {}
+extension ShowCommand: UsesDatabase {}
+extension DiffCommand: UsesDatabase {}
+extension ExportCommand: UsesDatabase {}
+extension ImportCommand: UsesDatabase {}
+extension ReplayCommand: UsesDatabase {}
+extension VerifyCommand: UsesDatabase {}
+extension WhyCommand: UsesDatabase {}
 
 /// Where the database is: `--db`, else `$EVINDEX_DB`, else the XDG data directory.
 struct DatabaseOption: ParsableArguments {

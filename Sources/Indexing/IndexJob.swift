@@ -224,7 +224,7 @@ public enum IndexJob {
             }
             thread.join()
             var message = "\(error)"
-            if isFull(options.databaseDirectory) {
+            if StoreError.isOnFullDisk(options.databaseDirectory) {
                 // LMDB reports a short write as EIO; say what the user can act on.
                 message = "the disk holding \(options.databaseDirectory) is full (\(error)); free some space and run again to resume"
             }
@@ -277,13 +277,6 @@ public enum IndexJob {
             throw IndexError(.badRoot, "cannot index \(shown): \(error)")
         }
         return resolved
-    }
-
-    /// Whether the filesystem holding `directory` has (almost) no space left.
-    static func isFull(_ directory: String) -> Bool {
-        var fs = statvfs()
-        guard statvfs(directory, &fs) == 0 else { return false }
-        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < 1 << 20
     }
 
     /// A deep tree holds one descriptor per level: allow as many as the hard limit.

@@ -67,6 +67,7 @@ package final class Environment: @unchecked Sendable {
             if options.noLock { flags |= UInt32(MDB_NOLOCK) }
             if options.noSync { flags |= UInt32(MDB_NOSYNC) }
             if options.noMetaSync { flags |= UInt32(MDB_NOMETASYNC) }
+            if !options.readOnly && !options.noLock { try reserveLockFile(path, maxReaders: options.maxReaders) }
             try check(mdb_env_open(env, path, flags, 0o644))
             // Another process may have grown the map: adopt the larger of the two.
             var info = MDB_envinfo()
@@ -76,6 +77,21 @@ package final class Environment: @unchecked Sendable {
             mdb_env_close(env)
             throw error
         }
+    }
+
+    /// Allocates the blocks of `lock.mdb` before LMDB maps it. LMDB sizes the lock file with
+    /// `ftruncate` and writes its header through the map: on a full disk (or a full tmpfs)
+    /// the file is a hole and that first write is a SIGBUS. Reserved here, a full disk is
+    /// ENOSPC instead, before anything is written. A filesystem without `fallocate` is left
+    /// to LMDB.
+    private static func reserveLockFile(_ directory: String, maxReaders: UInt32) throws(LMDBError) {
+        let fd = Glibc.open(directory + "/lock.mdb", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }  // LMDB reports it, in its words
+        defer { close(fd) }
+        // LMDB's size: a 64-byte slot per reader after a 128-byte header, in whole pages.
+        let bytes = (Int(maxReaders) * 64 + 128 + 4095) / 4096 * 4096
+        let rc = posix_fallocate(fd, 0, off_t(bytes))
+        if rc == ENOSPC || rc == EDQUOT { throw LMDBError(rawValue: rc) }
     }
 
     deinit {

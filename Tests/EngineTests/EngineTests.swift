@@ -312,6 +312,40 @@ struct EngineTests {
         }
     }
 
+    /// On a full disk, `verify`, `replay`, `import` and a first `run` into a new database
+    /// fail in one line saying the disk is full (they said "Input/output error", and a new
+    /// database's lock file was a SIGBUS); with space again all of them work.
+    @Test func fullDiskIsSaidByEveryWriter() throws {
+        guard getuid() == 0 else { return }
+        try Support.withTemporaryDirectory { tmp in
+            let root = tmp + "/tree", mnt = tmp + "/mnt", db = mnt + "/db", export = tmp + "/run1.ndjson"
+            try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+            try #require(try Support.run(["/bin/mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt]).status == 0)
+            defer { _ = try? Support.run(["/bin/umount", mnt]) }
+            try Support.makeTree(root, entries: 3_000, seed: 3)
+            #expect(try Support.evindex(["run", root, "--db", db]).status == 0)
+            let exported = try Support.evindex(["export", "1", "--db", db])
+            try exported.stdout.write(to: URL(fileURLWithPath: export))
+            _ = try Support.run(["/bin/dd", "if=/dev/zero", "of=" + mnt + "/fill", "bs=4k"])
+            let writers: [[String]] = [
+                ["verify", "--db", db], ["verify", "--json", "--db", db], ["replay", "--db", db], ["replay", "--from-scratch", "--db", db],
+                ["import", export, "--db", mnt + "/new"], ["run", root, "--db", mnt + "/other"],
+            ]
+            for command in writers {
+                let r = try Support.evindex(command)
+                #expect(r.status == 1, "\(command): exit \(r.status)")
+                #expect(
+                    r.stderr.hasPrefix("evindex: ") && r.stderr.contains("is full") && r.stderr.split(separator: "\n").count == 1,
+                    "\(command): \(r.stderr.prefix(400))")
+            }
+            #expect(try Support.evindex(["ls", root, "--db", db]).status == 0, "the database stays readable")
+            try FileManager.default.removeItem(atPath: mnt + "/fill")
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+            #expect(try Support.evindex(["import", export, "--db", mnt + "/new"]).status == 0)
+            #expect(try Support.evindex(["verify", "--db", mnt + "/new"]).status == 0)
+        }
+    }
+
     /// Files that are not an LMDB database, or a truncated one, are refused in one line.
     /// "cut short" (8,292 bytes) and "halved" crashed every command with SIGBUS before
     /// the meta pages were checked against the file's size (issue 21, section 2).

@@ -39,7 +39,7 @@ struct VerifyCommand: ParsableCommand {
             try check()
         } catch {
             // A script reads the verdict from stdout; the one line still goes to stderr.
-            if json, let failure = Evindex.failure(error) {
+            if json, let failure = Evindex.failure(error, databaseDirectory: database.directory) {
                 var out = Output()
                 out.object {
                     $0.add("sound", false)
