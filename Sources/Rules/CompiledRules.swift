@@ -8,7 +8,8 @@ public final class CompiledRules: Sendable {
     let accepts: GlobSet
     let requireChildren: [[UInt8]]
     let rejectIfChildren: [[UInt8]]
-    let globalExcludes: IgnoreFile?
+    /// The global git config files that exist, read once: path and text.
+    let globalConfigs: [(path: [UInt8], text: [UInt8])]
     let environment: [String: String]
 
     /// - Parameters:
@@ -23,13 +24,7 @@ public final class CompiledRules: Sendable {
         accepts = GlobSet(ruleSet.acceptGlobs)
         requireChildren = ruleSet.requireChildren.map { Array($0.utf8) }
         rejectIfChildren = ruleSet.rejectIfChildren.map { Array($0.utf8) }
-        if ruleSet.gitignore, let path = GitConfig.excludesFile(environment: environment, readFile: readFile),
-            let contents = readFile(path)
-        {
-            globalExcludes = IgnoreFile(source: path, base: [], contents: contents)
-        } else {
-            globalExcludes = nil
-        }
+        globalConfigs = ruleSet.gitignore ? GitConfig.globalFiles(environment: environment).compactMap { p in readFile(p).map { (p, $0) } } : []
     }
 
     /// Whether any rule needs the child-directory probe.
@@ -43,7 +38,11 @@ public final class CompiledRules: Sendable {
     ///
     /// - Parameters:
     ///   - isDirectory: whether an absolute path is a directory (for `.git` and required children).
-    public func rootContext(isDirectory: ([UInt8]) -> Bool, exists: ([UInt8]) -> Bool, readFile: ([UInt8]) -> [UInt8]?) -> DirectoryRules {
+    ///   - readFile: reads a file by absolute path, following a symlink at its end when
+    ///     told to (git does for a repository's own files, not for `.gitignore`).
+    public func rootContext(
+        isDirectory: ([UInt8]) -> Bool, exists: ([UInt8]) -> Bool, readFile: (_ path: [UInt8], _ followingSymlink: Bool) -> [UInt8]?
+    ) -> DirectoryRules {
         var context = DirectoryRules(depth: 0, relativePath: [], git: nil, filesAccepted: requireChildren.isEmpty)
         if !requireChildren.isEmpty {
             context.filesAccepted = requireChildren.allSatisfy { isDirectory(root + [UInt8(ascii: "/")] + $0) }
@@ -56,29 +55,35 @@ public final class CompiledRules: Sendable {
             path = slash == 0 ? [UInt8(ascii: "/")] : Array(path[..<slash])
             ancestors.append(path)
         }
+        // `.git` a directory, or a symlink to one (looked through), or a `gitdir:` file.
         func isRepository(_ dir: [UInt8]) -> Bool {
             let git = join(dir, Self.dotGit)
-            if isDirectory(git) {
-                return exists(join(git, Array("HEAD".utf8))) && isDirectory(join(git, Array("objects".utf8)))
-                    && isDirectory(join(git, Array("refs".utf8)))
+            if exists(join(git, Array("HEAD".utf8))) && isDirectory(join(git, Array("objects".utf8)))
+                && isDirectory(join(git, Array("refs".utf8)))
+            {
+                return true
             }
-            return readFile(git).map { $0.starts(with: Self.gitdirPrefix) } ?? false
+            return readFile(git, false).map { $0.starts(with: Self.gitdirPrefix) } ?? false
         }
+        // A root that is itself the top of a work tree has its own rules, whatever a
+        // repository around it ignores (git asks the nearest repository): its listing
+        // brings them.
+        if isRepository(root) { return context }
         guard let topIndex = ancestors.firstIndex(where: isRepository) else { return context }
         let top = ancestors[topIndex]
-        let readBelowTop = { (p: [UInt8]) in readFile(p.first == UInt8(ascii: "/") ? p : join(top, p)) }
+        let readBelowTop = { (p: [UInt8], follow: Bool) in readFile(p.first == UInt8(ascii: "/") ? p : join(top, p), follow) }
         var frame = GitFrame(tree: workTree(top: top, read: readBelowTop), pathInTree: [], file: nil, parent: nil)
         frame = frame.with(file: ignoreFile(in: top, pathInTree: [], read: readFile))
         // Down from the top to the root's parent, then the root itself (read at its
         // listing). A directory on the way that git ignores makes the whole root ignored.
         for dir in ancestors[..<topIndex].reversed() + [root] {
             let pathInTree = Array(dir[(top == [UInt8(ascii: "/")] ? 1 : top.count + 1)...])
-            if context.ignoredRoot == nil {
+            if context.ignoredDirectory == nil {
                 let name = Array(dir[(dir.lastIndex(of: UInt8(ascii: "/"))! + 1)...])
                 if name == Self.dotGit {
-                    context.ignoredRoot = Self.gitsOwnData
+                    context.ignoredDirectory = Self.gitsOwnData
                 } else if let (file, pattern) = name.withUnsafeBytes({ frame.lastMatch(name: $0, isDirectory: true) }), !pattern.negated {
-                    context.ignoredRoot = Self.rule(file, pattern)
+                    context.ignoredDirectory = Self.rule(file, pattern)
                 }
             }
             frame = GitFrame(tree: frame.tree, pathInTree: pathInTree, file: nil, parent: frame)
@@ -88,20 +93,20 @@ public final class CompiledRules: Sendable {
         return context
     }
 
-    private func ignoreFile(in dir: [UInt8], pathInTree: [UInt8], read: ([UInt8]) -> [UInt8]?) -> IgnoreFile? {
+    private func ignoreFile(in dir: [UInt8], pathInTree: [UInt8], read: ([UInt8], Bool) -> [UInt8]?) -> IgnoreFile? {
         let source = join(dir, Array(".gitignore".utf8))
-        guard let contents = read(source) else { return nil }
+        guard let contents = read(source, false) else { return nil }
         return IgnoreFile(source: source, base: pathInTree, contents: contents)
     }
 
     /// The files that apply everywhere in the work tree whose top is `top`.
     ///
     /// - Parameter read: reads a path relative to the top (or an absolute one).
-    private func workTree(top: [UInt8], read: ([UInt8]) -> [UInt8]?) -> GitWorkTree {
+    private func workTree(top: [UInt8], read: ([UInt8], Bool) -> [UInt8]?) -> GitWorkTree {
         // `.git` is the repository, or (worktrees, submodules) a file naming it; a linked
         // worktree shares its main repository's info/exclude and config (`commondir`).
         var gitDir = Self.dotGit
-        if let pointer = read(Self.dotGit), pointer.starts(with: Self.gitdirPrefix) {
+        if let pointer = read(Self.dotGit, false), pointer.starts(with: Self.gitdirPrefix) {
             var target = Array(pointer.dropFirst(Self.gitdirPrefix.count))
             while let last = target.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") || last == UInt8(ascii: " ") {
                 target.removeLast()
@@ -109,25 +114,34 @@ public final class CompiledRules: Sendable {
             gitDir = target
         }
         var commonDir = gitDir
-        if var common = read(join(gitDir, Array("commondir".utf8))) {
+        if var common = read(join(gitDir, Array("commondir".utf8)), true) {
             while let last = common.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { common.removeLast() }
             commonDir = common.first == UInt8(ascii: "/") ? common : join(gitDir, common)
         }
         commonDir = normalized(commonDir)
         func absolute(_ p: [UInt8]) -> [UInt8] { p.first == UInt8(ascii: "/") ? p : join(top, p) }
+        // The user's config, then the repository's: the last `core.excludesFile` wins.
+        var config = GitConfig()
+        let repositoryDirectory = normalized(absolute(gitDir))
+        for global in globalConfigs {
+            config.read(global.text, source: global.path, gitDir: repositoryDirectory, environment: environment, readFile: { read($0, true) })
+        }
+        let configPath = absolute(join(commonDir, Array("config".utf8)))
+        if let local = read(configPath, true) {
+            config.read(local, source: configPath, gitDir: repositoryDirectory, environment: environment, readFile: { read($0, true) })
+        }
         var files: [IgnoreFile] = []
-        // A repository's own config may name another excludes file (relative to the top);
-        // then the user's is not read.
-        if let local = read(join(commonDir, Array("config".utf8))), let path = GitConfig.excludesFile(in: local, environment: environment) {
-            if let contents = read(path) { files.append(IgnoreFile(source: absolute(path), base: [], contents: contents)) }
-        } else if let globalExcludes {
-            files.append(globalExcludes)
+        if let path = config.excludesFile ?? GitConfig.defaultExcludesFile(environment: environment), !path.isEmpty,
+            let contents = read(path, true)
+        {
+            files.append(IgnoreFile(source: absolute(path), base: [], contents: contents))
         }
         let exclude = join(commonDir, Array("info/exclude".utf8))
-        if let info = read(exclude) {
+        if let info = read(exclude, true) {
             files.append(IgnoreFile(source: absolute(exclude), base: [], contents: info))
         }
-        return GitWorkTree(top: top, repositoryFiles: files)
+        let tracked = read(join(gitDir, Array("index".utf8)), true).flatMap(TrackedPaths.init(index:))
+        return GitWorkTree(top: top, repositoryFiles: files, ignoreCase: config.ignoreCase, tracked: tracked)
     }
 
     static let gitdirPrefix = Array("gitdir: ".utf8)
@@ -145,13 +159,16 @@ public final class CompiledRules: Sendable {
     ///     `objects` and `refs`, or a `gitdir:` file), as git requires of a work tree's top.
     ///   - hasIgnoreFile: the listing holds a regular file named `.gitignore`.
     ///   - read: reads a file by a path relative to this directory (or an absolute one).
-    public func enter(_ context: inout DirectoryRules, hasGit: Bool, hasIgnoreFile: Bool, read: ([UInt8]) -> [UInt8]?) {
+    public func enter(
+        _ context: inout DirectoryRules, hasGit: Bool, hasIgnoreFile: Bool, read: (_ path: [UInt8], _ followingSymlink: Bool) -> [UInt8]?
+    ) {
         guard ruleSet.gitignore else { return }
         let here = absolutePath(of: context)
         if hasGit {
             context.git = GitFrame(tree: workTree(top: here, read: read), pathInTree: [], file: nil, parent: nil)
+            context.ignoredDirectory = nil
         }
-        guard let frame = context.git, hasIgnoreFile, let contents = read(Array(".gitignore".utf8)) else { return }
+        guard let frame = context.git, hasIgnoreFile, let contents = read(Array(".gitignore".utf8), false) else { return }
         context.git = frame.with(file: IgnoreFile(source: join(here, Array(".gitignore".utf8)), base: frame.pathInTree, contents: contents))
     }
 
@@ -161,10 +178,18 @@ public final class CompiledRules: Sendable {
         child.depth += 1
         child.relativePath = context.relativePath.isEmpty ? Array(name) : context.relativePath + [UInt8(ascii: "/")] + Array(name)
         child.filesAccepted = filesAccepted
-        child.ignoredRoot = nil
+        child.ignoredDirectory = nil
         if let git = context.git {
             let path = git.pathInTree.isEmpty ? Array(name) : git.pathInTree + [UInt8(ascii: "/")] + Array(name)
             child.git = GitFrame(tree: git.tree, pathInTree: path, file: nil, parent: git.file == nil ? git.parent ?? git : git)
+            // Entered though ignored: only for what the index tracks below it.
+            if git.tree.tracked != nil {
+                if let why = context.ignoredDirectory {
+                    child.ignoredDirectory = why
+                } else if let (file, pattern) = git.lastMatch(name: name, isDirectory: true), !pattern.negated {
+                    child.ignoredDirectory = Self.rule(file, pattern)
+                }
+            }
         }
         return child
     }
@@ -180,8 +205,8 @@ public final class CompiledRules: Sendable {
         hasChildDirectory: ([UInt8]) -> Bool
     ) -> Verdict {
         // Rejections first, in a fixed order: the first that applies names the rejection.
-        if context.git != nil {
-            if let why = context.ignoredRoot { return .rejected(why) }
+        if let git = context.git {
+            if let why = context.ignoredDirectory, !git.isTracked(name: name, isDirectory: isDirectory) { return .rejected(why) }
             if name.elementsEqual(Self.dotGit) { return .rejected(Self.gitsOwnData) }
         }
         if !rejects.isEmpty, let glob = rejects.firstMatch(name: name, relativeTo: context.relativePath, root: root) {
@@ -195,7 +220,9 @@ public final class CompiledRules: Sendable {
                 return .rejected("reject-if-child \(String(decoding: child, as: UTF8.self))")
             }
         }
-        if let git = context.git, let (file, pattern) = git.lastMatch(name: name, isDirectory: isDirectory), !pattern.negated {
+        if let git = context.git, let (file, pattern) = git.lastMatch(name: name, isDirectory: isDirectory), !pattern.negated,
+            !git.isTracked(name: name, isDirectory: isDirectory)
+        {
             return .rejected(Self.rule(file, pattern))
         }
         if isDirectory {
@@ -241,16 +268,28 @@ public struct DirectoryRules: Sendable {
     var git: GitFrame?
     /// The child-directory rules accept files here.
     var filesAccepted: Bool
-    /// At the root only: git ignores the root (a directory between the top of its work
-    /// tree and it is ignored), so every entry is rejected by this rule.
-    var ignoredRoot: String?
+    /// Git ignores this directory (at the root: a directory between the top of its work
+    /// tree and it), which is entered only for what the index tracks in it: every other
+    /// entry is rejected by this rule.
+    var ignoredDirectory: String?
 }
 
-/// A git work tree: its top and the files that apply everywhere in it (lowest priority first).
+/// A git work tree: its top, the files that apply everywhere in it (lowest priority
+/// first), whether its patterns ignore case, and what its index tracks.
 final class GitWorkTree: Sendable {
     let top: [UInt8]
     let repositoryFiles: [IgnoreFile]
-    init(top: [UInt8], repositoryFiles: [IgnoreFile]) { self.top = top; self.repositoryFiles = repositoryFiles }
+    /// `core.ignoreCase`.
+    let ignoreCase: Bool
+    /// Nil without an index (or with none this reader knows).
+    let tracked: TrackedPaths?
+
+    init(top: [UInt8], repositoryFiles: [IgnoreFile], ignoreCase: Bool = false, tracked: TrackedPaths? = nil) {
+        self.top = top
+        self.repositoryFiles = repositoryFiles
+        self.ignoreCase = ignoreCase
+        self.tracked = tracked.flatMap { $0.isEmpty ? nil : $0 }
+    }
 }
 
 /// One directory of a work tree and its `.gitignore`; `parent` leads to the top.
@@ -280,16 +319,29 @@ final class GitFrame: Sendable {
         let nameStart = path.count
         path.append(contentsOf: name)
         return path.withUnsafeBytes { p -> (IgnoreFile, IgnorePattern)? in
+            let ignoreCase = tree.ignoreCase
             var frame: GitFrame? = self
             while let f = frame {
-                if let file = f.file, let m = file.lastMatch(path: p, nameStart: nameStart, isDirectory: isDirectory) { return (file, m) }
+                if let file = f.file, let m = file.lastMatch(path: p, nameStart: nameStart, isDirectory: isDirectory, ignoreCase: ignoreCase) {
+                    return (file, m)
+                }
                 frame = f.parent
             }
             for file in tree.repositoryFiles.reversed() {
-                if let m = file.lastMatch(path: p, nameStart: nameStart, isDirectory: isDirectory) { return (file, m) }
+                if let m = file.lastMatch(path: p, nameStart: nameStart, isDirectory: isDirectory, ignoreCase: ignoreCase) { return (file, m) }
             }
             return nil
         }
+    }
+
+    /// Whether the entry `name` of this directory is tracked (a file in the index, or a
+    /// directory holding one): git's ignore rules do not apply to it.
+    func isTracked(name: UnsafeRawBufferPointer, isDirectory: Bool) -> Bool {
+        guard let tracked = tree.tracked else { return false }
+        var path = pathInTree
+        if !path.isEmpty { path.append(UInt8(ascii: "/")) }
+        path.append(contentsOf: name)
+        return tracked.contains(path, isDirectory: isDirectory)
     }
 }
 

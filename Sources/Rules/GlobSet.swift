@@ -91,57 +91,6 @@ func fnv1a<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 {
     return h
 }
 
-/// Where git finds the user's excludes file: `core.excludesFile` in the global config
-/// (`$GIT_CONFIG_GLOBAL`, else `$XDG_CONFIG_HOME/git/config` then `~/.gitconfig`, the later
-/// winning), else `$XDG_CONFIG_HOME/git/ignore` (`~/.config/git/ignore`).
-enum GitConfig {
-    static func excludesFile(environment: [String: String], readFile: ([UInt8]) -> [UInt8]?) -> [UInt8]? {
-        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 }
-        let xdg = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home.map { $0 + "/.config" }
-        var configs: [String] = []
-        if let global = environment["GIT_CONFIG_GLOBAL"], !global.isEmpty {
-            configs = [global]
-        } else {
-            if let xdg { configs.append(xdg + "/git/config") }
-            if let home { configs.append(home + "/.gitconfig") }
-        }
-        var found: [UInt8]?
-        for config in configs {
-            if let text = readFile(Array(config.utf8)), let value = excludesFile(in: text, environment: environment) { found = value }
-        }
-        if let found { return found }
-        return xdg.map { Array(($0 + "/git/ignore").utf8) }
-    }
-
-    /// `core.excludesFile` in one config file's text (the last one set), `~/` expanded.
-    static func excludesFile(in text: [UInt8], environment: [String: String]) -> [UInt8]? {
-        var inCore = false
-        var value: [UInt8]?
-        for rawLine in text.split(separator: UInt8(ascii: "\n")) {
-            var line = String(decoding: rawLine, as: UTF8.self)
-            line = String(line.drop(while: { $0 == " " || $0 == "\t" }))
-            if line.hasPrefix("[") {
-                let section = line.dropFirst().prefix(while: { $0 != "]" && $0 != " " && $0 != "\"" })
-                inCore = section.lowercased() == "core"
-                continue
-            }
-            guard inCore, let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq].trimmingBlanks().lowercased()
-            guard key == "excludesfile" else { continue }
-            var v = line[line.index(after: eq)...].trimmingBlanks()
-            if v.hasPrefix("\""), let close = v.dropFirst().firstIndex(of: "\"") {
-                v = String(v[v.index(after: v.startIndex)..<close])
-            } else if let comment = v.firstIndex(where: { $0 == ";" || $0 == "#" }) {
-                // An unquoted ';' or '#' starts a comment.
-                v = v[..<comment].trimmingBlanks()
-            }
-            if v.hasPrefix("~/"), let home = environment["HOME"] { v = home + v.dropFirst() }
-            value = v.isEmpty ? nil : Array(v.utf8)
-        }
-        return value
-    }
-}
-
 extension StringProtocol {
     func trimmingBlanks() -> String {
         var s = Substring(self)

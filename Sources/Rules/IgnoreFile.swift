@@ -40,7 +40,8 @@ public final class IgnoreFile: Sendable {
     public var isEmpty: Bool { patterns.isEmpty }
 
     /// Parses `contents` as git does: a UTF-8 BOM is skipped, lines end at `\n` (a `\r`
-    /// before it is dropped), `#` starts a comment, unescaped trailing spaces are trimmed.
+    /// before it is dropped), `#` starts a comment, a NUL ends the line's pattern (git reads
+    /// each line as a C string), unescaped trailing spaces are trimmed.
     public init(source: [UInt8], base: [UInt8], contents: [UInt8]) {
         self.source = source
         self.base = base
@@ -55,7 +56,8 @@ public final class IgnoreFile: Sendable {
                 var end = i
                 if end > start && contents[end - 1] == UInt8(ascii: "\r") { end -= 1 }
                 if end > start && contents[start] != UInt8(ascii: "#") {
-                    let raw = Array(contents[start..<end])
+                    var raw = Array(contents[start..<end])
+                    if let nul = raw.firstIndex(of: 0) { raw.removeSubrange(nul...) }
                     if let p = Self.parse(raw, line: lineNumber) { patterns.append(p) }
                 }
                 start = i + 1
@@ -68,9 +70,9 @@ public final class IgnoreFile: Sendable {
         var others: [Int] = []
         for (index, p) in patterns.enumerated() {
             if p.basenameOnly && p.literal {
-                literalNames[fnv1a(p.glob), default: []].append(index)
+                literalNames[foldedHash(p.glob), default: []].append(index)
             } else if p.basenameOnly, let s = p.suffix, let last = s.last {
-                suffixes[last, default: []].append(index)
+                suffixes[folded(last), default: []].append(index)
             } else {
                 others.append(index)
             }
@@ -139,28 +141,29 @@ public final class IgnoreFile: Sendable {
     /// - Parameters:
     ///   - path: the entry's path relative to the work tree's top.
     ///   - nameStart: where its last component starts in `path`.
-    func lastMatch(path: UnsafeRawBufferPointer, nameStart: Int, isDirectory: Bool) -> IgnorePattern? {
+    ///   - ignoreCase: `core.ignoreCase`: ASCII letters compare in either case.
+    func lastMatch(path: UnsafeRawBufferPointer, nameStart: Int, isDirectory: Bool, ignoreCase: Bool = false) -> IgnorePattern? {
         let name = UnsafeRawBufferPointer(rebasing: path[nameStart...])
         var best = -1
-        if !literalNames.isEmpty, let hits = literalNames[fnv1a(name)] {
-            for i in hits.reversed() where i > best && (!patterns[i].directoryOnly || isDirectory) && patterns[i].glob.elementsEqual(name) {
+        if !literalNames.isEmpty, let hits = literalNames[foldedHash(name)] {
+            for i in hits.reversed() where i > best && (!patterns[i].directoryOnly || isDirectory) && same(patterns[i].glob, name, ignoreCase) {
                 best = i
                 break
             }
         }
-        if let last = name.last, let hits = suffixesByLastByte[last] {
+        if let last = name.last, let hits = suffixesByLastByte[folded(last)] {
             for i in hits.reversed() where i > best {
                 let p = patterns[i]
                 if p.directoryOnly && !isDirectory { continue }
                 let s = p.suffix!
-                if name.count >= s.count && name.suffix(s.count).elementsEqual(s) {
+                if name.count >= s.count && same(s, UnsafeRawBufferPointer(rebasing: name[(name.count - s.count)...]), ignoreCase) {
                     best = i
                     break
                 }
             }
         }
         for i in others.reversed() where i > best {
-            if matches(patterns[i], path: path, name: name, isDirectory: isDirectory) {
+            if matches(patterns[i], path: path, name: name, isDirectory: isDirectory, ignoreCase: ignoreCase) {
                 best = i
                 break
             }
@@ -168,11 +171,13 @@ public final class IgnoreFile: Sendable {
         return best >= 0 ? patterns[best] : nil
     }
 
-    private func matches(_ p: IgnorePattern, path: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, isDirectory: Bool) -> Bool {
+    private func matches(
+        _ p: IgnorePattern, path: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, isDirectory: Bool, ignoreCase: Bool
+    ) -> Bool {
         if p.directoryOnly && !isDirectory { return false }
         return p.glob.withUnsafeBytes { glob in
             if p.basenameOnly {
-                return Wildmatch.matches(glob, name, pathname: false)
+                return Wildmatch.matches(glob, name, pathname: false, casefold: ignoreCase)
             }
             // Anchored at the file's directory: the path must lie below it.
             var rest = path
@@ -183,15 +188,33 @@ public final class IgnoreFile: Sendable {
                 rest = UnsafeRawBufferPointer(rebasing: path[(base.count + 1)...])
             }
             let prefix = p.literalPrefix
-            guard prefix > 0 else { return Wildmatch.matches(glob, rest, pathname: true) }
+            guard prefix > 0 else { return Wildmatch.matches(glob, rest, pathname: true, casefold: ignoreCase) }
             guard rest.count >= prefix,
-                memcmpEqual(UnsafeRawBufferPointer(rebasing: glob[..<prefix]), UnsafeRawBufferPointer(rebasing: rest[..<prefix]))
+                same(UnsafeRawBufferPointer(rebasing: glob[..<prefix]), UnsafeRawBufferPointer(rebasing: rest[..<prefix]), ignoreCase)
             else { return false }
             if prefix == glob.count { return rest.count == prefix }
             return Wildmatch.matches(
-                UnsafeRawBufferPointer(rebasing: glob[prefix...]), UnsafeRawBufferPointer(rebasing: rest[prefix...]), pathname: true)
+                UnsafeRawBufferPointer(rebasing: glob[prefix...]), UnsafeRawBufferPointer(rebasing: rest[prefix...]), pathname: true,
+                casefold: ignoreCase)
         }
     }
+}
+
+/// An ASCII upper-case letter lowered: literal names and suffixes are found by their
+/// folded form, then compared exactly or, with `core.ignoreCase`, folded.
+@inline(__always)
+func folded(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+
+@inline(__always)
+func foldedHash<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in bytes { h = (h ^ UInt64(folded(b))) &* 0x100_0000_01b3 }
+    return h
+}
+
+@inline(__always)
+func same<A: Collection, B: Collection>(_ a: A, _ b: B, _ ignoreCase: Bool) -> Bool where A.Element == UInt8, B.Element == UInt8 {
+    ignoreCase ? a.count == b.count && zip(a, b).allSatisfy { folded($0) == folded($1) } : a.elementsEqual(b)
 }
 
 @inline(__always)

@@ -4,17 +4,24 @@
 /// `*` matches any run of bytes but `/` (when `pathname` is set), `?` one byte but `/`,
 /// `[...]` a class (`!` or `^` negates, ranges, `[:alpha:]` and the other POSIX names,
 /// `\` escapes), `\x` the byte x. With `pathname`, `**` between slashes (or at either end)
-/// matches any number of directories, zero included; elsewhere it is a `*`.
+/// matches any number of directories, zero included; elsewhere it is a `*`. With
+/// `casefold` (git's `WM_CASEFOLD`, for `core.ignoreCase`), an upper-case byte of the text
+/// or the pattern is lowered before they are compared, exactly where git lowers it: a
+/// range also takes the text's upper-case form, `[:upper:]` takes lower case, and a
+/// class member or escaped byte is compared as written.
 package enum Wildmatch {
     private enum Outcome { case match, noMatch, abortAll, abortToStarStar }
 
-    package static func matches(_ pattern: UnsafeRawBufferPointer, _ text: UnsafeRawBufferPointer, pathname: Bool) -> Bool {
-        dowild(pattern, 0, text, 0, pathname) == .match
+    package static func matches(_ pattern: UnsafeRawBufferPointer, _ text: UnsafeRawBufferPointer, pathname: Bool, casefold: Bool = false) -> Bool {
+        dowild(pattern, 0, text, 0, pathname, casefold) == .match
     }
 
-    package static func matches(_ pattern: [UInt8], _ text: [UInt8], pathname: Bool) -> Bool {
-        pattern.withUnsafeBytes { p in text.withUnsafeBytes { t in matches(p, t, pathname: pathname) } }
+    package static func matches(_ pattern: [UInt8], _ text: [UInt8], pathname: Bool, casefold: Bool = false) -> Bool {
+        pattern.withUnsafeBytes { p in text.withUnsafeBytes { t in matches(p, t, pathname: pathname, casefold: casefold) } }
     }
+
+    @inline(__always) private static func isUpper(_ c: UInt8) -> Bool { c >= 0x41 && c <= 0x5A }
+    @inline(__always) private static func isLower(_ c: UInt8) -> Bool { c >= 0x61 && c <= 0x7A }
 
     private static let slash = UInt8(ascii: "/")
     private static let backslash = UInt8(ascii: "\\")
@@ -22,14 +29,18 @@ package enum Wildmatch {
 
     private static func dowild(
         _ p: UnsafeRawBufferPointer, _ pStart: Int, _ t: UnsafeRawBufferPointer, _ tStart: Int,
-        _ pathname: Bool
+        _ pathname: Bool, _ casefold: Bool
     ) -> Outcome {
         var pi = pStart
         var ti = tStart
         while pi < p.count {
             var pc = p[pi]
             if ti >= t.count && pc != star { return .abortAll }
-            let tc: UInt8 = ti < t.count ? t[ti] : 0
+            var tc: UInt8 = ti < t.count ? t[ti] : 0
+            if casefold {
+                if isUpper(tc) { tc |= 0x20 }
+                if isUpper(pc) { pc |= 0x20 }
+            }
             switch pc {
             case backslash:
                 // A trailing backslash matches nothing.
@@ -53,7 +64,7 @@ package enum Wildmatch {
                         matchSlash = true
                     } else if atStart && atEnd {
                         // "**/" also matches no directory at all.
-                        if pi < p.count && p[pi] == slash && dowild(p, pi + 1, t, ti, pathname) == .match { return .match }
+                        if pi < p.count && p[pi] == slash && dowild(p, pi + 1, t, ti, pathname, casefold) == .match { return .match }
                         matchSlash = true
                     } else {
                         matchSlash = false
@@ -78,7 +89,7 @@ package enum Wildmatch {
                 }
                 while true {
                     if ti >= t.count { break }
-                    let r = dowild(p, pi, t, ti, pathname)
+                    let r = dowild(p, pi, t, ti, pathname, casefold)
                     if r != .noMatch {
                         if !matchSlash || r != .abortToStarStar { return r }
                     } else if !matchSlash && t[ti] == slash {
@@ -116,7 +127,11 @@ package enum Wildmatch {
                             guard pi < p.count else { return .abortAll }
                             hi = p[pi]
                         }
-                        if tc <= hi && tc >= prev { matched = true }
+                        if tc <= hi && tc >= prev {
+                            matched = true
+                        } else if casefold && isLower(tc), tc & ~0x20 <= hi && tc & ~0x20 >= prev {
+                            matched = true
+                        }
                         c = 0  // a range does not start another range
                     } else if c == UInt8(ascii: "[") && pi + 1 < p.count && p[pi + 1] == UInt8(ascii: ":") {
                         var end = pi + 2
@@ -129,7 +144,7 @@ package enum Wildmatch {
                         } else {
                             let name = Array(p[(pi + 2)..<nameEnd])
                             guard let member = posixClass(name) else { return .abortAll }
-                            if member(tc) { matched = true }
+                            if member(tc) || (casefold && name == Array("upper".utf8) && isLower(tc)) { matched = true }
                             pi = end
                             c = 0
                         }

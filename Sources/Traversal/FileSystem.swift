@@ -107,6 +107,9 @@ public protocol FileSystem: Sendable {
     /// The contents of the regular file `name` (a path relative to `directory`), not
     /// following a symlink at its end: how `.gitignore` files are read.
     func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8]
+    /// The same, following a symlink at its end: how git reads a repository's own files
+    /// (`info/exclude`, `config`, the excludes file a config names).
+    func readFileFollowingSymlink(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8]
     /// `lstat` of an absolute path. Only the rules' look above the root (the top of the git
     /// work tree the root lies in, the ignore files on the way down) asks for one, once per
     /// walk, before the walk reads anything.
@@ -120,6 +123,13 @@ extension FileSystem {
     public func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
         // O_NONBLOCK: a FIFO planted where a file is expected must not hang the walk.
         let fd = openat(directory.fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        if fd < 0 { throw Errno.current }
+        defer { Glibc.close(fd) }
+        return try readAll(fd)
+    }
+
+    public func readFileFollowingSymlink(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
+        let fd = openat(directory.fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 { throw Errno.current }
         defer { Glibc.close(fd) }
         return try readAll(fd)

@@ -40,10 +40,10 @@ struct WalkRules<FS: FileSystem>: Sendable {
                     if e.stat.isRegularFile && n.elementsEqual(dotGitignoreName) { hasIgnoreFile = true }
                 }
                 if hasGit || hasIgnoreFile {
-                    rules.enter(&ctx, hasGit: hasGit, hasIgnoreFile: hasIgnoreFile) { relative in
+                    rules.enter(&ctx, hasGit: hasGit, hasIgnoreFile: hasIgnoreFile) { relative, follow in
                         (relative + [0]).withUnsafeBufferPointer { p in
                             readRulesFile(
-                                handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self),
+                                handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), following: follow,
                                 outOfDescriptors: &outOfDescriptors)
                         }
                     }
@@ -77,9 +77,11 @@ struct WalkRules<FS: FileSystem>: Sendable {
 
     /// A `.gitignore`, `info/exclude` or `.git` file; nil when it cannot be read (git
     /// ignores what it cannot read too), noting when that was for lack of descriptors.
-    private func readRulesFile(_ handle: DirectoryHandle, _ path: UnsafePointer<CChar>, outOfDescriptors: inout Bool) -> [UInt8]? {
+    private func readRulesFile(
+        _ handle: DirectoryHandle, _ path: UnsafePointer<CChar>, following: Bool = false, outOfDescriptors: inout Bool
+    ) -> [UInt8]? {
         do {
-            return try fs.readFile(handle, path)
+            return try following ? fs.readFileFollowingSymlink(handle, path) : fs.readFile(handle, path)
         } catch {
             if error.rawValue == EMFILE || error.rawValue == ENFILE { outOfDescriptors = true }
             return nil
@@ -87,8 +89,8 @@ struct WalkRules<FS: FileSystem>: Sendable {
     }
 
     /// Whether the entry `.git` of this directory is a repository, as git requires of the
-    /// top of a work tree: a directory with `HEAD`, `objects/` and `refs/`, or a file
-    /// `gitdir: PATH` (worktrees, submodules).
+    /// top of a work tree: a directory (or a symlink to one) with `HEAD`, `objects/` and
+    /// `refs/`, or a file `gitdir: PATH` (worktrees, submodules).
     private func isRepository(_ st: EntryStat, _ handle: DirectoryHandle, outOfDescriptors: inout Bool) -> Bool {
         func probe(_ path: String, directory: Bool) -> Bool {
             path.withCString { p in
@@ -96,7 +98,7 @@ struct WalkRules<FS: FileSystem>: Sendable {
                 return directory ? found.isDirectory : true
             }
         }
-        if st.isDirectory {
+        if st.isDirectory || st.isSymlink {
             return probe(".git/HEAD", directory: false) && probe(".git/objects", directory: true) && probe(".git/refs", directory: true)
         }
         guard st.isRegularFile,
@@ -115,9 +117,10 @@ struct WalkRules<FS: FileSystem>: Sendable {
         withCString(path) { (try? fs.stat(atPath: $0)) != nil }
     }
 
-    /// Not following a symlink at the end of the path, as git does for `.gitignore` files.
-    private func readFile(_ path: [UInt8]) -> [UInt8]? {
-        withCString(path) { try? fs.readFile(atPath: $0) }
+    /// Not following a symlink at the end of the path, as git does for `.gitignore` files;
+    /// following it for a repository's own files.
+    private func readFile(_ path: [UInt8], following: Bool) -> [UInt8]? {
+        withCString(path) { p in following ? try? fs.readFileFollowingSymlink(DirectoryHandle(fd: AT_FDCWD), p) : try? fs.readFile(atPath: p) }
     }
 
     private func withCString<R>(_ path: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {

@@ -1,0 +1,152 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Git's last ignore cases (issue 21, section 4), each against git itself: the regular
+/// files a `--gitignore` run indexes are exactly `git ls-files --cached --others
+/// --exclude-standard` (tracked, and untracked but not ignored), with the system config
+/// left out (`GIT_CONFIG_NOSYSTEM=1`) and a home of the test's own.
+@Suite(.serialized)
+struct GitCasesTests {
+    /// An environment with `home` as HOME and nothing else of git's.
+    static func environment(home: String) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = home
+        env["GIT_CONFIG_NOSYSTEM"] = "1"
+        for name in ["XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_DIR", "GIT_WORK_TREE"] { env[name] = nil }
+        return env
+    }
+
+    @discardableResult
+    static func git(_ dir: String, _ args: [String], _ env: [String: String]) throws -> String {
+        let r = try Support.run(
+            ["/usr/bin/env", "git", "-C", dir, "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t"] + args, environment: env)
+        #expect(r.status == 0, "git \(args): \(r.stderr)")
+        return r.text
+    }
+
+    static func write(_ path: String, _ text: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// The files of `root` a `--gitignore` run indexes and the files git lists there,
+    /// both relative to `root`.
+    static func compare(_ root: String, _ env: [String: String], db: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let run = try Support.run([Support.evindex, "run", root, "--gitignore", "--db", db], environment: env)
+        #expect(run.status == 0, "run: \(run.stderr)", sourceLocation: sourceLocation)
+        let indexed = try RulesTests.indexed(root, db).filter { !$0.hasSuffix("/") && !$0.hasPrefix(".git/") }
+        let listed = Set(try git(root, ["ls-files", "--cached", "--others", "--exclude-standard"], env).split(separator: "\n").map(String.init))
+        RulesTests.expectSame(indexed, listed, "\(root) against git", sourceLocation: sourceLocation)
+        #expect(!listed.isEmpty, sourceLocation: sourceLocation)
+    }
+
+    /// `P/.gitignore` ignores `nested/`, and `P/nested` is a repository of its own: a run
+    /// of `P/nested` follows its own rules, as git there does (it rejected everything by
+    /// `P/.gitignore:1` before).
+    @Test func aRootThatIsItsOwnRepositoryInsideAnIgnoringOne() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let env = Self.environment(home: tmp + "/home")
+            let outer = tmp + "/P", nested = outer + "/nested"
+            try Self.write(outer + "/.gitignore", "nested/\n*.tmp\n")
+            try Self.write(nested + "/.gitignore", "*.log\n")
+            for f in ["a.txt", "b.log", "c.tmp", "sub/d.txt"] { try Self.write(nested + "/" + f, "x") }
+            try Self.git(outer, ["init", "-q"], env)
+            try Self.git(nested, ["init", "-q"], env)
+            try Self.compare(nested, env, db: tmp + "/db")
+            // From the outer repository the nested one is ignored, as git says too.
+            try Self.compare(outer, env, db: tmp + "/db2")
+        }
+    }
+
+    /// Files in the index are never ignored, nor the directories holding them; what is
+    /// untracked in an ignored directory stays ignored. Index versions 2, 3 (an
+    /// intent-to-add entry sets the extended flags) and 4 (prefix-compressed paths).
+    @Test(arguments: [2, 3, 4])
+    func trackedFilesAreKept(_ version: Int) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let env = Self.environment(home: tmp + "/home")
+            let repo = tmp + "/repo"
+            try Self.write(repo + "/.gitignore", "build/\n*.log\nvendor/**/gen\n")
+            for f in ["build/keep.txt", "build/other.txt", "build/deep/kept.o", "build/deep/not.o", "debug.log", "x.log", "src/a.c", "vendor/x/gen"] {
+                try Self.write(repo + "/" + f, f)
+            }
+            try Self.git(repo, ["init", "-q"], env)
+            try Self.git(repo, ["add", ".gitignore", "src/a.c"], env)
+            try Self.git(repo, ["add", "-f", "build/keep.txt", "build/deep/kept.o", "debug.log", "vendor/x/gen"], env)
+            try Self.git(repo, ["commit", "-q", "-m", "start"], env)
+            if version == 3 {
+                try Self.write(repo + "/build/intent.txt", "i")
+                try Self.git(repo, ["add", "-f", "-N", "build/intent.txt"], env)
+            }
+            try Self.git(repo, ["update-index", "--index-version", String(version)], env)
+            let header = try Data(contentsOf: URL(fileURLWithPath: repo + "/.git/index")).prefix(8)
+            #expect(Array(header) == Array("DIRC".utf8) + [0, 0, 0, UInt8(version)], "index version \(version)")
+            try Self.compare(repo, env, db: tmp + "/db")
+            let rules = try RulesTests.rejections(repo, tmp + "/db")
+            #expect(rules["build/other.txt"] == "gitignore \(repo)/.gitignore:1:build/", "\(rules)")
+            #expect(rules["x.log"] == "gitignore \(repo)/.gitignore:2:*.log")
+        }
+    }
+
+    /// Git follows symlinks to its own files: `info/exclude` and the excludes file a
+    /// config names may be symlinks, and `.git` may be a symlink to the repository.
+    @Test func gitFilesReachedThroughSymlinks() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let home = tmp + "/home", env = Self.environment(home: home)
+            let store = tmp + "/store", repo = tmp + "/repo"
+            try Self.write(store + "/exclude", "*.ex\n")
+            try Self.write(store + "/global", "*.gl\n")
+            try Self.write(home + "/.gitconfig", "[core]\n\texcludesFile = ~/global-link\n")
+            try FileManager.default.createSymbolicLink(atPath: home + "/global-link", withDestinationPath: store + "/global")
+            for f in ["a.ex", "b.gl", "c.txt"] { try Self.write(repo + "/" + f, "x") }
+            // The repository lives elsewhere; `.git` is a symlink to it.
+            try FileManager.default.createDirectory(atPath: tmp + "/elsewhere", withIntermediateDirectories: true)
+            try Self.git(tmp + "/elsewhere", ["init", "-q"], env)
+            try FileManager.default.moveItem(atPath: tmp + "/elsewhere/.git", toPath: store + "/repo.git")
+            try FileManager.default.createSymbolicLink(atPath: repo + "/.git", withDestinationPath: store + "/repo.git")
+            try FileManager.default.removeItem(atPath: store + "/repo.git/info/exclude")
+            try FileManager.default.createSymbolicLink(atPath: store + "/repo.git/info/exclude", withDestinationPath: store + "/exclude")
+            try Self.compare(repo, env, db: tmp + "/db")
+            let rules = try RulesTests.rejections(repo, tmp + "/db")
+            #expect(rules["a.ex"]?.hasPrefix("gitignore ") == true && rules["b.gl"]?.hasPrefix("gitignore ") == true, "\(rules)")
+        }
+    }
+
+    /// The global config as git's parser reads it: includes, conditional includes,
+    /// subsections that are not `[core]`, continued lines, an empty excludes file,
+    /// `core.ignoreCase` (with classes and ranges); a NUL ends a pattern.
+    @Test(arguments: [
+        "include", "includeIf", "includeIfOther", "subsection", "continuation", "empty", "quoted", "ignoreCase", "nul",
+    ])
+    func configAsGitReadsIt(_ name: String) throws {
+        try Support.withTemporaryDirectory { tmp in
+            let home = tmp + "/home", env = Self.environment(home: home)
+            let repo = home + "/work/repo"
+            try Self.write(home + "/ex1", "*.one\n")
+            try Self.write(home + "/.config/git/ignore", "*.xdg\n")
+            let configs: [String: String] = [
+                "include": "[include]\n\tpath = inc.cfg\n",
+                "includeIf": "[includeIf \"gitdir:~/work/\"]\n\tpath = inc.cfg\n",
+                "includeIfOther": "[includeIf \"gitdir:~/elsewhere/\"]\n\tpath = inc.cfg\n",
+                "subsection": "[core \"x\"]\n\texcludesFile = ~/ex1\n[core.y]\n\texcludesFile = ~/ex1\n",
+                "continuation": "[core]\n\texcludesFile = ~/e\\\nx1 ; a comment\n",
+                "empty": "[core]\n\texcludesFile = ~/ex1\n\texcludesFile =\n",
+                "quoted": "[CORE]\n\tExcludesFile = \"~/ex1\" # comment\n",
+                "ignoreCase": "[core]\n\tignoreCase = true\n",
+                "nul": "",
+            ]
+            try Self.write(home + "/.gitconfig", configs[name]!)
+            try Self.write(home + "/inc.cfg", "[core]\n\texcludesFile = ~/ex1\n")
+            let files = [
+                "a.one", "b.xdg", "c.txt", "Big.LOG", "small.log", "Apple.txt", "apple.txt", "Delta.txt", "ax", "Ax", "BUILD/f", "build2/f",
+                "foo", "foobar", "Upper", "lower",
+            ]
+            for f in files { try Self.write(repo + "/" + f, "x") }
+            // The NUL line only where it is the case: elsewhere "foo" is not ignored.
+            try Self.write(repo + "/.gitignore", "*.log\n[A-C]*.txt\n[a]x\nbuild/\n[[:upper:]]pper\n" + (name == "nul" ? "foo\u{0}bar\n" : ""))
+            try Self.git(repo, ["init", "-q"], env)
+            try Self.compare(repo, env, db: tmp + "/db")
+        }
+    }
+}
