@@ -30,10 +30,16 @@ public final class IgnoreFile: Sendable {
     public let source: [UInt8]
     let base: [UInt8]
     let patterns: [IgnorePattern]
-    /// Indices of literal basename patterns by name, and of `*suffix` patterns by their
-    /// last byte: most lines are one of these, found without a loop over the file.
+    /// Indices of patterns by what an entry must have for them to match, so an entry is
+    /// tried only against the few that can (as ripgrep's `ignore` groups its globs):
+    /// literal basename patterns by name; `*suffix` patterns by their last byte; other
+    /// basename patterns with three literal bytes first (`name*`, `ab?c[0-9]`) by those
+    /// bytes; anchored patterns whose directories are literal (`/src/gen/*.c`) by that
+    /// directory. Letters are folded in every key; the match itself decides case.
     private let literalNames: [UInt64: [Int]]
     private let suffixesByLastByte: [UInt8: [Int]]
+    private let byNamePrefix: PrefixTrie
+    private let byDirectory: [UInt64: [Int]]
     /// The other patterns, in file order.
     private let others: [Int]
 
@@ -67,19 +73,43 @@ public final class IgnoreFile: Sendable {
         self.patterns = patterns
         var literalNames: [UInt64: [Int]] = [:]
         var suffixes: [UInt8: [Int]] = [:]
+        var byNamePrefix = PrefixTrie()
+        var byDirectory: [UInt64: [Int]] = [:]
         var others: [Int] = []
         for (index, p) in patterns.enumerated() {
             if p.basenameOnly && p.literal {
                 literalNames[foldedHash(p.glob), default: []].append(index)
             } else if p.basenameOnly, let s = p.suffix, let last = s.last {
                 suffixes[folded(last), default: []].append(index)
+            } else if p.basenameOnly && p.literalPrefix >= 1 {
+                byNamePrefix.insert(p.glob[..<p.literalPrefix], index)
+            } else if let directory = Self.literalDirectory(p, base: base) {
+                byDirectory[foldedHash(directory), default: []].append(index)
             } else {
                 others.append(index)
             }
         }
         self.literalNames = literalNames
         self.suffixesByLastByte = suffixes
+        self.byNamePrefix = byNamePrefix
+        self.byDirectory = byDirectory
         self.others = others
+    }
+
+    /// For an anchored pattern whose wildcards are all in its last component (and no `**`
+    /// there, which would cross directories): the one directory, relative to the top, its
+    /// matches can be in.
+    static func literalDirectory(_ p: IgnorePattern, base: [UInt8]) -> [UInt8]? {
+        guard !p.basenameOnly else { return nil }
+        let slash = p.glob.lastIndex(of: UInt8(ascii: "/"))
+        if let slash, p.literalPrefix <= slash { return nil }
+        let last = p.glob[(slash.map { $0 + 1 } ?? 0)...]
+        if last.starts(with: [UInt8(ascii: "*"), UInt8(ascii: "*")]) || zip(last, last.dropFirst()).contains(where: { $0 == 42 && $1 == 42 }) {
+            return nil
+        }
+        let inFile = slash.map { Array(p.glob[..<$0]) } ?? []
+        if base.isEmpty { return inFile }
+        return inFile.isEmpty ? base : base + [UInt8(ascii: "/")] + inFile
     }
 
     static func isSpecial(_ c: UInt8) -> Bool {
@@ -153,10 +183,22 @@ public final class IgnoreFile: Sendable {
         }
         if let last = name.last, let hits = suffixesByLastByte[folded(last)] {
             for i in hits.reversed() where i > best {
-                let p = patterns[i]
-                if p.directoryOnly && !isDirectory { continue }
-                let s = p.suffix!
-                if name.count >= s.count && same(s, UnsafeRawBufferPointer(rebasing: name[(name.count - s.count)...]), ignoreCase) {
+                if patterns[i].directoryOnly && !isDirectory { continue }
+                let count = patterns[i].suffix!.count
+                if name.count >= count && same(patterns[i].suffix!, UnsafeRawBufferPointer(rebasing: name[(name.count - count)...]), ignoreCase) {
+                    best = i
+                    break
+                }
+            }
+        }
+        if !byNamePrefix.isEmpty {
+            byNamePrefix.forEachCandidate(name) { i in
+                if i > best && matches(patterns[i], path: path, name: name, isDirectory: isDirectory, ignoreCase: ignoreCase) { best = i }
+            }
+        }
+        if !byDirectory.isEmpty, let hits = byDirectory[foldedHash(path[..<max(0, nameStart - 1)])] {
+            for i in hits.reversed() where i > best {
+                if matches(patterns[i], path: path, name: name, isDirectory: isDirectory, ignoreCase: ignoreCase) {
                     best = i
                     break
                 }
@@ -172,7 +214,7 @@ public final class IgnoreFile: Sendable {
     }
 
     private func matches(
-        _ p: IgnorePattern, path: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, isDirectory: Bool, ignoreCase: Bool
+        _ p: borrowing IgnorePattern, path: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, isDirectory: Bool, ignoreCase: Bool
     ) -> Bool {
         if p.directoryOnly && !isDirectory { return false }
         return p.glob.withUnsafeBytes { glob in
@@ -196,6 +238,42 @@ public final class IgnoreFile: Sendable {
             return Wildmatch.matches(
                 UnsafeRawBufferPointer(rebasing: glob[prefix...]), UnsafeRawBufferPointer(rebasing: rest[prefix...]), pathname: true,
                 casefold: ignoreCase)
+        }
+    }
+}
+
+/// Pattern indices by the literal bytes their glob starts with, letters folded: walking a
+/// name down the trie meets exactly the patterns whose literal start the name has, however
+/// many share a first word.
+struct PrefixTrie: Sendable {
+    private var children: [[UInt8: Int32]] = [[:]]
+    private var indices: [[Int]] = [[]]
+
+    var isEmpty: Bool { children.count == 1 }
+
+    mutating func insert<C: Collection>(_ prefix: C, _ index: Int) where C.Element == UInt8 {
+        var node = 0
+        for b in prefix {
+            let key = folded(b)
+            if let next = children[node][key] {
+                node = Int(next)
+            } else {
+                children.append([:])
+                indices.append([])
+                children[node][key] = Int32(children.count - 1)
+                node = children.count - 1
+            }
+        }
+        indices[node].append(index)
+    }
+
+    /// Calls `body` with each pattern whose literal start `name` begins with.
+    func forEachCandidate(_ name: UnsafeRawBufferPointer, _ body: (Int) -> Void) {
+        var node = 0
+        for b in name {
+            guard let next = children[node][folded(b)] else { return }
+            node = Int(next)
+            for i in indices[node] { body(i) }
         }
     }
 }

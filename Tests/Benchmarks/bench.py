@@ -21,6 +21,7 @@ replay's own events/s. The targets from the issues are checked at the end; they
 are reported only, the exit status does not depend on them.
 """
 import argparse
+import random
 import hashlib
 import json
 import os
@@ -54,6 +55,12 @@ MUTATED_CASE = f"evindex rescan (--mutate {MUTATE_OPS})"
 REPLAY_CASE = "evindex replay (from scratch)"
 DIFF_CASE = "evindex diff (before/after --mutate)"
 GITIGNORE_CASE = "evindex run --gitignore"
+# One .gitignore of 5,000 patterns (literal names, suffixes, prefixes, anchored paths,
+# wildcards) over 20,000 files: the run with rules beside the run without and git itself.
+PATTERNS_PLAIN_CASE = "evindex run (5,000-pattern tree)"
+PATTERNS_CASE = "evindex run --gitignore (5,000 patterns)"
+PATTERNS_GIT_CASE = "git ls-files -o --exclude-standard (5,000 patterns)"
+PATTERNS_RATIO = 2.0
 SINCE_CASE = f"evindex du --since 1 (after --mutate {MUTATE_OPS})"
 SINCE_JSON_CASE = "evindex du --since 1 --json (every directory)"
 AT_CASE = "evindex du --at 1 (the run before)"
@@ -205,6 +212,41 @@ def settle(written_at: float, what: str) -> None:
     if wait > 0:
         print(f"{what}: waiting {wait:.1f} s so that rescans trust the tree's directories", flush=True)
         time.sleep(wait)
+
+
+def ensure_pattern_tree(cache: Path) -> Path:
+    """20,000 empty files in 400 directories and a top .gitignore of 5,000 patterns
+    (seeded, built once): 35 % literal names, 15 % `*.ext` suffixes, 20 % `name*`
+    prefixes, 15 % anchored `/dir/name.*` paths, 15 % `name?N[0-9].ext` wildcards."""
+    root = cache / "patterns-5000"
+    if (root / ".git" / "HEAD").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    r = random.Random(7)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "core", "util", "test", "data", "cache",
+             "build", "tmp", "log", "img", "doc", "src", "lib", "bin", "obj", "out"]
+    exts = ["c", "h", "o", "log", "tmp", "txt", "md", "py", "js", "json", "bak", "swp", "png", "jpg", "so", "a"]
+    dirs = ["/".join(r.choice(words) + str(r.randint(0, 50)) for _ in range(r.randint(1, 3))) for _ in range(400)]
+    for d in dirs:
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for _ in range(20_000):
+        (root / r.choice(dirs) / f"{r.choice(words)}{r.randint(0, 3000)}.{r.choice(exts)}").touch()
+    patterns = []
+    for _ in range(5_000):
+        k = r.random()
+        if k < 0.35:
+            patterns.append(f"{r.choice(words)}{r.randint(0, 3000)}.{r.choice(exts)}")
+        elif k < 0.5:
+            patterns.append(f"*.{r.choice(exts)}{r.randint(0, 99)}")
+        elif k < 0.7:
+            patterns.append(f"{r.choice(words)}{r.randint(0, 3000)}*")
+        elif k < 0.85:
+            patterns.append(f"/{r.choice(dirs)}/{r.choice(words)}{r.randint(0, 3000)}.*")
+        else:
+            patterns.append(f"{r.choice(words)}?{r.randint(0, 300)}[0-9].{r.choice(exts)}")
+    (root / ".gitignore").write_text("\n".join(patterns) + "\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
 
 
 def ensure_tree(cache: Path, entries: int, mktree: Path) -> tuple[Path, int]:
@@ -490,6 +532,19 @@ def make_cases(evindex: str, tools: Tools, tree: Path, mutated: MutatedTree, scr
         Case(f"find -iname *{BROAD}*", lambda: Prepared(["find", str(tree), "-iname", f"*{BROAD}*"], lines, count_lines=True)),
     ]
     cases += [Case(name, lambda args=args: streamed(args)) for name, args in STREAM_CASES.items()]
+    patterns = ensure_pattern_tree(scratch.parent)
+
+    def index_patterns(*flags: str) -> Prepared:
+        db = scratch / "patterns-db"
+        shutil.rmtree(db, ignore_errors=True)
+        return Prepared([evindex, "run", str(patterns), "--db", str(db), *flags])
+    cases += [
+        Case(PATTERNS_PLAIN_CASE, lambda: index_patterns()),
+        Case(PATTERNS_CASE, lambda: index_patterns("--gitignore")),
+        Case(PATTERNS_GIT_CASE, lambda: Prepared(
+            ["env", "GIT_CONFIG_NOSYSTEM=1", "git", "-C", str(patterns), "ls-files", "--others", "--exclude-standard"],
+            capture=True)),
+    ]
     if baseline:
         cases.insert(1, Case(BASELINE_CASE, lambda: index_fresh(binary=baseline)))
     if tools.updatedb and shutil.which("plocate"):
@@ -660,6 +715,9 @@ def print_verdict(table: Table) -> None:
         ratio = run.median_wall() / names[BASELINE_CASE].median_wall()
         checks.append(("issue 17", f"evindex run <= {NAME_INDEX_RUN_RATIO:g}x the --baseline's run",
                        verdict(ratio <= NAME_INDEX_RUN_RATIO, f"{ratio:.2f}x")))
+    ratio = names[PATTERNS_CASE].median_wall() / names[PATTERNS_PLAIN_CASE].median_wall()
+    checks.append(("issue 21", f"5,000 ignore patterns: run --gitignore <= {PATTERNS_RATIO:g}x the run without rules",
+                   verdict(ratio <= PATTERNS_RATIO, f"{ratio:.2f}x")))
     for name in STREAM_CASES:
         c = names[name]
         rate = c.metric("lines", max) / c.median_wall()
