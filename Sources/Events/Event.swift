@@ -124,7 +124,8 @@ public enum Event: Sendable, Hashable {
     /// event's sequence: resume starts there instead of folding the whole run.
     case snapshotTaken(entries: UInt64)
     case directoryListed(dirID: UInt64, children: UInt64)
-    case pathRejected(parent: UInt64, name: [UInt8], rule: String)
+    /// `rule`: bytes, as the rules name it (a gitignore rule holds a path and a pattern).
+    case pathRejected(parent: UInt64, name: [UInt8], rule: [UInt8])
     case entryCreated(parent: UInt64, name: [UInt8], EntryMetadata)
     case entryUpdated(parent: UInt64, name: [UInt8], old: EntryMetadata, new: EntryMetadata)
     case entryRemoved(parent: UInt64, name: [UInt8])

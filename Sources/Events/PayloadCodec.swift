@@ -45,7 +45,7 @@ extension ByteWriter {
         case let .directoryListed(dirID, children):
             f.write(parent: dirID, to: &self); varint(children)
         case let .pathRejected(parent, name, rule):
-            f.write(parent: parent, to: &self); bytes(name); string(rule)
+            f.write(parent: parent, to: &self); bytes(name); bytes(rule)
         case let .entryCreated(parent, name, m):
             f.write(parent: parent, to: &self); bytes(name); f.write(m, to: &self)
         case let .entryUpdated(parent, name, old, new):
@@ -89,7 +89,7 @@ extension ByteReader {
         case .directoryListed:
             return .directoryListed(dirID: try f.readParent(&self), children: try varint())
         case .pathRejected:
-            return .pathRejected(parent: try f.readParent(&self), name: try bytes(), rule: try string())
+            return .pathRejected(parent: try f.readParent(&self), name: try bytes(), rule: try bytes())
         case .entryCreated:
             return .entryCreated(parent: try f.readParent(&self), name: try bytes(), try f.readMetadata(&self))
         case .entryUpdated:

@@ -19,7 +19,7 @@ public struct Explanation: Sendable {
         /// A directory above (or at) the path is indexed but was not entered.
         case notEntered
         /// The component (the path itself when `at` is the path) was rejected by `rule`.
-        case rejected(rule: String)
+        case rejected(rule: [UInt8])
         /// The listing of `at`'s parent met errors and does not hold it.
         case listingIncomplete
         /// `at`'s parent had no such name when last listed.

@@ -17,8 +17,8 @@ public struct RunComparison {
     public struct RejectionDifference: Sendable {
         public var path: [UInt8]
         /// The rule that rejected it in A, in B (nil: not rejected there).
-        public var ruleA: String?
-        public var ruleB: String?
+        public var ruleA: [UInt8]?
+        public var ruleB: [UInt8]?
         /// The path is in the other run's index.
         public var indexedInA: Bool
         public var indexedInB: Bool
@@ -57,12 +57,12 @@ public struct RunComparison {
     /// The names rejected as of the run's last event, by path below its root: rejections
     /// are state (the rejections view), as entries are, so a rescan that re-rejects nothing
     /// new has the same rejections as the run before it.
-    static func rejectionRules(_ side: DiffSide) throws -> [[UInt8]: String] {
-        var rows: [(UInt64, [UInt8], String)] = []
+    static func rejectionRules(_ side: DiffSide) throws -> [[UInt8]: [UInt8]] {
+        var rows: [(UInt64, [UInt8], [UInt8])] = []
         try side.views.forEachRejection(side.txn) { parent, name, rule in
-            rows.append((parent, Array(name), String(decoding: rule, as: UTF8.self)))
+            rows.append((parent, Array(name), Array(rule)))
         }
-        var rules: [[UInt8]: String] = [:]
+        var rules: [[UInt8]: [UInt8]] = [:]
         for (parent, name, rule) in rows {
             guard let path = try side.relativePath(parent: parent, name: name) else { continue }
             rules[path] = rule

@@ -19,7 +19,7 @@ public struct RunFacts: Sendable {
         public var sequence: UInt64
         public var parent: UInt64
         public var name: [UInt8]
-        public var rule: String
+        public var rule: [UInt8]
     }
 
     public var run: RunRecord

@@ -11,13 +11,13 @@ public struct ExportedRun: Sendable {
         public var name: [UInt8]
         public var metadata: EntryMetadata
         /// Set for a name the base holds as rejected (the rule); `metadata` is then unused.
-        public var rule: String?
-        public init(parent: UInt64, name: [UInt8], metadata: EntryMetadata, rule: String? = nil) {
+        public var rule: [UInt8]?
+        public init(parent: UInt64, name: [UInt8], metadata: EntryMetadata, rule: [UInt8]? = nil) {
             self.parent = parent; self.name = name; self.metadata = metadata; self.rule = rule
         }
 
         /// A rejected name of the base.
-        public static func rejected(parent: UInt64, name: [UInt8], rule: String) -> BaseEntry {
+        public static func rejected(parent: UInt64, name: [UInt8], rule: [UInt8]) -> BaseEntry {
             BaseEntry(
                 parent: parent, name: name,
                 metadata: EntryMetadata(kind: .other, mode: 0, inode: 0, device: 0, size: 0, mtimeNs: 0, ctimeNs: 0), rule: rule)
@@ -54,7 +54,7 @@ public struct ExportedRun: Sendable {
                     }
                     // Rejections are state too: a rescan compares with them.
                     try before.views.forEachRejection(txn, of: dir) { name, rule in
-                        base.append(.rejected(parent: dir, name: Array(name), rule: String(decoding: rule, as: UTF8.self)))
+                        base.append(.rejected(parent: dir, name: Array(name), rule: Array(rule)))
                     }
                     stack.append(contentsOf: subdirs.reversed())
                 }

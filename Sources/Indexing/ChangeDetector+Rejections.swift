@@ -19,7 +19,7 @@ extension ChangeDetector {
         }
         for r in listing.rejected {
             let name = Array(UnsafeRawBufferPointer(start: base + Int(r.nameStart), count: Int(r.nameLength)))
-            if let old = known.removeValue(forKey: name), old.elementsEqual(r.rule.utf8) { continue }
+            if let old = known.removeValue(forKey: name), old == r.rule { continue }
             batch.rules.append(r.rule)
             batch.changes.append(
                 Change(

@@ -44,7 +44,7 @@ struct WriterBatch: Sendable {
     /// Where the moves among `changes` come from.
     var moves: [MoveSource] = []
     /// The rules that rejected the names among `changes`.
-    var rules: [String] = []
+    var rules: [[UInt8]] = []
     var errors: [WalkError] = []
     /// Set on the last batch of a directory that changed: `DirectoryListed` follows.
     var listedChildren: UInt64?

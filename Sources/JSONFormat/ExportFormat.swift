@@ -35,7 +35,7 @@ public enum ExportFormat {
         o.add("base", true)
         o.add("parent", entry.parent)
         o.addPath("name", entry.name)
-        if let rule = entry.rule { o.add("rule", rule) } else { metadataFields(&o, "", entry.metadata) }
+        if let rule = entry.rule { o.addPath("rule", rule) } else { metadataFields(&o, "", entry.metadata) }
         return o.json
     }
 
@@ -111,7 +111,7 @@ public enum ExportFormat {
                     let name = try path(value, "name")
                     try ExportCheck.name(name)
                     if value["rule"] != nil {
-                        base.append(.rejected(parent: try uint(value, "parent"), name: name, rule: try string(value, "rule")))
+                        base.append(.rejected(parent: try uint(value, "parent"), name: name, rule: try path(value, "rule")))
                     } else {
                         base.append(ExportedRun.BaseEntry(parent: try uint(value, "parent"), name: name, metadata: try metadata(value, "")))
                     }
@@ -250,7 +250,7 @@ private func eventRecord(_ v: JSONValue) throws -> EventRecord {
     case .jobFailed: event = .jobFailed(message: try string(v, "message"))
     case .snapshotTaken: event = .snapshotTaken(entries: try uint(v, "entries"))
     case .directoryListed: event = .directoryListed(dirID: try uint(v, "dir_id"), children: try uint(v, "children"))
-    case .pathRejected: event = .pathRejected(parent: try uint(v, "parent"), name: try path(v, "name"), rule: try string(v, "rule"))
+    case .pathRejected: event = .pathRejected(parent: try uint(v, "parent"), name: try path(v, "name"), rule: try path(v, "rule"))
     case .entryCreated: event = .entryCreated(parent: try uint(v, "parent"), name: try path(v, "name"), try metadata(v, ""))
     case .entryUpdated:
         event = .entryUpdated(parent: try uint(v, "parent"), name: try path(v, "name"), old: try metadata(v, "old_"), new: try metadata(v, ""))

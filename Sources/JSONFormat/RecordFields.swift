@@ -104,7 +104,7 @@ public func eventFields(_ o: inout JSONObject, _ r: EventRecord, _ snapshot: Ind
         o.add("dir_id", dirID); o.add("children", children)
         if let snapshot, let p = try paths.directory(snapshot, dirID) { o.addPath("path", p) }
     case let .pathRejected(parent, name, rule):
-        try entryFields(&o, .destination, parent, name, snapshot, &paths); o.add("rule", rule)
+        try entryFields(&o, .destination, parent, name, snapshot, &paths); o.addPath("rule", rule)
     case let .entryCreated(parent, name, m):
         try entryFields(&o, .destination, parent, name, snapshot, &paths); metadataFields(&o, "", m)
     case let .entryUpdated(parent, name, old, new):

@@ -117,7 +117,7 @@ public struct IndexSnapshot {
     }
 
     /// The rule that kept `name` in directory `parent` out of the index, if one did.
-    public func rejection(parent: UInt64, name: [UInt8]) throws -> String? { try views.rejection(transaction, parent: parent, name: name) }
+    public func rejection(parent: UInt64, name: [UInt8]) throws -> [UInt8]? { try views.rejection(transaction, parent: parent, name: name) }
 
     /// Whether the last listing of `dirID` met an error (its entries may be stale).
     public func isListingIncomplete(_ dirID: UInt64) throws -> Bool { try views.isListingIncomplete(transaction, dirID) }

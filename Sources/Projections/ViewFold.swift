@@ -404,7 +404,7 @@ public final class ViewFold {
             guard let rejected = views.rejected else { break }
             mayHaveRejections = true
             try name.withUnsafeBytes { n in
-                try Views.withEntryKey(parent, n) { key in try Array(rule.utf8).withUnsafeBytes { try txn.put(rejected, key: key, value: $0) } }
+                try Views.withEntryKey(parent, n) { key in try rule.withUnsafeBytes { try txn.put(rejected, key: key, value: $0) } }
             }
         case .jobResumed:
             // The resumed writer starts with no fresh directories; a replay must not

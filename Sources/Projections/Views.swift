@@ -268,10 +268,10 @@ public final class Views: Sendable {
     }
 
     /// The rule that rejected `name` in directory `parent`, if it is recorded as rejected.
-    package func rejection(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> String? {
+    package func rejection(_ txn: Transaction, parent: UInt64, name: [UInt8]) throws -> [UInt8]? {
         guard let rejected else { return nil }
         return try name.withUnsafeBytes { n in
-            try Self.withEntryKey(parent, n) { key in try txn.get(rejected, key: key) { String(decoding: $0, as: UTF8.self) } }
+            try Self.withEntryKey(parent, n) { key in try txn.get(rejected, key: key) { Array($0) } }
         }
     }
 

@@ -81,7 +81,7 @@ public final class CompiledRules: Sendable {
             if context.ignoredDirectory == nil {
                 let name = Array(dir[(dir.lastIndex(of: UInt8(ascii: "/"))! + 1)...])
                 if name == Self.dotGit {
-                    context.ignoredDirectory = Self.gitsOwnData
+                    context.ignoredDirectory = Array(Self.gitsOwnData.utf8)
                 } else if let (file, pattern) = name.withUnsafeBytes({ frame.lastMatch(name: $0, isDirectory: true) }), !pattern.negated {
                     context.ignoredDirectory = Self.rule(file, pattern)
                 }
@@ -207,17 +207,17 @@ public final class CompiledRules: Sendable {
         // Rejections first, in a fixed order: the first that applies names the rejection.
         if let git = context.git {
             if let why = context.ignoredDirectory, !git.isTracked(name: name, isDirectory: isDirectory) { return .rejected(why) }
-            if name.elementsEqual(Self.dotGit) { return .rejected(Self.gitsOwnData) }
+            if name.elementsEqual(Self.dotGit) { return .rejected(Array(Self.gitsOwnData.utf8)) }
         }
         if !rejects.isEmpty, let glob = rejects.firstMatch(name: name, relativeTo: context.relativePath, root: root) {
-            return .rejected("reject \(glob)")
+            return .rejected(Array("reject \(glob)".utf8))
         }
         if !ruleSet.hidden && name.first == UInt8(ascii: ".") {
-            return .rejected("hidden")
+            return .rejected(Array("hidden".utf8))
         }
         if isDirectory {
             for child in rejectIfChildren where hasChildDirectory(child) {
-                return .rejected("reject-if-child \(String(decoding: child, as: UTF8.self))")
+                return .rejected(Array("reject-if-child ".utf8) + child)
             }
         }
         if let git = context.git, let (file, pattern) = git.lastMatch(name: name, isDirectory: isDirectory), !pattern.negated,
@@ -232,10 +232,10 @@ public final class CompiledRules: Sendable {
             return .accepted(descend: descend, filesAccepted: filesAccepted)
         }
         if !accepts.isEmpty && accepts.firstMatch(name: name, relativeTo: context.relativePath, root: root) == nil {
-            return .rejected("accept: matches none of the accept globs")
+            return .rejected(Array("accept: matches none of the accept globs".utf8))
         }
         if !context.filesAccepted {
-            return .rejected("require-child: not inside a directory that has \(ruleSet.requireChildren.joined(separator: ", "))")
+            return .rejected(Array("require-child: not inside a directory that has \(ruleSet.requireChildren.joined(separator: ", "))".utf8))
         }
         return .accepted(descend: false, filesAccepted: true)
     }
@@ -243,9 +243,10 @@ public final class CompiledRules: Sendable {
     static let dotGit: [UInt8] = Array(".git".utf8)
     static let gitsOwnData = "gitignore: .git is git's own data, never part of the work tree"
 
-    /// A gitignore rejection as `PathRejected` names it: `gitignore SOURCE:LINE:PATTERN`.
-    static func rule(_ file: IgnoreFile, _ pattern: IgnorePattern) -> String {
-        "gitignore \(escaped(file.source)):\(pattern.line):\(escaped(pattern.text))"
+    /// A gitignore rejection as `PathRejected` names it: `gitignore SOURCE:LINE:PATTERN`,
+    /// the file's path and the line as their bytes (a name that is not UTF-8 stays exact).
+    static func rule(_ file: IgnoreFile, _ pattern: IgnorePattern) -> [UInt8] {
+        Array("gitignore ".utf8) + file.source + Array(":\(pattern.line):".utf8) + pattern.text
     }
 }
 
@@ -254,8 +255,9 @@ public enum Verdict: Sendable, Equatable {
     /// Indexed; a directory is entered when `descend`, and files below it are accepted by
     /// the child-directory rules when `filesAccepted`.
     case accepted(descend: Bool, filesAccepted: Bool)
-    /// Not indexed (a directory is not entered): the rule, as `PathRejected` records it.
-    case rejected(String)
+    /// Not indexed (a directory is not entered): the rule, as `PathRejected` records it
+    /// (bytes: a gitignore rule holds a file's path and a pattern as written).
+    case rejected([UInt8])
 }
 
 /// The rules in force in one directory of the walk.
@@ -271,7 +273,7 @@ public struct DirectoryRules: Sendable {
     /// Git ignores this directory (at the root: a directory between the top of its work
     /// tree and it), which is entered only for what the index tracks in it: every other
     /// entry is rejected by this rule.
-    var ignoredDirectory: String?
+    var ignoredDirectory: [UInt8]?
 }
 
 /// A git work tree: its top, the files that apply everywhere in it (lowest priority

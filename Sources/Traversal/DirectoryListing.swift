@@ -50,7 +50,7 @@ public struct RejectedEntry: Sendable {
     public var nameStart: Int32
     public var nameLength: Int32
     /// The rule, as `PathRejected` records it.
-    public var rule: String
+    public var rule: [UInt8]
 }
 
 /// A directory's names known without reading it, and possibly their metadata.

@@ -21,6 +21,6 @@ public struct LeftOutDirectory: Sendable, Hashable {
         guard let i = listing.entries.firstIndex(where: { $0.stat.isDirectory && $0.stat.inode == inode && $0.stat.device == device })
         else { return }
         let entry = listing.entries.remove(at: i)
-        listing.rejected.append(RejectedEntry(nameStart: entry.nameStart, nameLength: entry.nameLength, rule: Self.rule))
+        listing.rejected.append(RejectedEntry(nameStart: entry.nameStart, nameLength: entry.nameLength, rule: Array(Self.rule.utf8)))
     }
 }

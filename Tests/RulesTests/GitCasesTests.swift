@@ -113,6 +113,52 @@ struct GitCasesTests {
         }
     }
 
+    /// A pattern and a `.gitignore` path that are not UTF-8: `PathRejected` carries the
+    /// rule's exact bytes (`rule_b64`), in `log`, `why` and through `export` and `import`
+    /// (it held `\xE9` text before).
+    @Test func aRuleThatIsNotUTF8KeepsItsBytes() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let env = Self.environment(home: tmp + "/home")
+            let repo = tmp + "/repo"
+            try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+            try Self.git(repo, ["init", "-q"], env)
+            let latin: [UInt8] = Array("caf".utf8) + [0xE9]
+            let dir = Array(repo.utf8) + [UInt8(ascii: "/")] + latin
+            let pattern = Array("*.".utf8) + [0xE9]
+            func create(_ path: [UInt8], _ contents: [UInt8]?) {
+                var terminated = path
+                terminated.append(0)
+                terminated.withUnsafeBufferPointer { p in
+                    p.withMemoryRebound(to: CChar.self) { c in
+                        if let contents {
+                            let fd = open(c.baseAddress!, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+                            _ = contents.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                            close(fd)
+                        } else {
+                            mkdir(c.baseAddress!, 0o755)
+                        }
+                    }
+                }
+            }
+            create(dir, nil)
+            create(dir + Array("/.gitignore".utf8), pattern + [10])
+            create(dir + Array("/x.".utf8) + [0xE9], [])
+            create(dir + Array("/kept.txt".utf8), [])
+            let db = tmp + "/db"
+            #expect(try Support.run([Support.evindex, "run", repo, "--gitignore", "--db", db], environment: env).status == 0)
+            let expected = Array("gitignore ".utf8) + dir + Array("/.gitignore:1:".utf8) + pattern
+            let rejected = try Support.objects(try Support.evindex(["log", "--json", "--type", "PathRejected", "--db", db]).stdout)
+                .filter { Support.pathBytes($0).last == 0xE9 }
+            #expect(rejected.count == 1 && rejected.first.map { Support.pathBytes($0, key: "rule") } == expected, "\(rejected)")
+            let export = try Support.evindex(["export", "1", "--db", db])
+            try export.stdout.write(to: URL(fileURLWithPath: tmp + "/run.ndjson"))
+            #expect(try Support.evindex(["import", tmp + "/run.ndjson", "--db", tmp + "/other"]).status == 0)
+            let imported = try Support.objects(try Support.evindex(["log", "--json", "--type", "PathRejected", "--db", tmp + "/other"]).stdout)
+                .filter { Support.pathBytes($0).last == 0xE9 }
+            #expect(imported.first.map { Support.pathBytes($0, key: "rule") } == expected, "\(imported)")
+        }
+    }
+
     /// The global config as git's parser reads it: includes, conditional includes,
     /// subsections that are not `[core]`, continued lines, an empty excludes file,
     /// `core.ignoreCase` (with classes and ranges); a NUL ends a pattern.

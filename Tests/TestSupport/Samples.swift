@@ -24,7 +24,7 @@ public enum Samples {
         .jobFailed(message: "disk full: /db"),
         .snapshotTaken(entries: 123_456),
         .directoryListed(dirID: .max, children: 0),
-        .pathRejected(parent: 9, name: oddName, rule: "glob *.o"),
+        .pathRejected(parent: 9, name: oddName, rule: Array("glob *.o".utf8)),
         .entryCreated(parent: 1, name: Array("a".utf8), metadata),
         .entryCreated(parent: 1, name: [], directory),
         .entryUpdated(parent: 2, name: oddName, old: metadata, new: directory),

@@ -226,8 +226,8 @@ struct DiffCommand: ParsableCommand {
                 var o = JSONObject()
                 o.add("type", "rejection")
                 o.addPath("path", r.path)
-                if let rule = r.ruleA { o.add("rule_a", rule) }
-                if let rule = r.ruleB { o.add("rule_b", rule) }
+                if let rule = r.ruleA { o.addPath("rule_a", rule) }
+                if let rule = r.ruleB { o.addPath("rule_b", rule) }
                 o.add("indexed_a", r.indexedInA)
                 o.add("indexed_b", r.indexedInB)
                 out.line(o.json)
@@ -280,8 +280,8 @@ struct DiffCommand: ParsableCommand {
         if !others.rejections.isEmpty {
             out.line("rejections:")
             for r in others.rejections.prefix(max(limit, 1)) {
-                func state(_ rule: String?, _ indexed: Bool) -> String {
-                    if let rule { return "rejected by \(rule)" }
+                func state(_ rule: [UInt8]?, _ indexed: Bool) -> String {
+                    if let rule { return "rejected by \(displayPath(rule))" }
                     return indexed ? "indexed" : "absent"
                 }
                 out.line("  \(displayPath(r.path)): A \(state(r.ruleA, r.indexedInA)), B \(state(r.ruleB, r.indexedInB))")

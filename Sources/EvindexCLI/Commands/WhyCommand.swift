@@ -52,7 +52,7 @@ struct WhyCommand: ParsableCommand {
             o.addPath("path", target)
             o.add("indexed", answer.isIndexed)
             o.add("reason", reason)
-            if case let .rejected(rule) = answer.reason { o.add("rule", rule) }
+            if case let .rejected(rule) = answer.reason { o.addPath("rule", rule) }
             o.addPath("at", answer.at)
             if let staleAt = answer.staleAt {
                 o.add("stale", true)
@@ -89,7 +89,8 @@ struct WhyCommand: ParsableCommand {
             return "not indexed: \(displayPath(at)) is a \(kind.name), not a directory"
         case .notEntered:
             return "not indexed: \(displayPath(at)) is indexed but was not entered (it is at the run's maximum depth, or on another filesystem)"
-        case let .rejected(rule):
+        case let .rejected(bytes):
+            let rule = displayPath(bytes)
             return at == target
                 ? "not indexed: rejected by \(rule)"
                 : "not indexed: \(displayPath(at)) above it was rejected by \(rule); a rejected directory is not entered"

@@ -24,7 +24,7 @@ func eventLine(_ r: EventRecord, _ snapshot: IndexSnapshot, _ paths: inout PathR
     case let .snapshotTaken(entries): detail = "job state saved after \(counted(entries, "entry"))"
     case let .directoryListed(dirID, children):
         detail = (try paths.directory(snapshot, dirID).map(displayPath) ?? "dir#\(dirID)") + " (\(counted(children, "entry")))"
-    case let .pathRejected(parent, name, rule): detail = "\(try path(parent, name)) by \(rule)"
+    case let .pathRejected(parent, name, rule): detail = "\(try path(parent, name)) by \(displayPath(rule))"
     case let .entryCreated(parent, name, m): detail = "\(try path(parent, name)) \(m.kind.name) \(m.size)"
     case let .entryUpdated(parent, name, old, new): detail = "\(try path(parent, name)) \(changedFields(old, new).joined(separator: ","))"
     case let .entryRemoved(parent, name): detail = try path(parent, name)
