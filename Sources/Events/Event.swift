@@ -69,12 +69,17 @@ public enum FileOperation: UInt8, Sendable, CaseIterable {
     case openDirectory = 1
     case readDirectory = 2
     case stat = 3
+    /// The excludes file a work tree's git config names exists but cannot be read as a
+    /// file (a directory: git refuses the work tree then). The error is on the work tree's
+    /// top directory (no name); its listing is complete.
+    case readExcludesFile = 4
 
     public var name: String {
         switch self {
         case .openDirectory: "opendir"
         case .readDirectory: "readdir"
         case .stat: "stat"
+        case .readExcludesFile: "read-excludes-file"
         }
     }
 }

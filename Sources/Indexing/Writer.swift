@@ -358,6 +358,7 @@ extension FileOperation {
         case .openDirectory: self = .openDirectory
         case .readDirectory: self = .readDirectory
         case .stat: self = .stat
+        case .readExcludesFile: self = .readExcludesFile
         }
     }
 }

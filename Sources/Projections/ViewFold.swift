@@ -398,8 +398,10 @@ public final class ViewFold {
             try applyMoved(txn, fromParent: fromParent, fromName: fromName, toParent: toParent, toName: toName, metadata: m)
         case let .directoryListed(dirID, _):
             try clearIncomplete(txn, dirID)
-        case let .nonCriticalError(parent, name, _, operation):
+        case let .nonCriticalError(parent, name, _, operation) where operation != .readExcludesFile:
             try markIncomplete(txn, parent: parent, name: name, operation: operation)
+        case .nonCriticalError:
+            break  // a rules file outside the listing: the listing itself is complete
         case let .pathRejected(parent, name, rule):
             guard let rejected = views.rejected else { break }
             mayHaveRejections = true

@@ -72,7 +72,8 @@ public final class CompiledRules: Sendable {
         guard let topIndex = ancestors.firstIndex(where: isRepository) else { return context }
         let top = ancestors[topIndex]
         let readBelowTop = { (p: [UInt8], follow: Bool) in readFile(p.first == UInt8(ascii: "/") ? p : join(top, p), follow) }
-        var frame = GitFrame(tree: workTree(top: top, read: readBelowTop), pathInTree: [], file: nil, parent: nil)
+        var frame = GitFrame(tree: workTree(top: top, read: readBelowTop, exists: exists), pathInTree: [], file: nil, parent: nil)
+        context.unreadableExcludesFile = frame.tree.unreadableExcludesFile
         frame = frame.with(file: ignoreFile(in: top, pathInTree: [], read: readFile))
         // Down from the top to the root's parent, then the root itself (read at its
         // listing). A directory on the way that git ignores makes the whole root ignored.
@@ -102,7 +103,7 @@ public final class CompiledRules: Sendable {
     /// The files that apply everywhere in the work tree whose top is `top`.
     ///
     /// - Parameter read: reads a path relative to the top (or an absolute one).
-    private func workTree(top: [UInt8], read: ([UInt8], Bool) -> [UInt8]?) -> GitWorkTree {
+    private func workTree(top: [UInt8], read: ([UInt8], Bool) -> [UInt8]?, exists: ([UInt8]) -> Bool) -> GitWorkTree {
         // `.git` is the repository, or (worktrees, submodules) a file naming it; a linked
         // worktree shares its main repository's info/exclude and config (`commondir`).
         var gitDir = Self.dotGit
@@ -131,17 +132,21 @@ public final class CompiledRules: Sendable {
             config.read(local, source: configPath, gitDir: repositoryDirectory, environment: environment, readFile: { read($0, true) })
         }
         var files: [IgnoreFile] = []
-        if let path = config.excludesFile ?? GitConfig.defaultExcludesFile(environment: environment), !path.isEmpty,
-            let contents = read(path, true)
-        {
-            files.append(IgnoreFile(source: absolute(path), base: [], contents: contents))
+        var unreadable: [UInt8]?
+        if let path = config.excludesFile ?? GitConfig.defaultExcludesFile(environment: environment), !path.isEmpty {
+            if let contents = read(path, true) {
+                files.append(IgnoreFile(source: absolute(path), base: [], contents: contents))
+            } else if exists(absolute(path)) {
+                unreadable = absolute(path)
+            }
         }
         let exclude = join(commonDir, Array("info/exclude".utf8))
         if let info = read(exclude, true) {
             files.append(IgnoreFile(source: absolute(exclude), base: [], contents: info))
         }
         let tracked = read(join(gitDir, Array("index".utf8)), true).flatMap(TrackedPaths.init(index:))
-        return GitWorkTree(top: top, repositoryFiles: files, ignoreCase: config.ignoreCase, tracked: tracked)
+        return GitWorkTree(
+            top: top, repositoryFiles: files, ignoreCase: config.ignoreCase, tracked: tracked, unreadableExcludesFile: unreadable)
     }
 
     static let gitdirPrefix = Array("gitdir: ".utf8)
@@ -159,14 +164,17 @@ public final class CompiledRules: Sendable {
     ///     `objects` and `refs`, or a `gitdir:` file), as git requires of a work tree's top.
     ///   - hasIgnoreFile: the listing holds a regular file named `.gitignore`.
     ///   - read: reads a file by a path relative to this directory (or an absolute one).
+    ///   - exists: whether a path (relative to this directory, or absolute) exists.
     public func enter(
-        _ context: inout DirectoryRules, hasGit: Bool, hasIgnoreFile: Bool, read: (_ path: [UInt8], _ followingSymlink: Bool) -> [UInt8]?
+        _ context: inout DirectoryRules, hasGit: Bool, hasIgnoreFile: Bool, read: (_ path: [UInt8], _ followingSymlink: Bool) -> [UInt8]?,
+        exists: ([UInt8]) -> Bool
     ) {
         guard ruleSet.gitignore else { return }
         let here = absolutePath(of: context)
         if hasGit {
-            context.git = GitFrame(tree: workTree(top: here, read: read), pathInTree: [], file: nil, parent: nil)
+            context.git = GitFrame(tree: workTree(top: here, read: read, exists: exists), pathInTree: [], file: nil, parent: nil)
             context.ignoredDirectory = nil
+            context.unreadableExcludesFile = context.git?.tree.unreadableExcludesFile
         }
         guard let frame = context.git, hasIgnoreFile, let contents = read(Array(".gitignore".utf8), false) else { return }
         context.git = frame.with(file: IgnoreFile(source: join(here, Array(".gitignore".utf8)), base: frame.pathInTree, contents: contents))
@@ -179,6 +187,7 @@ public final class CompiledRules: Sendable {
         child.relativePath = context.relativePath.isEmpty ? Array(name) : context.relativePath + [UInt8(ascii: "/")] + Array(name)
         child.filesAccepted = filesAccepted
         child.ignoredDirectory = nil
+        child.unreadableExcludesFile = nil
         if let git = context.git {
             let path = git.pathInTree.isEmpty ? Array(name) : git.pathInTree + [UInt8(ascii: "/")] + Array(name)
             child.git = GitFrame(tree: git.tree, pathInTree: path, file: nil, parent: git.file == nil ? git.parent ?? git : git)
@@ -270,6 +279,9 @@ public struct DirectoryRules: Sendable {
     var git: GitFrame?
     /// The child-directory rules accept files here.
     var filesAccepted: Bool
+    /// Set where a work tree starts whose excludes file exists but could not be read (a
+    /// directory, say): the walk records it once, as a non-critical error of this directory.
+    public var unreadableExcludesFile: [UInt8]?
     /// Git ignores this directory (at the root: a directory between the top of its work
     /// tree and it), which is entered only for what the index tracks in it: every other
     /// entry is rejected by this rule.
@@ -285,12 +297,18 @@ final class GitWorkTree: Sendable {
     let ignoreCase: Bool
     /// Nil without an index (or with none this reader knows).
     let tracked: TrackedPaths?
+    /// The excludes file, when it exists but could not be read.
+    let unreadableExcludesFile: [UInt8]?
 
-    init(top: [UInt8], repositoryFiles: [IgnoreFile], ignoreCase: Bool = false, tracked: TrackedPaths? = nil) {
+    init(
+        top: [UInt8], repositoryFiles: [IgnoreFile], ignoreCase: Bool = false, tracked: TrackedPaths? = nil,
+        unreadableExcludesFile: [UInt8]? = nil
+    ) {
         self.top = top
         self.repositoryFiles = repositoryFiles
         self.ignoreCase = ignoreCase
         self.tracked = tracked.flatMap { $0.isEmpty ? nil : $0 }
+        self.unreadableExcludesFile = unreadableExcludesFile
     }
 }
 

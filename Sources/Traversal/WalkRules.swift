@@ -40,14 +40,34 @@ struct WalkRules<FS: FileSystem>: Sendable {
                     if e.stat.isRegularFile && n.elementsEqual(dotGitignoreName) { hasIgnoreFile = true }
                 }
                 if hasGit || hasIgnoreFile {
-                    rules.enter(&ctx, hasGit: hasGit, hasIgnoreFile: hasIgnoreFile) { relative, follow in
-                        (relative + [0]).withUnsafeBufferPointer { p in
-                            readRulesFile(
-                                handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), following: follow,
-                                outOfDescriptors: &outOfDescriptors)
-                        }
+                    rules.enter(
+                        &ctx, hasGit: hasGit, hasIgnoreFile: hasIgnoreFile,
+                        read: { relative, follow in
+                            (relative + [0]).withUnsafeBufferPointer { p in
+                                readRulesFile(
+                                    handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), following: follow,
+                                    outOfDescriptors: &outOfDescriptors)
+                            }
+                        },
+                        exists: { path in
+                            (path + [0]).withUnsafeBufferPointer { p in
+                                (try? fs.stat(handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self))) != nil
+                            }
+                        })
+                }
+            }
+            // Once, where the work tree starts: git refuses an excludes file it cannot read.
+            if let path = ctx.unreadableExcludesFile {
+                var cause = Errno(rawValue: EINVAL)
+                withCString(path) { p in
+                    if (try? fs.stat(atPath: p))?.isDirectory == true {
+                        cause = Errno(rawValue: EISDIR)
+                    } else {
+                        do throws(Errno) { _ = try fs.readFileFollowingSymlink(DirectoryHandle(fd: AT_FDCWD), p) } catch { cause = error }
                     }
                 }
+                listing.errors.append(WalkError(directoryID: listing.directoryID, name: [], errno: cause, operation: .readExcludesFile))
+                ctx.unreadableExcludesFile = nil
             }
             var kept: [ListedEntry] = []
             kept.reserveCapacity(listing.entries.count)

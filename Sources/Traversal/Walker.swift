@@ -9,6 +9,7 @@ public enum WalkOperation: UInt8, Sendable {
     case openDirectory = 1
     case readDirectory = 2
     case stat = 3
+    case readExcludesFile = 4
 }
 
 /// A non-critical error met during a walk: the walk records it and goes on.

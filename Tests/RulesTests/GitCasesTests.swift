@@ -113,6 +113,34 @@ struct GitCasesTests {
         }
     }
 
+    /// `core.excludesFile` naming a directory: git refuses the work tree ("cannot use …
+    /// as an exclude file"); the run goes on with the other rules and records one
+    /// `NonCriticalError` (read-excludes-file, EISDIR) on the work tree's top, whose
+    /// listing stays complete (nothing is marked stale).
+    @Test func anExcludesFileThatIsADirectoryIsANonCriticalError() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let home = tmp + "/home", env = Self.environment(home: home), repo = tmp + "/repo"
+            try FileManager.default.createDirectory(atPath: home + "/exdir", withIntermediateDirectories: true)
+            try Self.write(home + "/.gitconfig", "[core]\n\texcludesFile = ~/exdir\n")
+            try Self.write(repo + "/.gitignore", "*.tmp\n")
+            for f in ["a.txt", "b.tmp"] { try Self.write(repo + "/" + f, "x") }
+            try Self.git(repo, ["init", "-q"], env)
+            let git = try Support.run(["/usr/bin/env", "git", "-C", repo, "ls-files", "--others", "--exclude-standard"], environment: env)
+            #expect(git.status != 0 && git.stderr.contains("as an exclude file"), "git: \(git.status) \(git.stderr)")
+            let db = tmp + "/db"
+            let run = try Support.run([Support.evindex, "run", repo, "--gitignore", "--db", db, "--json"], environment: env)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(try Support.objects(run.stdout).first?["errors"] as? Int == 1)
+            let errors = try Support.objects(try Support.evindex(["log", "--json", "--type", "NonCriticalError", "--db", db]).stdout)
+            #expect(errors.count == 1)
+            #expect(errors.first?["operation"] as? String == "read-excludes-file" && errors.first?["error"] as? String == "EISDIR")
+            #expect(errors.first?["path"] as? String == repo, "\(errors)")
+            RulesTests.expectSame(try RulesTests.indexed(repo, db), [".gitignore", "a.txt"], "the other rules still apply")
+            #expect(!(try Support.evindex(["ls", repo, "-R", "--json", "--db", db]).text.contains("stale")))
+            #expect(try Support.evindex(["verify", "--db", db]).status == 0)
+        }
+    }
+
     /// A pattern and a `.gitignore` path that are not UTF-8: `PathRejected` carries the
     /// rule's exact bytes (`rule_b64`), in `log`, `why` and through `export` and `import`
     /// (it held `\xE9` text before).
