@@ -106,13 +106,25 @@ struct DuCommand: ParsableCommand {
             guard case let .directory(dirID, _) = location else {
                 throw CommandFailure(message: "\(displayPath(path)) is not a directory")
             }
+            var stale = try StaleListings(snapshot)
+            if json && since == nil && depth > 2 {
+                // Every directory's line as the walk of the rows reaches it: no row kept.
+                try forEachRow(snapshot, dirID, path) { rowPath, id, record in
+                    let isStale = try stale.totalsAreStale(of: id, snapshot)
+                    out.object { o in
+                        o.addPath("path", rowPath)
+                        fields(&o, record)
+                        if isStale { o.add("stale", true) }
+                    }
+                }
+                return
+            }
             var rows: [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)] = []
             if depth > 2 {
-                try collectFromRows(snapshot, dirID, path, into: &rows)
+                try forEachRow(snapshot, dirID, path) { rows.append((Array($0), $1, $2)) }
             } else {
                 try collect(snapshot, dirID, path, level: 0, into: &rows)
             }
-            var stale = try StaleListings(snapshot)
             var staleRows: Set<UInt64> = []
             for row in rows where try stale.totalsAreStale(of: row.dirID, snapshot) { staleRows.insert(row.dirID) }
             if let since {
@@ -163,18 +175,24 @@ struct DuCommand: ParsableCommand {
 
     /// `collect`'s rows, in its order, from the directory-size view alone: what a deep `du`
     /// asks of every directory below, without reading the entries of each (a million
-    /// entries' metadata for 172,000 directories' rows).
-    private func collectFromRows(
+    /// entries' metadata for 172,000 directories' rows). `visit` gets each row's path
+    /// (valid only during the call, built in one buffer as the walk goes), id and row.
+    private func forEachRow(
         _ snapshot: IndexSnapshot, _ top: UInt64, _ path: [UInt8],
-        into rows: inout [(path: [UInt8], dirID: UInt64, record: DirectoryRecord)]
+        _ visit: (UnsafeRawBufferPointer, UInt64, borrowing DirectoryRecord) throws -> Void
     ) throws {
         // Rows in id order; each parent's children found by position (no dictionary of
-        // 172,000 ids), listed together as in a compressed sparse row.
+        // 172,000 ids), listed together as in a compressed sparse row. Names also back to
+        // back in one buffer, so sorting siblings compares bytes without touching a row.
         var ids: [UInt64] = [], records: [DirectoryRecord] = []
+        var names: [UInt8] = [], nameStarts: [Int] = []
         try snapshot.forEachDirectory { id, row in
             ids.append(id)
+            nameStarts.append(names.count)
+            names.append(contentsOf: row.name)
             records.append(row)
         }
+        nameStarts.append(names.count)
         func position(_ id: UInt64) -> Int? {
             var low = 0, high = ids.count
             while low < high {
@@ -196,14 +214,23 @@ struct DuCommand: ParsableCommand {
             children[filled[p]] = i
             filled[p] += 1
         }
-        // Depth first, each directory's children in name order, as `collect` walks them.
-        var stack: [(position: Int, path: [UInt8], level: Int)] = [(topPosition, path, 0)]
-        while let (at, dirPath, level) = stack.popLast() {
-            rows.append((dirPath, ids[at], records[at]))
-            guard level < depth, starts[at] < starts[at + 1] else { continue }
-            children[starts[at]..<starts[at + 1]].sort { records[$0].name.lexicographicallyPrecedes(records[$1].name) }
-            for child in children[starts[at]..<starts[at + 1]].reversed() {
-                stack.append((child, records[child].name.withUnsafeBytes { joinPath(dirPath, $0) }, level + 1))
+        // Depth first, each directory's children in name order, as `collect` walks them;
+        // a child's path is its parent's (the buffer cut back to it) and its name.
+        var buffer = path
+        buffer.reserveCapacity(4096)
+        try names.withUnsafeBufferPointer { bytes in
+            func name(_ i: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[nameStarts[i]..<nameStarts[i + 1]]) }
+            var stack: [(position: Int, parentLength: Int, level: Int)] = [(topPosition, -1, 0)]
+            while let (at, parentLength, level) = stack.popLast() {
+                if parentLength >= 0 {
+                    buffer.removeSubrange(parentLength...)
+                    if buffer.last != UInt8(ascii: "/") { buffer.append(UInt8(ascii: "/")) }
+                    buffer.append(contentsOf: name(at))
+                }
+                try buffer.withUnsafeBytes { try visit($0, ids[at], records[at]) }
+                guard level < depth, starts[at] < starts[at + 1] else { continue }
+                children[starts[at]..<starts[at + 1]].sort { name($0).lexicographicallyPrecedes(name($1)) }
+                for child in children[starts[at]..<starts[at + 1]].reversed() { stack.append((child, buffer.count, level + 1)) }
             }
         }
     }
@@ -242,7 +269,7 @@ struct DuCommand: ParsableCommand {
         }
     }
 
-    private func fields(_ o: inout JSONObject, _ r: DirectoryRecord) {
+    private func fields(_ o: inout JSONObject, _ r: borrowing DirectoryRecord) {
         o.add("disk_bytes", r.duDiskBytes)
         o.add("apparent_bytes", r.duApparentBytes)
         o.add("size", r.totals.size)
