@@ -53,7 +53,7 @@ extension StoreError {
     /// can act on.
     public static func diskFullMessage(_ directory: String, _ error: any Error) -> String? {
         let code = (error as? LMDBError)?.rawValue
-        guard code == ENOSPC || code == EDQUOT || isOnFullDisk(directory) else { return nil }
+        guard code == ENOSPC || code == EDQUOT || (code == EIO && isOnFullDisk(directory)) else { return nil }
         return "the disk holding \(directory) is full (\(error)); free some space and run the command again"
     }
 

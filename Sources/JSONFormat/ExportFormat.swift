@@ -76,11 +76,11 @@ public enum ExportFormat {
 
     private static func decodeLines(_ bytes: [UInt8]) throws -> ExportedRun {
         var run: RunRecord?
-        var declaredBase = 0
+        var declaredBase: UInt64 = 0
         var base: [ExportedRun.BaseEntry] = []
         var events: [EventRecord] = []
         var lines = ExportLines()
-        var trailer: (line: Int, base: Int, events: Int, checksum: String)?
+        var trailer: (line: Int, base: UInt64, events: UInt64, checksum: String)?
         var checksum: UInt32 = 0
         var lineNumber = 0
         var start = 0
@@ -103,10 +103,10 @@ public enum ExportFormat {
                     }
                     run = try runRecord(value)
                     try ExportCheck.root(run!.root)
-                    declaredBase = Int(try uint(value, "base_entries"))
+                    declaredBase = try uint(value, "base_entries")
                 } else if value["evindex_export_end"] != nil {
                     guard value["evindex_export_end"] == .number("1") else { throw ImportFormatError("an export end of another version") }
-                    trailer = (lineNumber, Int(try uint(value, "base_entries")), Int(try uint(value, "events")), try string(value, "crc32c"))
+                    trailer = (lineNumber, try uint(value, "base_entries"), try uint(value, "events"), try string(value, "crc32c"))
                 } else if value["base"] == .bool(true) {
                     let name = try path(value, "name")
                     try ExportCheck.name(name)
@@ -136,11 +136,14 @@ public enum ExportFormat {
                 line: lineNumber,
                 message: "the export ends here without its last line (\"evindex_export_end\"): it was cut short (or written before exports had one)")
         }
-        guard trailer.base == base.count, trailer.events == events.count, declaredBase == base.count else {
+        guard trailer.base == UInt64(base.count), trailer.events == UInt64(events.count) else {
             throw ExportFormatError(
                 line: trailer.line,
                 message:
                     "the export says it holds \(trailer.base) base lines and \(trailer.events) events, it holds \(base.count) and \(events.count)")
+        }
+        guard declaredBase == UInt64(base.count) else {
+            throw ExportFormatError(line: 1, message: "the header says \(declaredBase) base lines, the export holds \(base.count)")
         }
         guard trailer.checksum == hex8(checksum) else {
             throw ExportFormatError(

@@ -41,7 +41,8 @@ public final class CompiledRules: Sendable {
     ///   - readFile: reads a file by absolute path, following a symlink at its end when
     ///     told to (git does for a repository's own files, not for `.gitignore`).
     public func rootContext(
-        isDirectory: ([UInt8]) -> Bool, exists: ([UInt8]) -> Bool, readFile: (_ path: [UInt8], _ followingSymlink: Bool) -> [UInt8]?
+        isDirectory: ([UInt8]) -> Bool, exists: ([UInt8]) -> Bool, readFile: (_ path: [UInt8], _ followingSymlink: Bool) -> [UInt8]?,
+        isNotAFile: ([UInt8]) -> Bool
     ) -> DirectoryRules {
         var context = DirectoryRules(depth: 0, relativePath: [], git: nil, filesAccepted: requireChildren.isEmpty)
         if !requireChildren.isEmpty {
@@ -72,7 +73,7 @@ public final class CompiledRules: Sendable {
         guard let topIndex = ancestors.firstIndex(where: isRepository) else { return context }
         let top = ancestors[topIndex]
         let readBelowTop = { (p: [UInt8], follow: Bool) in readFile(p.first == UInt8(ascii: "/") ? p : join(top, p), follow) }
-        var frame = GitFrame(tree: workTree(top: top, read: readBelowTop, exists: exists), pathInTree: [], file: nil, parent: nil)
+        var frame = GitFrame(tree: workTree(top: top, read: readBelowTop, isNotAFile: isNotAFile), pathInTree: [], file: nil, parent: nil)
         context.unreadableExcludesFile = frame.tree.unreadableExcludesFile
         frame = frame.with(file: ignoreFile(in: top, pathInTree: [], read: readFile))
         // Down from the top to the root's parent, then the root itself (read at its
@@ -103,7 +104,9 @@ public final class CompiledRules: Sendable {
     /// The files that apply everywhere in the work tree whose top is `top`.
     ///
     /// - Parameter read: reads a path relative to the top (or an absolute one).
-    private func workTree(top: [UInt8], read: ([UInt8], Bool) -> [UInt8]?, exists: ([UInt8]) -> Bool) -> GitWorkTree {
+    /// - Parameter isNotAFile: whether a path exists (through symlinks) as something other
+    ///   than a regular file: an excludes file git refuses.
+    private func workTree(top: [UInt8], read: ([UInt8], Bool) -> [UInt8]?, isNotAFile: ([UInt8]) -> Bool) -> GitWorkTree {
         // `.git` is the repository, or (worktrees, submodules) a file naming it; a linked
         // worktree shares its main repository's info/exclude and config (`commondir`).
         var gitDir = Self.dotGit
@@ -136,7 +139,7 @@ public final class CompiledRules: Sendable {
         if let path = config.excludesFile ?? GitConfig.defaultExcludesFile(environment: environment), !path.isEmpty {
             if let contents = read(path, true) {
                 files.append(IgnoreFile(source: absolute(path), base: [], contents: contents))
-            } else if exists(absolute(path)) {
+            } else if isNotAFile(absolute(path)) {
                 unreadable = absolute(path)
             }
         }
@@ -144,7 +147,7 @@ public final class CompiledRules: Sendable {
         if let info = read(exclude, true) {
             files.append(IgnoreFile(source: absolute(exclude), base: [], contents: info))
         }
-        let tracked = read(join(gitDir, Array("index".utf8)), true).flatMap(TrackedPaths.init(index:))
+        let tracked = read(join(gitDir, Array("index".utf8)), true).flatMap { TrackedPaths(index: $0, idLength: config.sha256 ? 32 : 20) }
         return GitWorkTree(
             top: top, repositoryFiles: files, ignoreCase: config.ignoreCase, tracked: tracked, unreadableExcludesFile: unreadable)
     }
@@ -164,15 +167,16 @@ public final class CompiledRules: Sendable {
     ///     `objects` and `refs`, or a `gitdir:` file), as git requires of a work tree's top.
     ///   - hasIgnoreFile: the listing holds a regular file named `.gitignore`.
     ///   - read: reads a file by a path relative to this directory (or an absolute one).
-    ///   - exists: whether a path (relative to this directory, or absolute) exists.
+    ///   - isNotAFile: whether a path (absolute) exists, through symlinks, as something
+    ///     other than a regular file.
     public func enter(
         _ context: inout DirectoryRules, hasGit: Bool, hasIgnoreFile: Bool, read: (_ path: [UInt8], _ followingSymlink: Bool) -> [UInt8]?,
-        exists: ([UInt8]) -> Bool
+        isNotAFile: ([UInt8]) -> Bool
     ) {
         guard ruleSet.gitignore else { return }
         let here = absolutePath(of: context)
         if hasGit {
-            context.git = GitFrame(tree: workTree(top: here, read: read, exists: exists), pathInTree: [], file: nil, parent: nil)
+            context.git = GitFrame(tree: workTree(top: here, read: read, isNotAFile: isNotAFile), pathInTree: [], file: nil, parent: nil)
             context.ignoredDirectory = nil
             context.unreadableExcludesFile = context.git?.tree.unreadableExcludesFile
         }
@@ -279,7 +283,7 @@ public struct DirectoryRules: Sendable {
     var git: GitFrame?
     /// The child-directory rules accept files here.
     var filesAccepted: Bool
-    /// Set where a work tree starts whose excludes file exists but could not be read (a
+    /// Set where a work tree starts whose excludes file is there but is no regular file (a
     /// directory, say): the walk records it once, as a non-critical error of this directory.
     public var unreadableExcludesFile: [UInt8]?
     /// Git ignores this directory (at the root: a directory between the top of its work
@@ -389,19 +393,4 @@ func normalized(_ path: [UInt8]) -> [UInt8] {
 
 func join(_ dir: [UInt8], _ name: [UInt8]) -> [UInt8] {
     dir == [UInt8(ascii: "/")] ? dir + name : dir + [UInt8(ascii: "/")] + name
-}
-
-/// Bytes as text for a rule's name: valid UTF-8 as is, other bytes as `\xHH`.
-func escaped(_ bytes: [UInt8]) -> String {
-    if let s = String(validating: bytes, as: UTF8.self) { return s }
-    var out = ""
-    for b in bytes {
-        if b < 0x80 {
-            out.unicodeScalars.append(Unicode.Scalar(b))
-        } else {
-            let hex = Array("0123456789ABCDEF")
-            out += "\\x" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 15)])
-        }
-    }
-    return out
 }

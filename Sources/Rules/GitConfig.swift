@@ -17,6 +17,8 @@ struct GitConfig: Sendable {
     /// `core.excludesFile` as set (nil: never set; empty: set to nothing).
     var excludesFile: [UInt8]?
     var ignoreCase = false
+    /// `extensions.objectFormat`: object ids of 32 bytes (sha256) instead of 20.
+    var sha256 = false
 
     /// The global config files, in the order git reads them.
     static func globalFiles(environment: [String: String]) -> [[UInt8]] {
@@ -59,6 +61,8 @@ struct GitConfig: Sendable {
                 excludesFile = expandingHome(value, environment)
             case ("core", nil, "ignorecase"):
                 ignoreCase = Self.bool(entry.value)
+            case ("extensions", nil, "objectformat"):
+                sha256 = entry.value.map { String(decoding: $0, as: UTF8.self).lowercased() == "sha256" } ?? false
             case ("include", nil, "path"), ("includeif", _, "path"):
                 guard let value = entry.value, !value.isEmpty, depth < 10 else { continue }
                 if entry.section == "includeif" {
@@ -136,11 +140,17 @@ struct GitConfig: Sendable {
         private var subsection: [UInt8]?
 
         init(_ text: [UInt8]) {
-            self.text = text
-            if text.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
+            // git reads CR LF as LF everywhere (a backslash before it continues the line).
+            var plain: [UInt8] = []
+            plain.reserveCapacity(text.count)
+            for (k, c) in text.enumerated() where !(c == 0x0D && k + 1 < text.count && text[k + 1] == 0x0A) { plain.append(c) }
+            self.text = plain
+            if plain.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
         }
 
-        private func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0B || c == 0x0C }
+        /// Git's own `isspace`: space, tab, CR, LF (not VT or FF).
+        private func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D }
+        private func isLetter(_ c: UInt8) -> Bool { (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) }
         private func isKeyByte(_ c: UInt8) -> Bool {
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == UInt8(ascii: "-")
         }
@@ -154,7 +164,7 @@ struct GitConfig: Sendable {
                     while i < text.count && text[i] != 10 { i += 1 }
                 } else if c == UInt8(ascii: "[") {
                     guard header() else { return nil }
-                } else if isKeyByte(c) {
+                } else if isLetter(c) {
                     var key: [UInt8] = []
                     while i < text.count && isKeyByte(text[i]) {
                         key.append(text[i] | (text[i] >= 0x41 && text[i] <= 0x5A ? 0x20 : 0))
@@ -166,8 +176,8 @@ struct GitConfig: Sendable {
                         i += 1
                         guard let v = parseValue() else { return nil }
                         value = v
-                    } else if i < text.count && text[i] != 10 && text[i] != UInt8(ascii: "#") && text[i] != UInt8(ascii: ";") {
-                        return nil
+                    } else if i < text.count && text[i] != 10 {
+                        return nil  // git: a key without `=` ends its line
                     }
                     return Entry(section: section, subsection: subsection, key: String(decoding: key, as: UTF8.self), value: value)
                 } else {

@@ -33,8 +33,8 @@ public final class IgnoreFile: Sendable {
     /// Indices of patterns by what an entry must have for them to match, so an entry is
     /// tried only against the few that can (as ripgrep's `ignore` groups its globs):
     /// literal basename patterns by name; `*suffix` patterns by their last byte; other
-    /// basename patterns with three literal bytes first (`name*`, `ab?c[0-9]`) by those
-    /// bytes; anchored patterns whose directories are literal (`/src/gen/*.c`) by that
+    /// basename patterns that start with literal bytes (`name*`, `ab?c[0-9]`) in a trie of
+    /// those bytes; anchored patterns whose directories are literal (`/src/gen/*.c`) by that
     /// directory. Letters are folded in every key; the match itself decides case.
     private let literalNames: [UInt64: [Int]]
     private let suffixesByLastByte: [UInt8: [Int]]

@@ -5,7 +5,8 @@
 /// the rule that ignores the directory). Index format (gitformat-index): a 12-byte header
 /// `DIRC`, version, entry count; each entry 40 bytes of stat data, the object id (20
 /// bytes, 32 in a SHA-256 repository), 16 bits of flags (and 16 more in version 3 and
-/// later when the extended bit is set), then the path: NUL-terminated and padded with NULs
+/// later when the extended bit is set), then the path (a submodule, mode 0o160000, is a
+/// directory of the work tree): NUL-terminated and padded with NULs
 /// to a multiple of 8 bytes in versions 2 and 3; in version 4, a varint of how many bytes
 /// to drop from the previous path, then the NUL-terminated rest, unpadded. Motivation:
 /// `git add -f build/keep.txt` keeps that file in git's eyes, and it vanished from the
@@ -16,25 +17,26 @@ struct TrackedPaths: Sendable {
     /// Every directory above a tracked path (a sparse index's directory entries too).
     private let directories: Set<[UInt8]>
 
-    /// Parses an index file; nil when it is not one this reader knows (then nothing is
-    /// taken as tracked, as before this reader existed).
-    init?(index bytes: [UInt8]) {
+    /// Parses an index file; nil when it is not one this reader knows or is damaged (then
+    /// nothing is taken as tracked, as before this reader existed).
+    ///
+    /// - Parameter idLength: 20 (SHA-1), or 32 in a repository whose config says
+    ///   `extensions.objectFormat = sha256`.
+    init?(index bytes: [UInt8], idLength: Int = 20) {
         guard bytes.count >= 12, bytes.starts(with: Array("DIRC".utf8)) else { return nil }
         func u32(_ at: Int) -> Int { Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3]) }
         let version = u32(4), count = u32(8)
         guard (2...4).contains(version) else { return nil }
         var files: Set<[UInt8]> = [], directories: Set<[UInt8]> = []
-        // SHA-1 unless the entries only make sense with 32-byte ids.
-        for idLength in [20, 32] {
-            files.removeAll(keepingCapacity: true)
-            directories.removeAll(keepingCapacity: true)
+        do {
             var at = 12
             var previous: [UInt8] = []
             var sound = true
             for _ in 0..<count {
                 let start = at
+                guard at + 40 + idLength + 2 <= bytes.count else { sound = false; break }
+                let mode = u32(at + 24)
                 at += 40 + idLength
-                guard at + 2 <= bytes.count else { sound = false; break }
                 let flags = Int(bytes[at]) << 8 | Int(bytes[at + 1])
                 at += 2
                 if version >= 3 && flags & 0x4000 != 0 { at += 2 }
@@ -46,7 +48,8 @@ struct TrackedPaths: Sendable {
                     at += 1
                     drop = c & 0x7F
                     while c & 0x80 != 0 {
-                        guard at < bytes.count else { sound = false; break }
+                        // git's decode_varint refuses what would overflow.
+                        guard at < bytes.count, drop < Int.max >> 8 else { sound = false; break }
                         c = Int(bytes[at])
                         at += 1
                         drop = ((drop + 1) << 7) | (c & 0x7F)
@@ -63,8 +66,9 @@ struct TrackedPaths: Sendable {
                 }
                 guard !path.isEmpty, path.first != UInt8(ascii: "/") else { sound = false; break }
                 previous = path
-                if path.last == UInt8(ascii: "/") {
-                    path.removeLast()  // a sparse index's directory: everything below is tracked
+                if path.last == UInt8(ascii: "/") || mode & 0o170000 == 0o160000 {
+                    // A sparse index's directory (everything below is tracked), or a submodule.
+                    if path.last == UInt8(ascii: "/") { path.removeLast() }
                     directories.insert(path)
                 } else {
                     files.insert(path)
@@ -75,8 +79,7 @@ struct TrackedPaths: Sendable {
                     if !directories.insert(cut).inserted { break }
                 }
             }
-            if sound { break }
-            if idLength == 32 { return nil }
+            guard sound else { return nil }
         }
         self.files = files
         self.directories = directories

@@ -144,7 +144,7 @@ package enum Wildmatch {
                         } else {
                             let name = Array(p[(pi + 2)..<nameEnd])
                             guard let member = posixClass(name) else { return .abortAll }
-                            if member(tc) || (casefold && name == Array("upper".utf8) && isLower(tc)) { matched = true }
+                            if member(tc) || (casefold && isLower(tc) && name.elementsEqual("upper".utf8)) { matched = true }
                             pi = end
                             c = 0
                         }

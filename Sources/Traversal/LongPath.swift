@@ -43,11 +43,17 @@ public enum LongPath {
         }
         var pending = start.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map(Array.init).reversed() as [[UInt8]]
         var resolved: [[UInt8]] = []
-        // directories[i] is the directory `resolved[0..<i]` names.
-        let root = open("/", pathOnly | O_DIRECTORY | O_CLOEXEC)
-        guard root >= 0 else { return nil }
-        var directories: [Int32] = [root]
-        defer { for fd in directories { close(fd) } }
+        // The directory `resolved` names, one descriptor: it holds no symlink, so `..` from
+        // it is its parent in the path too.
+        var current = open("/", pathOnly | O_DIRECTORY | O_CLOEXEC)
+        guard current >= 0 else { return nil }
+        defer { close(current) }
+        func move(to next: Int32) -> Bool {
+            guard next >= 0 else { return false }
+            close(current)
+            current = next
+            return true
+        }
         var symlinks = 0
         var lastIsDirectory = true
         while let name = pending.popLast() {
@@ -59,24 +65,23 @@ public enum LongPath {
             if name == [UInt8(ascii: "."), UInt8(ascii: ".")] {
                 if !resolved.isEmpty {
                     resolved.removeLast()
-                    close(directories.removeLast())
+                    guard move(to: openat(current, "..", pathOnly | O_DIRECTORY | O_CLOEXEC)) else { return nil }
                 }
                 continue
             }
             var st = stat()
             let rc = (name + [0]).withUnsafeBufferPointer { n in
-                n.withMemoryRebound(to: CChar.self) { fstatat(directories.last!, $0.baseAddress!, &st, AT_SYMLINK_NOFOLLOW) }
+                n.withMemoryRebound(to: CChar.self) { fstatat(current, $0.baseAddress!, &st, AT_SYMLINK_NOFOLLOW) }
             }
             guard rc == 0 else { return nil }
             if st.st_mode & S_IFMT == S_IFLNK {
                 symlinks += 1
-                guard symlinks <= 40, let target = readLink(directories.last!, name) else {
+                guard symlinks <= 40, let target = readLink(current, name) else {
                     if symlinks > 40 { errno = ELOOP }
                     return nil
                 }
                 if target.first == UInt8(ascii: "/") {
-                    for fd in directories.dropFirst() { close(fd) }
-                    directories.removeSubrange(1...)
+                    guard move(to: open("/", pathOnly | O_DIRECTORY | O_CLOEXEC)) else { return nil }
                     resolved.removeAll()
                 }
                 pending.append(contentsOf: target.split(separator: UInt8(ascii: "/")).map(Array.init).reversed())
@@ -85,13 +90,10 @@ public enum LongPath {
             resolved.append(name)
             lastIsDirectory = st.st_mode & S_IFMT == S_IFDIR
             if lastIsDirectory {
-                let fd = (name + [0]).withUnsafeBufferPointer { n in
-                    n.withMemoryRebound(to: CChar.self) {
-                        openat(directories.last!, $0.baseAddress!, pathOnly | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                    }
+                let next = (name + [0]).withUnsafeBufferPointer { n in
+                    n.withMemoryRebound(to: CChar.self) { openat(current, $0.baseAddress!, pathOnly | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
                 }
-                guard fd >= 0 else { return nil }
-                directories.append(fd)
+                guard move(to: next) else { return nil }
             }
         }
         if resolved.isEmpty { return [UInt8(ascii: "/")] }

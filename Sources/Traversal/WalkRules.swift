@@ -16,7 +16,7 @@ struct WalkRules<FS: FileSystem>: Sendable {
 
     /// The rules in force at the root, before its own listing is read.
     func rootContext() -> DirectoryRules {
-        compiled.rootContext(isDirectory: isDirectory, exists: exists, readFile: readFile)
+        compiled.rootContext(isDirectory: isDirectory, exists: exists, readFile: readFile, isNotAFile: isNotAFile)
     }
 
     /// Moves the entries the rules reject from `entries` to `rejected`, after taking this
@@ -49,23 +49,12 @@ struct WalkRules<FS: FileSystem>: Sendable {
                                     outOfDescriptors: &outOfDescriptors)
                             }
                         },
-                        exists: { path in
-                            (path + [0]).withUnsafeBufferPointer { p in
-                                (try? fs.stat(handle, UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self))) != nil
-                            }
-                        })
+                        isNotAFile: isNotAFile)
                 }
             }
             // Once, where the work tree starts: git refuses an excludes file it cannot read.
             if let path = ctx.unreadableExcludesFile {
-                var cause = Errno(rawValue: EINVAL)
-                withCString(path) { p in
-                    if (try? fs.stat(atPath: p))?.isDirectory == true {
-                        cause = Errno(rawValue: EISDIR)
-                    } else {
-                        do throws(Errno) { _ = try fs.readFileFollowingSymlink(DirectoryHandle(fd: AT_FDCWD), p) } catch { cause = error }
-                    }
-                }
+                let cause = Errno(rawValue: isDirectory(path + Array("/.".utf8)) ? EISDIR : EINVAL)
                 listing.errors.append(WalkError(directoryID: listing.directoryID, name: [], errno: cause, operation: .readExcludesFile))
                 ctx.unreadableExcludesFile = nil
             }
@@ -140,7 +129,26 @@ struct WalkRules<FS: FileSystem>: Sendable {
     /// Not following a symlink at the end of the path, as git does for `.gitignore` files;
     /// following it for a repository's own files.
     private func readFile(_ path: [UInt8], following: Bool) -> [UInt8]? {
-        withCString(path) { p in following ? try? fs.readFileFollowingSymlink(DirectoryHandle(fd: AT_FDCWD), p) : try? fs.readFile(atPath: p) }
+        withCString(path) { p in
+            following
+                ? try? LongPath.at(p) { (parent, name) throws(Errno) in try fs.readFileFollowingSymlink(DirectoryHandle(fd: parent), name) }
+                : try? fs.readFile(atPath: p)
+        }
+    }
+
+    /// Whether an absolute path is there, through symlinks, as something other than a
+    /// regular file (a directory, a FIFO): an excludes file git refuses. A missing file or
+    /// one that cannot be opened is not (git passes over those).
+    private func isNotAFile(_ path: [UInt8]) -> Bool {
+        if isDirectory(path + Array("/.".utf8)) { return true }
+        return withCString(path) { p in
+            do throws(Errno) {
+                _ = try LongPath.at(p) { (parent, name) throws(Errno) in try fs.readFileFollowingSymlink(DirectoryHandle(fd: parent), name) }
+                return false
+            } catch {
+                return error.rawValue == EINVAL  // readAll's word for "not a regular file"
+            }
+        }
     }
 
     private func withCString<R>(_ path: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {

@@ -78,6 +78,27 @@ struct ImportRefusalTests {
         }
     }
 
+    /// What else can be wrong with the ends of a file: a line after the trailer, a
+    /// trailer of another version, a header whose count disagrees, a count past 2^63.
+    @Test func brokenEndsAreRefused() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let lines = try Self.makeExport(tmp)
+            try Self.expectRefused(
+                tmp, (lines + [lines[1]]).map { $0 + "\n" }.joined(), saying: "line \(lines.count + 1): a line after the export's last line",
+                "a line after the trailer")
+            var other = lines
+            other[lines.count - 1] = other[lines.count - 1].replacingOccurrences(of: "\"evindex_export_end\":1", with: "\"evindex_export_end\":2")
+            try Self.expectRefused(tmp, other.map { $0 + "\n" }.joined(), saying: "an export end of another version", "trailer version")
+            var header = lines
+            header[0] = header[0].replacingOccurrences(of: #""base_entries":[0-9]+"#, with: "\"base_entries\":1", options: .regularExpression)
+            try Self.expectRefused(tmp, Self.sealed(header), saying: "line 1: the header says 1 base lines", "header count")
+            var huge = lines
+            huge[lines.count - 1] = huge[lines.count - 1].replacingOccurrences(
+                of: #""events":[0-9]+"#, with: "\"events\":18446744073709551615", options: .regularExpression)
+            try Self.expectRefused(tmp, huge.map { $0 + "\n" }.joined(), saying: "the export says it holds", "a count past 2^63")
+        }
+    }
+
     @Test(arguments: ["a/b", ".", "..", "", "nul\\u0000"])
     func anImpossibleNameIsRefused(_ name: String) throws {
         try Support.withTemporaryDirectory { tmp in

@@ -89,6 +89,23 @@ struct GitCasesTests {
         }
     }
 
+    /// A submodule (a gitlink entry, mode 160000) under an ignored directory is kept, as
+    /// git keeps it; what else is untracked there stays ignored.
+    @Test func aSubmoduleInAnIgnoredDirectoryIsKept() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let env = Self.environment(home: tmp + "/home"), repo = tmp + "/repo"
+            try Self.write(repo + "/.gitignore", "vendor/\n")
+            for f in ["vendor/lib/x.c", "vendor/other.txt", "top.txt"] { try Self.write(repo + "/" + f, "x") }
+            try Self.git(repo, ["init", "-q"], env)
+            try Self.git(repo, ["update-index", "--add", "--cacheinfo", "160000,1234567890123456789012345678901234567890,vendor/lib"], env)
+            let db = tmp + "/db"
+            #expect(try Support.run([Support.evindex, "run", repo, "--gitignore", "--db", db], environment: env).status == 0)
+            let indexed = try RulesTests.indexed(repo, db)
+            #expect(indexed.contains("vendor/lib/") && !indexed.contains("vendor/other.txt") && indexed.contains("top.txt"), "\(indexed.sorted())")
+            #expect(try Self.git(repo, ["ls-files", "--cached", "vendor"], env) == "vendor/lib\n")
+        }
+    }
+
     /// Git follows symlinks to its own files: `info/exclude` and the excludes file a
     /// config names may be symlinks, and `.git` may be a symlink to the repository.
     @Test func gitFilesReachedThroughSymlinks() throws {
@@ -218,7 +235,9 @@ struct GitCasesTests {
             ]
             for f in files { try Self.write(repo + "/" + f, "x") }
             // The NUL line only where it is the case: elsewhere "foo" is not ignored.
-            try Self.write(repo + "/.gitignore", "*.log\n[A-C]*.txt\n[a]x\nbuild/\n[[:upper:]]pper\n" + (name == "nul" ? "foo\u{0}bar\n" : ""))
+            for f in ["Foobar.md", "fOO2", "src/a.c", "Src/b.c", "src/keep.h"] { try Self.write(repo + "/" + f, "x") }
+            try Self.write(
+                repo + "/.gitignore", "*.log\n[A-C]*.txt\n[a]x\nbuild/\n[[:upper:]]pper\nFoo*\n/Src/*.c\n" + (name == "nul" ? "foo\u{0}bar\n" : ""))
             try Self.git(repo, ["init", "-q"], env)
             try Self.compare(repo, env, db: tmp + "/db")
         }

@@ -362,6 +362,48 @@ struct RulesTests {
 
     /// Random and mutated rules files and ignore files never trap; every error names a line
     /// that exists; wildmatch terminates on hostile patterns.
+    /// Git's index and config readers take seeded mutations of real files (index
+    /// versions 2 and 4 written by git, a config with includes, subsections and
+    /// continuations): each ends, never traps; a v4 varint of ten 0xFF bytes is refused.
+    @Test func gitIndexAndConfigReadersSurviveFuzzing() throws {
+        try Support.withTemporaryDirectory { tmp in
+            let repo = tmp + "/repo"
+            try FileManager.default.createDirectory(atPath: repo + "/d/e", withIntermediateDirectories: true)
+            for f in ["a", "d/b", "d/e/c", "d/e/cc"] { _ = FileManager.default.createFile(atPath: repo + "/" + f, contents: Data()) }
+            try Self.git(repo, ["init", "-q"])
+            try Self.git(repo, ["add", "."])
+            var indexes: [[UInt8]] = []
+            for version in ["2", "4"] {
+                try Self.git(repo, ["update-index", "--index-version", version])
+                indexes.append(Array(try Data(contentsOf: URL(fileURLWithPath: repo + "/.git/index"))))
+            }
+            for index in indexes { #expect(TrackedPaths(index: index)?.contains(Array("d/e/cc".utf8), isDirectory: false) == true) }
+            // A v4 entry whose prefix length is ten 0xFF bytes (an overflow in a naive reader).
+            var overflow = indexes[1]
+            overflow.replaceSubrange((12 + 62)..<(12 + 62 + 10), with: [UInt8](repeating: 0xFF, count: 10))
+            #expect(TrackedPaths(index: overflow) == nil)
+            let config = Array("[core]\n\texcludesFile = \"~/a b\" ; c\n[include]\n\tpath = x\n[core \"s\"]\n\tk = v\\\n w\n".utf8)
+            var random = SplitMix64(seed: 11)
+            func below(_ n: Int) -> Int { Int(random.next() % UInt64(max(n, 1))) }
+            for trial in 0..<6_000 {
+                var bytes = trial % 3 == 2 ? config : indexes[trial % 2]
+                for _ in 0...below(6) {
+                    switch below(3) {
+                    case 0 where !bytes.isEmpty: bytes[below(bytes.count)] = UInt8(truncatingIfNeeded: random.next())
+                    case 1 where !bytes.isEmpty: bytes.removeSubrange(below(bytes.count)...)
+                    default: bytes.insert(UInt8(truncatingIfNeeded: random.next()), at: below(bytes.count + 1))
+                    }
+                }
+                if trial % 3 == 2 {
+                    var parsed = GitConfig()
+                    parsed.read(bytes, source: Array("/c".utf8), gitDir: Array("/r/.git".utf8), environment: ["HOME": "/h"]) { _ in nil }
+                } else {
+                    _ = TrackedPaths(index: bytes)
+                }
+            }
+        }
+    }
+
     @Test func parsersSurviveFuzzing() throws {
         var rng = SystemRandomNumberGenerator()
         let seeds: [[UInt8]] = [

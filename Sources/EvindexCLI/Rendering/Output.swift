@@ -48,8 +48,8 @@ struct Output {
 
     /// `ls`'s line for an entry: with `diskUsage`, the bytes it takes on disk (st_blocks ×
     /// 512) right-aligned in 14 columns; a kind letter (`-` file, `d` dir, `l` symlink,
-    /// `?` other), the size right-aligned in 14 columns, the mtime (UTC) and the path.
-    /// One entry as `ls` prints it; `stale` puts a `!` after the kind.
+    /// `?` other), `!` when `stale` (else a space), the size right-aligned in 14 columns,
+    /// the mtime (UTC) and the path.
     mutating func entryLine(_ path: UnsafeRawBufferPointer, _ m: EntryMetadata, diskUsage: Bool = false, stale: Bool = false) {
         if diskUsage {
             rightAligned(m.diskBytes, width: 14)
