@@ -50,10 +50,7 @@ public struct DecodeError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-private func hex(_ v: UInt32) -> String {
-    let s = String(v, radix: 16)
-    return "0x" + String(repeating: "0", count: 8 - s.count) + s
-}
+private func hex(_ v: UInt32) -> String { "0x" + fixedWidthHex(v) }
 
 /// A growable byte buffer reused across records, so encoding allocates nothing per event.
 public struct ByteWriter: ~Copyable {

@@ -51,10 +51,7 @@ public enum ExportFormat {
         return o.json
     }
 
-    static func hex8(_ v: UInt32) -> String {
-        let digits = String(v, radix: 16)
-        return String(repeating: "0", count: 8 - digits.count) + digits
-    }
+    static func hex8(_ v: UInt32) -> String { fixedWidthHex(v) }
 
     /// One event of the run.
     public static func event(_ record: EventRecord) -> String {

@@ -18,10 +18,7 @@ public struct ViewDigest: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-private func hex(_ v: UInt64) -> String {
-    let s = String(v, radix: 16)
-    return String(repeating: "0", count: 16 - s.count) + s
-}
+private func hex(_ v: UInt64) -> String { fixedWidthHex(v) }
 
 extension Views {
     private func digest(_ txn: Transaction, _ db: Database) throws -> (UInt64, Int) {

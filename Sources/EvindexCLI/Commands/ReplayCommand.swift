@@ -103,7 +103,4 @@ struct ReplayCommand: ParsableCommand {
     }
 }
 
-func hex16(_ v: UInt64) -> String {
-    let s = String(v, radix: 16)
-    return String(repeating: "0", count: 16 - s.count) + s
-}
+func hex16(_ v: UInt64) -> String { fixedWidthHex(v) }
