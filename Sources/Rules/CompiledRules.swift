@@ -196,25 +196,25 @@ public final class CompiledRules: Sendable {
             let path = git.pathInTree.isEmpty ? Array(name) : git.pathInTree + [UInt8(ascii: "/")] + Array(name)
             child.git = GitFrame(tree: git.tree, pathInTree: path, file: nil, parent: git.file == nil ? git.parent ?? git : git)
             // Entered though ignored: only for what the index tracks below it.
-            if git.tree.tracked != nil {
-                if let why = context.ignoredDirectory {
-                    child.ignoredDirectory = why
-                } else if let (file, pattern) = git.lastMatch(name: name, isDirectory: true), !pattern.negated {
-                    child.ignoredDirectory = Self.rule(file, pattern)
-                }
+            if let why = context.ignoredDirectory {
+                child.ignoredDirectory = why
+            } else if !context.keptForTracked.isEmpty {
+                child.ignoredDirectory = context.keptForTracked[Array(name)]
             }
+            child.keptForTracked = [:]
         }
         return child
     }
 
     // MARK: - Verdicts
 
-    /// What to do with one entry of a directory whose context is `context`.
+    /// What to do with one entry of a directory whose context is `context` (which notes a
+    /// directory kept only for what the index tracks below it).
     ///
     /// - Parameters:
     ///   - hasChildDirectory: whether this entry (a directory) has a child directory of that name.
     public func classify(
-        _ name: UnsafeRawBufferPointer, isDirectory: Bool, in context: DirectoryRules,
+        _ name: UnsafeRawBufferPointer, isDirectory: Bool, in context: inout DirectoryRules,
         hasChildDirectory: ([UInt8]) -> Bool
     ) -> Verdict {
         // Rejections first, in a fixed order: the first that applies names the rejection.
@@ -233,10 +233,9 @@ public final class CompiledRules: Sendable {
                 return .rejected(Array("reject-if-child ".utf8) + child)
             }
         }
-        if let git = context.git, let (file, pattern) = git.lastMatch(name: name, isDirectory: isDirectory), !pattern.negated,
-            !git.isTracked(name: name, isDirectory: isDirectory)
-        {
-            return .rejected(Self.rule(file, pattern))
+        if let git = context.git, let (file, pattern) = git.lastMatch(name: name, isDirectory: isDirectory), !pattern.negated {
+            guard git.isTracked(name: name, isDirectory: isDirectory) else { return .rejected(Self.rule(file, pattern)) }
+            if isDirectory { context.keptForTracked[Array(name)] = Self.rule(file, pattern) }
         }
         if isDirectory {
             var filesAccepted = context.filesAccepted
@@ -286,6 +285,9 @@ public struct DirectoryRules: Sendable {
     /// Set where a work tree starts whose excludes file is there but is no regular file (a
     /// directory, say): the walk records it once, as a non-critical error of this directory.
     public var unreadableExcludesFile: [UInt8]?
+    /// Directories of this listing that an ignore rule matches but the index keeps
+    /// (something below them is tracked): name → that rule, for their own contexts.
+    var keptForTracked: [[UInt8]: [UInt8]] = [:]
     /// Git ignores this directory (at the root: a directory between the top of its work
     /// tree and it), which is entered only for what the index tracks in it: every other
     /// entry is rejected by this rule.

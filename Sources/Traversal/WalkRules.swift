@@ -62,7 +62,7 @@ struct WalkRules<FS: FileSystem>: Sendable {
             kept.reserveCapacity(listing.entries.count)
             for var entry in listing.entries {
                 let n = name(entry)
-                let verdict = rules.classify(n, isDirectory: entry.stat.isDirectory, in: ctx) { child in
+                let verdict = rules.classify(n, isDirectory: entry.stat.isDirectory, in: &ctx) { child in
                     // "name/child", relative to this directory: one lstat, no descent.
                     (Array(n) + [UInt8(ascii: "/")] + child + [0]).withUnsafeBufferPointer { p in
                         let path = UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self)
