@@ -121,15 +121,16 @@ public protocol FileSystem: Sendable {
 
 extension FileSystem {
     public func readFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
-        // O_NONBLOCK: a FIFO planted where a file is expected must not hang the walk.
-        let fd = openat(directory.fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
-        if fd < 0 { throw Errno.current }
-        defer { Glibc.close(fd) }
-        return try readAll(fd)
+        try readRegularFile(directory, name, O_NOFOLLOW)
     }
 
     public func readFileFollowingSymlink(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>) throws(Errno) -> [UInt8] {
-        let fd = openat(directory.fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        try readRegularFile(directory, name, 0)
+    }
+
+    private func readRegularFile(_ directory: DirectoryHandle, _ name: UnsafePointer<CChar>, _ flags: Int32) throws(Errno) -> [UInt8] {
+        // O_NONBLOCK: a FIFO planted where a file is expected must not hang the walk.
+        let fd = openat(directory.fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags)
         if fd < 0 { throw Errno.current }
         defer { Glibc.close(fd) }
         return try readAll(fd)
