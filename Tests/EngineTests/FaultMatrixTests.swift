@@ -90,6 +90,12 @@ struct FaultMatrixTests {
             #expect(try listed() == expected && expected.count == 7)
             let runs = try Support.objects(try Support.evindex(["runs", "--json", "--db", db]).stdout)
             #expect(runs.first?["root"] as? String == root, "the root is resolved through the symlink")
+            // The same root by an absolute symlink and a `..` past it: one root, resolved alike.
+            try FileManager.default.createSymbolicLink(atPath: tmp + "/absolute", withDestinationPath: tmp + "/tree")
+            let winding = tmp + "/absolute/" + chain + "/a/../" + ".//"
+            let again1 = try Support.evindex(["run", winding, "--db", db, "--json"])
+            #expect(again1.status == 0, "\(again1.stderr.prefix(300))")
+            #expect(try Support.objects(again1.stdout).first?["root"] as? String == root)
             // A change at the bottom, then a rescan by the resolved path.
             let grow =
                 "import os, sys\nfd = os.open('/', os.O_RDONLY)\nfor n in (sys.argv[1].strip('/') + '/a/one').split('/')[:-1]:\n    nfd = os.open(n, os.O_RDONLY, dir_fd=fd); os.close(fd); fd = nfd\ng = os.open('one', os.O_WRONLY | os.O_APPEND, dir_fd=fd); os.write(g, b'more'); os.close(g)\n"
